@@ -1,0 +1,335 @@
+//! The custom-resource runtime every kedaform Lambda runs.
+//!
+//! A handler implements create / update / delete over typed properties; the runtime owns the
+//! protocol: it decodes the request, runs the handler under a deadline, turns errors, panics
+//! and timeouts into FAILED, and sends exactly one response per invocation.
+
+mod properties;
+pub mod response;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::cloudformation::{
+    CloudFormationCustomResourceRequest as Request, CloudFormationCustomResourceResponse as Response,
+    CloudFormationCustomResourceResponseStatus as Status,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::time::Instant;
+
+pub use properties::{UnknownKeys, decode as decode_properties};
+
+use crate::{Error, error_chain};
+
+/// Physical id prefix of a resource whose Create failed. CloudFormation sends a Delete for it
+/// during rollback; that Delete must succeed without touching anything.
+pub const FAILED_CREATE_PREFIX: &str = "kedaform:create-failed:";
+
+/// Time kept back from the Lambda deadline to send the response.
+pub const DEFAULT_RESPONSE_MARGIN: Duration = Duration::from_secs(5);
+
+/// What a successful Create or Update reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Stable id of the thing managed. A different id on Update means replacement:
+    /// CloudFormation later sends a Delete for the old id.
+    pub physical_id: String,
+    /// Attributes for `Fn::GetAtt`.
+    pub data: BTreeMap<String, String>,
+}
+
+impl Outcome {
+    pub fn new(physical_id: impl Into<String>) -> Self {
+        Self {
+            physical_id: physical_id.into(),
+            data: BTreeMap::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.data.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// The request as a handler sees it, with its deadline and a note of what it is doing (which
+/// a timeout reports).
+#[derive(Debug)]
+pub struct Invocation {
+    pub stack_id: String,
+    pub request_id: String,
+    pub logical_resource_id: String,
+    pub resource_type: String,
+    deadline: Instant,
+    step: Mutex<String>,
+}
+
+impl Invocation {
+    /// When the handler must have finished; waits inside it are bounded by this.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Records what the handler is doing now.
+    pub fn step(&self, doing: impl Into<String>) {
+        let doing = doing.into();
+        tracing::info!(step = %doing);
+        *self.step.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = doing;
+    }
+
+    fn current_step(&self) -> String {
+        self.step
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A custom resource type. Implementations must be idempotent: CloudFormation may deliver
+/// the same request more than once.
+pub trait CustomResource: Send + Sync + 'static {
+    type Properties: DeserializeOwned + Send + 'static;
+
+    fn create(
+        &self,
+        invocation: &Invocation,
+        properties: Self::Properties,
+    ) -> impl Future<Output = Result<Outcome, Error>> + Send;
+
+    /// Never deletes the old thing itself when it returns a new physical id.
+    fn update(
+        &self,
+        invocation: &Invocation,
+        physical_id: &str,
+        properties: Self::Properties,
+        old_properties: Self::Properties,
+    ) -> impl Future<Output = Result<Outcome, Error>> + Send;
+
+    /// Already gone is success.
+    fn delete(
+        &self,
+        invocation: &Invocation,
+        physical_id: &str,
+        properties: Self::Properties,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// Runs one handler for every request of a Lambda's lifetime.
+#[derive(Debug)]
+pub struct Runtime<H> {
+    handler: Arc<H>,
+    http: reqwest::Client,
+    response_margin: Duration,
+}
+
+impl<H: CustomResource> Runtime<H> {
+    pub fn new(handler: H) -> Self {
+        Self {
+            handler: Arc::new(handler),
+            http: reqwest::Client::new(),
+            response_margin: DEFAULT_RESPONSE_MARGIN,
+        }
+    }
+
+    #[must_use]
+    pub fn with_response_margin(mut self, margin: Duration) -> Self {
+        self.response_margin = margin;
+        self
+    }
+
+    /// The Lambda entry point. Always `Ok`: CloudFormation invokes asynchronously and an
+    /// error would only make Lambda deliver the same event again.
+    pub async fn invoke(&self, event: lambda_runtime::LambdaEvent<Value>) -> Result<(), lambda_runtime::Error> {
+        let deadline = deadline_from_epoch_millis(event.context.deadline);
+        self.handle(event.payload, deadline).await;
+        Ok(())
+    }
+
+    /// Handles one request and delivers its response; returns the response as sent.
+    pub async fn handle(&self, payload: Value, deadline: Instant) -> Option<Response> {
+        let Some(url) = payload.get("ResponseURL").and_then(Value::as_str).map(str::to_owned) else {
+            tracing::error!(
+                event = %payload,
+                "event has no ResponseURL: not a CloudFormation custom-resource request, nothing to answer"
+            );
+            return None;
+        };
+        let mut response = self.respond(payload, deadline).await;
+        let body = response::body(&mut response);
+        tracing::info!(
+            status = ?response.status,
+            physical_resource_id = %response.physical_resource_id,
+            reason = response.reason.as_deref().unwrap_or(""),
+            "responding"
+        );
+        match response::deliver(&self.http, &url, body, deadline).await {
+            Ok(attempts) => tracing::info!(attempts, "response delivered"),
+            Err(failure) => tracing::error!(
+                attempts = failure.attempts,
+                error = %failure.last_error,
+                request_id = %response.request_id,
+                stack_id = %response.stack_id,
+                "COULD NOT DELIVER THE RESPONSE: the stack waits until CloudFormation's own timeout"
+            ),
+        }
+        Some(response)
+    }
+
+    /// Computes the response for a request without sending it: the handler's work and every
+    /// way it can fail, mapped to SUCCESS or FAILED.
+    pub async fn respond(&self, payload: Value, deadline: Instant) -> Response {
+        let mut response = Response::default();
+        let text = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+        response.stack_id = text("StackId");
+        response.request_id = text("RequestId");
+        response.logical_resource_id = text("LogicalResourceId");
+        let known_id = text("PhysicalResourceId");
+        response.physical_resource_id = if known_id.is_empty() {
+            format!("{FAILED_CREATE_PREFIX}{}", response.request_id)
+        } else {
+            known_id
+        };
+
+        let request: Request<Value, Value> = match serde_json::from_value(payload) {
+            Ok(request) => request,
+            Err(error) => return failed(response, format!("malformed custom-resource request: {error}")),
+        };
+        let handler_deadline = deadline.checked_sub(self.response_margin).unwrap_or_else(Instant::now);
+        let invocation = |resource_type: &str| {
+            Arc::new(Invocation {
+                stack_id: response.stack_id.clone(),
+                request_id: response.request_id.clone(),
+                logical_resource_id: response.logical_resource_id.clone(),
+                resource_type: resource_type.to_owned(),
+                deadline: handler_deadline,
+                step: Mutex::new("starting".into()),
+            })
+        };
+        let handler = Arc::clone(&self.handler);
+
+        match request {
+            Request::Create(create) => {
+                let invocation = invocation(&create.resource_type);
+                let props = match properties::decode(&create.resource_properties, UnknownKeys::Reject) {
+                    Ok(props) => props,
+                    Err(error) => return failed(response, error_chain(&error)),
+                };
+                let task = {
+                    let invocation = Arc::clone(&invocation);
+                    tokio::spawn(async move { handler.create(&invocation, props).await })
+                };
+                match supervise(task, &invocation).await {
+                    Ok(outcome) => succeeded(response, outcome),
+                    Err(reason) => failed(response, reason),
+                }
+            }
+            Request::Update(update) => {
+                let invocation = invocation(&update.resource_type);
+                let decoded = properties::decode(&update.resource_properties, UnknownKeys::Reject).and_then(|new| {
+                    properties::decode(&update.old_resource_properties, UnknownKeys::Ignore).map(|old| (new, old))
+                });
+                let (props, old) = match decoded {
+                    Ok(both) => both,
+                    Err(error) => return failed(response, error_chain(&error)),
+                };
+                let physical_id = update.physical_resource_id;
+                let task = {
+                    let invocation = Arc::clone(&invocation);
+                    tokio::spawn(async move { handler.update(&invocation, &physical_id, props, old).await })
+                };
+                match supervise(task, &invocation).await {
+                    Ok(outcome) => succeeded(response, outcome),
+                    Err(reason) => failed(response, reason),
+                }
+            }
+            Request::Delete(delete) => {
+                let physical_id = delete.physical_resource_id;
+                if physical_id.starts_with(FAILED_CREATE_PREFIX) {
+                    tracing::info!(%physical_id, "the Create of this resource failed: nothing to delete");
+                    return response;
+                }
+                let invocation = invocation(&delete.resource_type);
+                let props = match properties::decode(&delete.resource_properties, UnknownKeys::Ignore) {
+                    Ok(props) => props,
+                    Err(error) => return failed(response, error_chain(&error)),
+                };
+                let task = {
+                    let invocation = Arc::clone(&invocation);
+                    tokio::spawn(async move { handler.delete(&invocation, &physical_id, props).await })
+                };
+                match supervise(task, &invocation).await {
+                    Ok(()) => response,
+                    Err(reason) => failed(response, reason),
+                }
+            }
+            _ => failed(
+                response,
+                "unsupported RequestType: expected Create, Update or Delete".into(),
+            ),
+        }
+    }
+}
+
+/// Waits for the handler until its deadline; errors, panics and the timeout become a reason.
+async fn supervise<T>(
+    mut task: tokio::task::JoinHandle<Result<T, Error>>,
+    invocation: &Invocation,
+) -> Result<T, String> {
+    let started = Instant::now();
+    match tokio::time::timeout_at(invocation.deadline, &mut task).await {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(error))) => Err(error_chain(&error)),
+        Ok(Err(join)) => Err(match join.try_into_panic() {
+            Ok(panic) => format!("the handler panicked: {}", panic_message(panic.as_ref())),
+            Err(join) => format!("the handler was cancelled: {join}"),
+        }),
+        Err(_) => {
+            task.abort();
+            Err(format!(
+                "timed out after {:.1}s while {}; raise the Lambda timeout or fix what it waited for",
+                started.elapsed().as_secs_f64(),
+                invocation.current_step()
+            ))
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text
+    } else {
+        "(no message)"
+    }
+}
+
+fn succeeded(mut response: Response, outcome: Outcome) -> Response {
+    response.status = Status::Success;
+    response.physical_resource_id = outcome.physical_id;
+    response.data = outcome.data.into_iter().collect();
+    response
+}
+
+fn failed(mut response: Response, reason: String) -> Response {
+    response.status = Status::Failed;
+    response.reason = Some(reason);
+    response
+}
+
+/// The Lambda context gives the deadline as milliseconds since the Unix epoch.
+fn deadline_from_epoch_millis(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let left = u128::from(deadline_ms).saturating_sub(now_ms);
+    Instant::now() + Duration::from_millis(u64::try_from(left).unwrap_or(u64::MAX))
+}

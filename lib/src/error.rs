@@ -1,0 +1,56 @@
+use std::fmt::Write as _;
+
+/// Every failure the library reports. Messages name the input at fault and what to do,
+/// because CloudFormation shows them verbatim as the resource's status reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("property {property}: {message}")]
+    InvalidProperty { property: String, message: String },
+
+    #[error("the resource properties could not be read: {0}")]
+    Properties(#[source] serde_json::Error),
+
+    #[error(
+        "unknown {}: {}; check the spelling against the resource reference in the README",
+        if .0.len() == 1 { "property" } else { "properties" },
+        .0.join(", ")
+    )]
+    UnknownProperties(Vec<String>),
+
+    #[error("the trust policy of role {role} is not a valid policy document: {message}")]
+    MalformedPolicy { role: String, message: String },
+
+    #[error("IAM {action} on role {role} failed")]
+    Iam {
+        action: &'static str,
+        role: String,
+        #[source]
+        source: Box<aws_sdk_iam::Error>,
+    },
+
+    #[error("the deadline passed while {0}")]
+    DeadlineExceeded(String),
+}
+
+impl Error {
+    pub fn invalid(property: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidProperty {
+            property: property.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The error and all its sources on one line, the way a stack event should show it.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            let _ = write!(text, ": {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}

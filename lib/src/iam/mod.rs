@@ -1,0 +1,397 @@
+//! `Custom::KedaTrustPolicy`: lets exactly the KEDA operator role assume the consumer role.
+//!
+//! The policy work is pure ([`policy`]); this module reads and writes the role through IAM.
+
+pub mod policy;
+
+use std::time::Duration;
+
+use aws_sdk_iam::Client;
+use aws_sdk_iam::operation::get_role::GetRoleError;
+use aws_sdk_iam::operation::update_assume_role_policy::UpdateAssumeRolePolicyError;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::Error;
+use crate::cfn::{CustomResource, Invocation, Outcome};
+use policy::{KEDA_STATEMENT_SID, KedaTrust, Plan};
+
+/// Properties of `Custom::KedaTrustPolicy`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrustPolicyProperties {
+    /// The consumer role: name or ARN.
+    pub role_name: String,
+    /// The KEDA operator's role, the one principal allowed to assume the consumer role.
+    pub keda_role_arn: String,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default = "exclusive_by_default")]
+    pub exclusive: bool,
+}
+
+fn exclusive_by_default() -> bool {
+    true
+}
+
+/// An IAM role ARN, `arn:<partition>:iam::<account>:role/<path/><name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleArn {
+    pub partition: String,
+    pub account: String,
+    pub name: String,
+}
+
+const PARTITIONS: [&str; 8] = [
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+    "aws-eusc",
+];
+
+impl RoleArn {
+    /// Parses `text` as given in `property`, so that an error names it.
+    pub fn parse(property: &str, text: &str) -> Result<Self, Error> {
+        let bad = |why: &str| {
+            Error::invalid(
+                property,
+                format!(
+                    "{text:?} is not an IAM role ARN ({why}); expected arn:aws:iam::<12-digit account>:role/<name>"
+                ),
+            )
+        };
+        let parts: Vec<&str> = text.splitn(6, ':').collect();
+        let [arn, partition, service, region, account, resource] = parts[..] else {
+            return Err(bad("it has fewer than six ':'-separated parts"));
+        };
+        if arn != "arn" || service != "iam" || !region.is_empty() {
+            return Err(bad("it does not start with arn:<partition>:iam::"));
+        }
+        if !PARTITIONS.contains(&partition) {
+            return Err(bad(&format!("unknown partition {partition:?}")));
+        }
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("the account is not 12 digits"));
+        }
+        let Some(path_and_name) = resource.strip_prefix("role/") else {
+            return Err(bad("the resource is not role/..."));
+        };
+        let name = path_and_name.rsplit('/').next().unwrap_or_default();
+        if validate_role_name(property, name).is_err() {
+            return Err(bad("the role name is empty or has characters IAM does not allow"));
+        }
+        Ok(Self {
+            partition: partition.to_owned(),
+            account: account.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+fn validate_role_name(property: &str, name: &str) -> Result<(), Error> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            property,
+            format!("{name:?} is not a valid IAM role name (1-64 of A-Z a-z 0-9 + = , . @ _ -)"),
+        ))
+    }
+}
+
+/// The role name in `RoleName`, which may be a name or an ARN.
+pub fn role_name(input: &str) -> Result<String, Error> {
+    if input.starts_with("arn:") {
+        Ok(RoleArn::parse("RoleName", input)?.name)
+    } else {
+        validate_role_name("RoleName", input)?;
+        Ok(input.to_owned())
+    }
+}
+
+/// Physical id: one per consumer role, so that a new `RoleName` is a replacement.
+pub fn physical_id(role_name: &str) -> String {
+    format!("{role_name}/{KEDA_STATEMENT_SID}")
+}
+
+/// A role as read from IAM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Role {
+    pub arn: String,
+    pub trust_policy: Value,
+}
+
+/// Trust-policy operations on one account's roles; used by the Lambda and the CLI.
+#[derive(Debug, Clone)]
+pub struct TrustPolicies {
+    iam: Client,
+}
+
+impl TrustPolicies {
+    pub fn new(iam: Client) -> Self {
+        Self { iam }
+    }
+
+    /// The role and its trust policy, or None when the role does not exist.
+    pub async fn read(&self, role_name: &str) -> Result<Option<Role>, Error> {
+        let output = match self.iam.get_role().role_name(role_name).send().await {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(GetRoleError::is_no_such_entity_exception) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(iam_error("GetRole", role_name, error)),
+        };
+        let role = output.role.ok_or_else(|| Error::MalformedPolicy {
+            role: role_name.to_owned(),
+            message: "GetRole returned no role".into(),
+        })?;
+        let text = role.assume_role_policy_document.unwrap_or_default();
+        let trust_policy = policy::parse_document(&text).map_err(malformed(role_name))?;
+        Ok(Some(Role {
+            arn: role.arn,
+            trust_policy,
+        }))
+    }
+
+    /// Writes `document` as the role's trust policy. IAM rejects a principal it has not yet
+    /// seen (a role created seconds ago) as invalid for a while, so that error is retried with
+    /// backoff until `deadline`. Returns false when the role no longer exists.
+    pub async fn write(&self, role_name: &str, document: &Value, deadline: Instant) -> Result<bool, Error> {
+        let text = document.to_string();
+        let mut backoff = Duration::from_millis(500);
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let sent = self
+                .iam
+                .update_assume_role_policy()
+                .role_name(role_name)
+                .policy_document(&text)
+                .send()
+                .await;
+            let Err(error) = sent else {
+                return Ok(true);
+            };
+            let service = error.as_service_error();
+            if service.is_some_and(UpdateAssumeRolePolicyError::is_no_such_entity_exception) {
+                return Ok(false);
+            }
+            let invalid_principal = service.is_some_and(|e| {
+                e.is_malformed_policy_document_exception()
+                    && e.meta().message().is_some_and(|m| m.contains("Invalid principal"))
+            });
+            if !invalid_principal {
+                return Err(iam_error("UpdateAssumeRolePolicy", role_name, error));
+            }
+            if Instant::now() + backoff >= deadline {
+                return Err(Error::invalid(
+                    "KedaRoleArn",
+                    format!(
+                        "IAM still rejects the principal as invalid after {attempts} attempts over {:.0?} ({}); \
+                         check that the KEDA role exists",
+                        started.elapsed(),
+                        service.and_then(|e| e.meta().message()).unwrap_or_default()
+                    ),
+                ));
+            }
+            tracing::info!(attempts, ?backoff, "IAM does not know the principal yet; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(8));
+        }
+    }
+
+    /// Reads the role and plans the policy that grants `trust`.
+    pub async fn plan_apply(&self, role_name: &str, trust: &KedaTrust) -> Result<(Role, Plan), Error> {
+        let keda = RoleArn::parse("KedaRoleArn", &trust.keda_role_arn)?;
+        let role = self.read(role_name).await?.ok_or_else(|| {
+            Error::invalid(
+                "RoleName",
+                format!("role {role_name} does not exist in this account; create it first or correct RoleName"),
+            )
+        })?;
+        let consumer = RoleArn::parse("RoleName", &role.arn)?;
+        if consumer.partition != keda.partition {
+            return Err(Error::invalid(
+                "KedaRoleArn",
+                format!(
+                    "{} is in partition {} but role {role_name} is in partition {}; a role can only trust roles of its own partition",
+                    trust.keda_role_arn, keda.partition, consumer.partition
+                ),
+            ));
+        }
+        let plan = policy::apply(&role.trust_policy, trust).map_err(malformed(role_name))?;
+        Ok((role, plan))
+    }
+
+    /// Reads the role and plans the policy without kedaform's statement; None when the role
+    /// does not exist.
+    pub async fn plan_remove(&self, role_name: &str) -> Result<Option<(Role, Plan)>, Error> {
+        let Some(role) = self.read(role_name).await? else {
+            return Ok(None);
+        };
+        let plan = policy::remove(&role.trust_policy).map_err(malformed(role_name))?;
+        Ok(Some((role, plan)))
+    }
+}
+
+fn malformed(role_name: &str) -> impl FnOnce(policy::MalformedPolicy) -> Error + '_ {
+    move |e| Error::MalformedPolicy {
+        role: role_name.to_owned(),
+        message: e.0,
+    }
+}
+
+fn iam_error<E, R>(action: &'static str, role: &str, error: aws_sdk_iam::error::SdkError<E, R>) -> Error
+where
+    aws_sdk_iam::Error: From<aws_sdk_iam::error::SdkError<E, R>>,
+{
+    Error::Iam {
+        action,
+        role: role.to_owned(),
+        source: Box::new(error.into()),
+    }
+}
+
+/// The `Custom::KedaTrustPolicy` handler.
+#[derive(Debug, Clone)]
+pub struct TrustPolicyResource {
+    policies: TrustPolicies,
+}
+
+impl TrustPolicyResource {
+    pub fn new(iam: Client) -> Self {
+        Self {
+            policies: TrustPolicies::new(iam),
+        }
+    }
+
+    async fn apply(&self, invocation: &Invocation, properties: TrustPolicyProperties) -> Result<Outcome, Error> {
+        let role_name = role_name(&properties.role_name)?;
+        let trust = KedaTrust {
+            keda_role_arn: properties.keda_role_arn,
+            external_id: properties.external_id.filter(|id| !id.is_empty()),
+            exclusive: properties.exclusive,
+        };
+        invocation.step(format!("reading the trust policy of role {role_name}"));
+        let (role, plan) = self.policies.plan_apply(&role_name, &trust).await?;
+        if plan.changed {
+            invocation.step(format!(
+                "writing the trust policy of role {role_name} (IAM may not know {} yet)",
+                trust.keda_role_arn
+            ));
+            if !self
+                .policies
+                .write(&role_name, &plan.document, invocation.deadline())
+                .await?
+            {
+                return Err(Error::invalid(
+                    "RoleName",
+                    format!("role {role_name} was deleted while its trust policy was being written"),
+                ));
+            }
+        }
+        Ok(Outcome::new(physical_id(&role_name))
+            .with("RoleName", &role_name)
+            .with("RoleArn", role.arn)
+            .with("StatementSid", KEDA_STATEMENT_SID)
+            .with("RemovedPrincipals", plan.removed.join(",")))
+    }
+}
+
+impl CustomResource for TrustPolicyResource {
+    type Properties = TrustPolicyProperties;
+
+    async fn create(&self, invocation: &Invocation, properties: TrustPolicyProperties) -> Result<Outcome, Error> {
+        self.apply(invocation, properties).await
+    }
+
+    async fn update(
+        &self,
+        invocation: &Invocation,
+        _physical_id: &str,
+        properties: TrustPolicyProperties,
+        _old_properties: TrustPolicyProperties,
+    ) -> Result<Outcome, Error> {
+        // A new RoleName yields a new physical id: CloudFormation then deletes the statement
+        // from the old role through a Delete with the old properties.
+        self.apply(invocation, properties).await
+    }
+
+    async fn delete(
+        &self,
+        invocation: &Invocation,
+        _physical_id: &str,
+        properties: TrustPolicyProperties,
+    ) -> Result<(), Error> {
+        let role_name = role_name(&properties.role_name)?;
+        invocation.step(format!("reading the trust policy of role {role_name}"));
+        let Some((_, plan)) = self.policies.plan_remove(&role_name).await? else {
+            tracing::info!(%role_name, "role already gone");
+            return Ok(());
+        };
+        if plan.changed {
+            invocation.step(format!("removing statement {KEDA_STATEMENT_SID} from role {role_name}"));
+            self.policies
+                .write(&role_name, &plan.document, invocation.deadline())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_arns_parse_with_paths_and_partitions() {
+        let arn = RoleArn::parse("KedaRoleArn", "arn:aws-cn:iam::123456789012:role/service/keda-operator").unwrap();
+        assert_eq!(
+            (arn.partition.as_str(), arn.account.as_str(), arn.name.as_str()),
+            ("aws-cn", "123456789012", "keda-operator")
+        );
+    }
+
+    #[test]
+    fn malformed_arns_name_the_property() {
+        for bad in [
+            "keda-operator",
+            "arn:aws:iam::12345:role/keda",
+            "arn:aws:s3:::bucket",
+            "arn:aws:iam::123456789012:user/keda",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws-mars:iam::123456789012:role/keda",
+            "arn:aws:iam:us-east-1:123456789012:role/keda",
+        ] {
+            let message = RoleArn::parse("KedaRoleArn", bad).unwrap_err().to_string();
+            assert!(message.starts_with("property KedaRoleArn: "), "{message}");
+            assert!(message.contains(bad), "{message}");
+        }
+    }
+
+    #[test]
+    fn role_name_accepts_names_and_arns() {
+        assert_eq!(role_name("consumer-role").unwrap(), "consumer-role");
+        assert_eq!(
+            role_name("arn:aws:iam::123456789012:role/x/consumer-role").unwrap(),
+            "consumer-role"
+        );
+        let message = role_name("bad name!").unwrap_err().to_string();
+        assert!(message.starts_with("property RoleName: "), "{message}");
+        assert!(role_name(&"x".repeat(65)).is_err());
+    }
+}

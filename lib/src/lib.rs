@@ -1,0 +1,11 @@
+//! kedaform: KEDA on EKS with IAM Roles for Service Accounts, without kubectl, helm or the
+//! AWS CLI. The CloudFormation custom-resource Lambdas and the `kedaform` CLI are thin shells
+//! over this crate.
+
+pub mod aws;
+pub mod cfn;
+mod error;
+pub mod iam;
+pub mod telemetry;
+
+pub use error::{Error, error_chain};

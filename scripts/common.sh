@@ -1,0 +1,57 @@
+# Sourced by the project's scripts: the venv and the local moto server.
+# Everything started here is stopped by PID on exit, also when a step fails.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${KEDAFORM_VENV:-$ROOT/.venv}
+STARTED_PIDS=()
+
+stop_started() {
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
+  STARTED_PIDS=()
+}
+trap stop_started EXIT
+trap 'exit 130' INT TERM
+
+# Creates the venv and installs scripts/requirements.txt when it changed since last time.
+ensure_venv() {
+  local requirements=$ROOT/scripts/requirements.txt stamp=$VENV/.requirements.sha256
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || {
+    echo "cannot create $VENV: install Python 3 with venv (apt-get install python3-venv)" >&2; return 1; }
+  if ! sha256sum "$requirements" | cmp -s - "$stamp"; then
+    echo "installing $(grep -cv '^#' "$requirements") Python tools into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" || return 1
+    sha256sum "$requirements" > "$stamp"
+  fi
+}
+
+free_port() {
+  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts moto on a free loopback port and exports the standard AWS settings pointing at it.
+start_moto() {
+  local port log=${TMPDIR:-/tmp}/kedaform-moto.$$.log
+  port=$(free_port)
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "$log" 2>&1 &
+  MOTO_PID=$!
+  STARTED_PIDS+=("$MOTO_PID")
+  export AWS_ENDPOINT_URL=http://127.0.0.1:$port
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+  export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+  local _
+  for _ in $(seq 1 100); do
+    if "$VENV/bin/python" -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('$AWS_ENDPOINT_URL/moto-api/').status != 200)" 2>/dev/null; then
+      echo "moto server $AWS_ENDPOINT_URL (pid $MOTO_PID)"
+      return 0
+    fi
+    kill -0 "$MOTO_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "moto server did not start; its log:" >&2
+  cat "$log" >&2
+  return 1
+}

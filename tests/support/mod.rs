@@ -1,0 +1,188 @@
+//! Shared pieces of the integration tests: a local HTTP server that records every request
+//! and answers from a script, CloudFormation request builders, and the moto connection.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// One request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path_and_query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("request body is JSON")
+    }
+
+    pub fn form(&self) -> Vec<(String, String)> {
+        String::from_utf8_lossy(&self.body)
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+            .collect()
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(&text.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The answer to one request: status, content type and body.
+pub type Answer = (u16, &'static str, String);
+type Script = dyn Fn(usize, &Recorded) -> Answer + Send + Sync;
+
+/// An HTTP/1.1 server on a free loopback port, running until dropped.
+#[derive(Debug)]
+pub struct LocalServer {
+    pub url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LocalServer {
+    /// `script(n, request)` answers the n-th request (from 0).
+    pub async fn start(script: impl Fn(usize, &Recorded) -> Answer + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("local address"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script: Arc<Script> = Arc::new(script);
+        let counter = Arc::new(AtomicUsize::new(0));
+        let recorded = Arc::clone(&requests);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (script, counter, recorded) = (Arc::clone(&script), Arc::clone(&counter), Arc::clone(&recorded));
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let (script, counter, recorded) =
+                        (Arc::clone(&script), Arc::clone(&counter), Arc::clone(&recorded));
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                        let request = Recorded {
+                            method: parts.method.to_string(),
+                            path_and_query: parts.uri.path_and_query().map(ToString::to_string).unwrap_or_default(),
+                            headers: parts
+                                .headers
+                                .iter()
+                                .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                                .collect(),
+                            body,
+                        };
+                        let index = counter.fetch_add(1, Ordering::SeqCst);
+                        let (status, content_type, body) = script(index, &request);
+                        recorded.lock().unwrap().push(request);
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .header("content-type", content_type)
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            }
+        });
+        Self { url, requests, task }
+    }
+
+    /// A server that answers every request 200 with an empty body, as S3 does for the
+    /// pre-signed CloudFormation response URL.
+    pub async fn cloudformation() -> Self {
+        Self::start(|_, _| (200, "text/plain", String::new())).await
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The only request received; fails the test if there were none or several.
+    pub fn only_request(&self) -> Recorded {
+        let requests = self.requests();
+        assert_eq!(requests.len(), 1, "expected exactly one request, got {requests:#?}");
+        requests.into_iter().next().unwrap()
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub const STACK_ID: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/kedaform-test/0a1b2c3d";
+
+/// A CloudFormation custom-resource request as the service sends it, `ServiceToken`
+/// included. `physical_id` and `old` are for Update and Delete.
+pub fn cfn_request(
+    kind: &str,
+    response_url: &str,
+    properties: Value,
+    physical_id: Option<&str>,
+    old: Option<Value>,
+) -> Value {
+    let mut properties = properties;
+    properties["ServiceToken"] = json!("arn:aws:lambda:us-east-1:123456789012:function:kedaform-test");
+    let mut request = json!({
+        "RequestType": kind,
+        "ResponseURL": format!("{response_url}/cloudformation-response?X-Amz-Signature=abc"),
+        "StackId": STACK_ID,
+        "RequestId": format!("req-{kind}-{}", unique("")),
+        "ResourceType": "Custom::Test",
+        "LogicalResourceId": "Resource",
+        "ResourceProperties": properties,
+    });
+    if let Some(id) = physical_id {
+        request["PhysicalResourceId"] = json!(id);
+    }
+    if let Some(mut old) = old {
+        old["ServiceToken"] = request["ResourceProperties"]["ServiceToken"].clone();
+        request["OldResourceProperties"] = old;
+    }
+    request
+}
+
+/// A name no other test of this run uses (moto's state is shared by every test).
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}{}-{nanos}", COUNTER.fetch_add(1, Ordering::SeqCst))
+}
+
+/// AWS configuration for moto, through the library's own loader. `make test` starts moto
+/// and exports `AWS_ENDPOINT_URL`; without it these tests must fail, not skip.
+pub async fn moto() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "AWS_ENDPOINT_URL={endpoint:?}: these tests need a local moto server. Run `make test`, which installs \
+         moto into .venv and starts it, or start `moto_server -H 127.0.0.1 -p PORT` yourself and export \
+         AWS_ENDPOINT_URL=http://127.0.0.1:PORT AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1"
+    );
+    kedaform::aws::load().await
+}

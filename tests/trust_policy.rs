@@ -1,0 +1,431 @@
+//! `Custom::KedaTrustPolicy` end to end: CloudFormation requests through the runtime, IAM
+//! through the real SDK against moto server, responses to a local endpoint.
+
+use std::time::Duration;
+
+use aws_sdk_iam::Client;
+use kedaform::cfn::Runtime;
+use kedaform::iam::TrustPolicyResource;
+use kedaform::iam::policy::{KEDA_STATEMENT_SID, parse_document};
+use kedaform_tests::{LocalServer, cfn_request, moto, unique};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+const ACCOUNT: &str = "123456789012";
+const OIDC: &str = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+
+fn web_identity_statement() -> Value {
+    json!({
+        "Effect": "Allow",
+        "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC}")},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            format!("{OIDC}:sub"): "system:serviceaccount:sales:consumer",
+            format!("{OIDC}:aud"): "sts.amazonaws.com"
+        }}
+    })
+}
+
+/// The seed's consumer role trust: the whole account plus the consumer's service account.
+fn seed_trust() -> Value {
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")}, "Action": "sts:AssumeRole"},
+        web_identity_statement()
+    ]})
+}
+
+struct Fixture {
+    iam: Client,
+    runtime: Runtime<TrustPolicyResource>,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let config = moto().await;
+        let iam = Client::new(&config);
+        Self {
+            runtime: Runtime::new(TrustPolicyResource::new(iam.clone())),
+            iam,
+        }
+    }
+
+    async fn role(&self, prefix: &str, trust: &Value) -> (String, String) {
+        let name = unique(prefix);
+        let role = self
+            .iam
+            .create_role()
+            .role_name(&name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .expect("moto creates the role")
+            .role
+            .unwrap();
+        (name, role.arn)
+    }
+
+    async fn keda_role(&self) -> String {
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC}")},
+            "Action": "sts:AssumeRoleWithWebIdentity"}]});
+        self.role("keda-operator-", &trust).await.1
+    }
+
+    async fn trust_of(&self, role_name: &str) -> Value {
+        let role = self
+            .iam
+            .get_role()
+            .role_name(role_name)
+            .send()
+            .await
+            .unwrap()
+            .role
+            .unwrap();
+        parse_document(role.assume_role_policy_document.as_deref().unwrap()).unwrap()
+    }
+
+    /// Sends one request through the runtime and returns the response CloudFormation got.
+    async fn send(&self, kind: &str, properties: Value, physical_id: Option<&str>, old: Option<Value>) -> Value {
+        let endpoint = LocalServer::cloudformation().await;
+        let request = cfn_request(kind, &endpoint.url, properties, physical_id, old);
+        self.runtime
+            .handle(request, Instant::now() + Duration::from_secs(30))
+            .await;
+        let body = endpoint.only_request().json();
+        assert!(
+            !body["PhysicalResourceId"].as_str().unwrap_or_default().is_empty(),
+            "{body}"
+        );
+        body
+    }
+}
+
+fn statements(document: &Value) -> Vec<Value> {
+    document["Statement"].as_array().cloned().unwrap_or_default()
+}
+
+fn keda_statement(keda_role_arn: &str) -> Value {
+    json!({"Sid": KEDA_STATEMENT_SID, "Effect": "Allow", "Principal": {"AWS": keda_role_arn}, "Action": "sts:AssumeRole"})
+}
+
+#[tokio::test]
+async fn create_leaves_only_keda_and_the_web_identity_and_repeats_are_identical() {
+    let fx = Fixture::new().await;
+    let (consumer, consumer_arn) = fx.role("consumer-", &seed_trust()).await;
+    let keda = fx.keda_role().await;
+    let props = json!({"RoleName": consumer, "KedaRoleArn": keda});
+
+    let created = fx.send("Create", props.clone(), None, None).await;
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    assert_eq!(
+        created["PhysicalResourceId"],
+        format!("{consumer}/{KEDA_STATEMENT_SID}")
+    );
+    assert_eq!(
+        created["Data"]["RemovedPrincipals"],
+        format!("arn:aws:iam::{ACCOUNT}:root")
+    );
+    assert_eq!(created["Data"]["RoleArn"], consumer_arn);
+    assert_eq!(created["Data"]["StatementSid"], KEDA_STATEMENT_SID);
+    let after = fx.trust_of(&consumer).await;
+    assert_eq!(
+        statements(&after),
+        vec![web_identity_statement(), keda_statement(&keda)]
+    );
+
+    // CloudFormation may deliver the same request twice.
+    let repeated = fx.send("Create", props, None, None).await;
+    assert_eq!(repeated["Status"], "SUCCESS");
+    assert_eq!(repeated["PhysicalResourceId"], created["PhysicalResourceId"]);
+    assert_eq!(repeated["Data"]["RemovedPrincipals"], "");
+    assert_eq!(fx.trust_of(&consumer).await.to_string(), after.to_string());
+}
+
+#[tokio::test]
+async fn role_given_as_arn_with_external_id_and_not_exclusive() {
+    let fx = Fixture::new().await;
+    let (consumer, consumer_arn) = fx.role("consumer-", &seed_trust()).await;
+    let keda = fx.keda_role().await;
+    let created = fx
+        .send(
+            "Create",
+            json!({"RoleName": consumer_arn, "KedaRoleArn": keda, "ExternalId": "ext-42", "Exclusive": "false"}),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    assert_eq!(
+        created["PhysicalResourceId"],
+        format!("{consumer}/{KEDA_STATEMENT_SID}")
+    );
+    let after = statements(&fx.trust_of(&consumer).await);
+    assert_eq!(after.len(), 3, "not exclusive keeps the account grant: {after:?}");
+    assert_eq!(
+        after[2]["Condition"],
+        json!({"StringEquals": {"sts:ExternalId": "ext-42"}})
+    );
+}
+
+#[tokio::test]
+async fn update_to_another_keda_role_replaces_the_statement_in_place() {
+    let fx = Fixture::new().await;
+    let (consumer, _) = fx.role("consumer-", &seed_trust()).await;
+    let (old_keda, new_keda) = (fx.keda_role().await, fx.keda_role().await);
+    let old = json!({"RoleName": consumer, "KedaRoleArn": old_keda});
+    let created = fx.send("Create", old.clone(), None, None).await;
+    let id = created["PhysicalResourceId"].as_str().unwrap();
+
+    let updated = fx
+        .send(
+            "Update",
+            json!({"RoleName": consumer, "KedaRoleArn": new_keda}),
+            Some(id),
+            Some(old),
+        )
+        .await;
+    assert_eq!(updated["Status"], "SUCCESS", "{updated}");
+    assert_eq!(updated["PhysicalResourceId"], id, "same role: no replacement");
+    assert_eq!(
+        statements(&fx.trust_of(&consumer).await),
+        vec![web_identity_statement(), keda_statement(&new_keda)]
+    );
+}
+
+#[tokio::test]
+async fn a_new_role_name_is_a_replacement_and_the_old_role_is_cleaned_by_the_delete() {
+    let fx = Fixture::new().await;
+    let (first, _) = fx.role("consumer-a-", &seed_trust()).await;
+    let (second, _) = fx.role("consumer-b-", &seed_trust()).await;
+    let keda = fx.keda_role().await;
+    let old = json!({"RoleName": first, "KedaRoleArn": keda});
+    let created = fx.send("Create", old.clone(), None, None).await;
+    let old_id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
+
+    let updated = fx
+        .send(
+            "Update",
+            json!({"RoleName": second, "KedaRoleArn": keda}),
+            Some(&old_id),
+            Some(old.clone()),
+        )
+        .await;
+    assert_eq!(updated["PhysicalResourceId"], format!("{second}/{KEDA_STATEMENT_SID}"));
+    assert!(
+        statements(&fx.trust_of(&first).await).contains(&keda_statement(&keda)),
+        "Update must not touch the old role"
+    );
+    assert!(statements(&fx.trust_of(&second).await).contains(&keda_statement(&keda)));
+
+    let deleted = fx.send("Delete", old, Some(&old_id), None).await;
+    assert_eq!(deleted["Status"], "SUCCESS");
+    assert_eq!(statements(&fx.trust_of(&first).await), vec![web_identity_statement()]);
+    assert!(statements(&fx.trust_of(&second).await).contains(&keda_statement(&keda)));
+}
+
+#[tokio::test]
+async fn delete_removes_only_our_statement_is_idempotent_and_survives_a_deleted_role() {
+    let fx = Fixture::new().await;
+    let (consumer, _) = fx.role("consumer-", &seed_trust()).await;
+    let keda = fx.keda_role().await;
+    let props = json!({"RoleName": consumer, "KedaRoleArn": keda});
+    let created = fx.send("Create", props.clone(), None, None).await;
+    let id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
+
+    for _ in 0..2 {
+        let deleted = fx.send("Delete", props.clone(), Some(&id), None).await;
+        assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+        assert_eq!(deleted["PhysicalResourceId"], id.as_str());
+        let after = fx.trust_of(&consumer).await;
+        assert_eq!(
+            statements(&after),
+            vec![web_identity_statement()],
+            "never re-opened to the account"
+        );
+    }
+
+    fx.iam.delete_role().role_name(&consumer).send().await.unwrap();
+    let gone = fx.send("Delete", props, Some(&id), None).await;
+    assert_eq!(gone["Status"], "SUCCESS", "{gone}");
+}
+
+#[tokio::test]
+async fn bad_input_fails_with_a_reason_naming_the_property() {
+    let fx = Fixture::new().await;
+    let (consumer, _) = fx.role("consumer-", &seed_trust()).await;
+    let keda = fx.keda_role().await;
+    let cases = [
+        (
+            json!({"RoleName": consumer, "KedaRoleArn": "keda-operator"}),
+            "property KedaRoleArn: \"keda-operator\" is not an IAM role ARN",
+        ),
+        (
+            json!({"RoleName": consumer, "KedaRoleArn": format!("arn:aws-cn:iam::{ACCOUNT}:role/keda")}),
+            "property KedaRoleArn: arn:aws-cn:iam::123456789012:role/keda is in partition aws-cn but role",
+        ),
+        (
+            json!({"RoleName": "no-such-role-kedaform", "KedaRoleArn": keda}),
+            "property RoleName: role no-such-role-kedaform does not exist",
+        ),
+        (
+            json!({"RoleName": "bad name", "KedaRoleArn": keda}),
+            "property RoleName: \"bad name\" is not a valid IAM role name",
+        ),
+        (
+            json!({"KedaRoleArn": keda}),
+            "the resource properties could not be read: missing field `RoleName`",
+        ),
+        (
+            json!({"RoleName": consumer, "KedaRoleArn": keda, "Exclusive": "maybe"}),
+            "the resource properties could not be read: invalid value: string \"maybe\", expected true or false",
+        ),
+        (
+            json!({"RoleName": consumer, "KedaRoleArn": keda, "KedaRoleARN": keda}),
+            "unknown property: KedaRoleARN",
+        ),
+    ];
+    for (props, expected) in cases {
+        let response = fx.send("Create", props.clone(), None, None).await;
+        assert_eq!(response["Status"], "FAILED", "{props} -> {response}");
+        let reason = response["Reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with(expected),
+            "{props}\n  reason:   {reason}\n  expected: {expected}"
+        );
+    }
+    assert_eq!(
+        statements(&fx.trust_of(&consumer).await),
+        statements(&seed_trust()),
+        "failed requests change nothing"
+    );
+}
+
+/// moto accepts any principal, so IAM's eventual consistency (a role created seconds ago is
+/// rejected as an invalid principal for a while) is played by a local server speaking IAM's
+/// query protocol.
+mod eventual_consistency {
+    use super::*;
+
+    const ROLE: &str = "consumer";
+
+    fn get_role() -> String {
+        let encoded: String = seed_trust()
+            .to_string()
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        format!(
+            r#"<GetRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><GetRoleResult><Role>
+<Path>/</Path><AssumeRolePolicyDocument>{encoded}</AssumeRolePolicyDocument><RoleId>AROAEXAMPLEID0000001</RoleId>
+<RoleName>{ROLE}</RoleName><Arn>arn:aws:iam::{ACCOUNT}:role/{ROLE}</Arn><CreateDate>2026-11-01T00:00:00Z</CreateDate>
+</Role></GetRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetRoleResponse>"#
+        )
+    }
+
+    fn invalid_principal() -> String {
+        format!(
+            r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type>
+<Code>MalformedPolicyDocument</Code><Message>Invalid principal in policy: "AWS":"arn:aws:iam::{ACCOUNT}:role/keda"</Message>
+</Error><RequestId>r</RequestId></ErrorResponse>"#
+        )
+    }
+
+    const UPDATED: &str = r#"<UpdateAssumeRolePolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></UpdateAssumeRolePolicyResponse>"#;
+
+    /// A fake IAM that rejects the first `rejections` writes as IAM does for a new principal.
+    async fn fake_iam(rejections: usize) -> (LocalServer, Runtime<TrustPolicyResource>) {
+        let writes = std::sync::atomic::AtomicUsize::new(0);
+        let server = LocalServer::start(move |_, request| {
+            let action = request.form().into_iter().find(|(k, _)| k == "Action").map(|(_, v)| v).unwrap_or_default();
+            match action.as_str() {
+                "GetRole" => (200, "text/xml", get_role()),
+                "UpdateAssumeRolePolicy" if writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < rejections => {
+                    (400, "text/xml", invalid_principal())
+                }
+                "UpdateAssumeRolePolicy" => (200, "text/xml", UPDATED.to_owned()),
+                other => (400, "text/xml", format!("<ErrorResponse><Error><Code>Unexpected</Code><Message>{other}</Message></Error></ErrorResponse>")),
+            }
+        })
+        .await;
+        let config = moto().await;
+        let iam = Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&config)
+                .endpoint_url(&server.url)
+                .build(),
+        );
+        (
+            server,
+            Runtime::new(TrustPolicyResource::new(iam)).with_response_margin(Duration::from_millis(500)),
+        )
+    }
+
+    fn writes(server: &LocalServer) -> Vec<Value> {
+        server
+            .requests()
+            .iter()
+            .filter_map(|r| {
+                let form = r.form();
+                form.iter()
+                    .any(|(k, v)| k == "Action" && v == "UpdateAssumeRolePolicy")
+                    .then(|| {
+                        serde_json::from_str(&form.iter().find(|(k, _)| k == "PolicyDocument").unwrap().1).unwrap()
+                    })
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_invalid_principal_is_retried_until_iam_accepts_it() {
+        let (iam, runtime) = fake_iam(2).await;
+        let endpoint = LocalServer::cloudformation().await;
+        let keda = format!("arn:aws:iam::{ACCOUNT}:role/keda");
+        let request = cfn_request(
+            "Create",
+            &endpoint.url,
+            json!({"RoleName": ROLE, "KedaRoleArn": keda}),
+            None,
+            None,
+        );
+        runtime.handle(request, Instant::now() + Duration::from_secs(30)).await;
+        let body = endpoint.only_request().json();
+        assert_eq!(body["Status"], "SUCCESS", "{body}");
+        let written = writes(&iam);
+        assert_eq!(written.len(), 3, "two rejections, then success");
+        assert!(written.iter().all(|w| w == &written[0]));
+        assert_eq!(
+            statements(&written[0]),
+            vec![web_identity_statement(), keda_statement(&keda)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_principal_iam_never_accepts_fails_before_the_deadline_naming_keda_role_arn() {
+        let (iam, runtime) = fake_iam(usize::MAX).await;
+        let endpoint = LocalServer::cloudformation().await;
+        let request = cfn_request(
+            "Create",
+            &endpoint.url,
+            json!({"RoleName": ROLE, "KedaRoleArn": format!("arn:aws:iam::{ACCOUNT}:role/keda")}),
+            None,
+            None,
+        );
+        let deadline = Instant::now() + Duration::from_secs(4);
+        runtime.handle(request, deadline).await;
+        assert!(Instant::now() < deadline);
+        let body = endpoint.only_request().json();
+        assert_eq!(body["Status"], "FAILED");
+        let reason = body["Reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("property KedaRoleArn: IAM still rejects the principal as invalid after"),
+            "{reason}"
+        );
+        assert!(reason.contains("check that the KEDA role exists"), "{reason}");
+        assert!(writes(&iam).len() >= 2);
+    }
+}
