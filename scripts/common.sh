@@ -15,16 +15,19 @@ stop_started() {
 trap stop_started EXIT
 trap 'exit 130' INT TERM
 
-# Creates the venv and installs scripts/requirements.txt when it changed since last time.
+# Creates the venv and installs each requirements file (default: scripts/requirements.txt)
+# that changed since it was last installed.
 ensure_venv() {
-  local requirements=$ROOT/scripts/requirements.txt stamp=$VENV/.requirements.sha256
+  local requirements stamp
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || {
     echo "cannot create $VENV: install Python 3 with venv (apt-get install python3-venv)" >&2; return 1; }
-  if ! sha256sum "$requirements" | cmp -s - "$stamp"; then
-    echo "installing $(grep -cv '^#' "$requirements") Python tools into $VENV"
+  for requirements in "${@:-$ROOT/scripts/requirements.txt}"; do
+    stamp=$VENV/.$(basename "$requirements").sha256
+    sha256sum "$requirements" | cut -d' ' -f1 | cmp -s - "$stamp" && continue
+    echo "installing $requirements into $VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" || return 1
-    sha256sum "$requirements" > "$stamp"
-  fi
+    sha256sum "$requirements" | cut -d' ' -f1 > "$stamp"
+  done
 }
 
 free_port() {

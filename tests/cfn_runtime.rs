@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kedaform::Error;
 use kedaform::cfn::{CustomResource, FAILED_CREATE_PREFIX, Invocation, Outcome, Runtime, response::MAX_BODY_BYTES};
-use kedaform_tests::{LocalServer, STACK_ID, cfn_request};
+use kedaform_tests::{LocalServer, Reply, STACK_ID, cfn_request};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -302,6 +302,28 @@ async fn a_handler_past_its_deadline_is_answered_before_the_lambda_deadline() {
 }
 
 #[tokio::test]
+async fn a_service_timeout_shorter_than_the_lambda_deadline_bounds_the_handler() {
+    let server = LocalServer::cloudformation().await;
+    let (runtime, _) = runtime();
+    let request = cfn_request(
+        "Create",
+        &server.url,
+        json!({"Name": "slow", "Count": "1", "Behaviour": "hang", "ServiceTimeout": "2"}),
+        None,
+        None,
+    );
+    let started = Instant::now();
+    runtime.handle(request.clone(), in_secs(600)).await;
+    let body = assert_protocol(&server, &request);
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"].as_str().unwrap().starts_with("timed out after 1.5s"),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn oversized_error_text_is_cut_to_fit_keeping_its_head() {
     let server = LocalServer::cloudformation().await;
     let (runtime, _) = runtime();
@@ -323,9 +345,9 @@ async fn oversized_error_text_is_cut_to_fit_keeping_its_head() {
 async fn response_endpoint_failing_twice_then_succeeding_gets_three_identical_puts() {
     let server = LocalServer::start(|n, _| {
         if n < 2 {
-            (503, "text/plain", "SlowDown".into())
+            Reply::new(503, "text/plain", "SlowDown")
         } else {
-            (200, "text/plain", String::new())
+            Reply::ok()
         }
     })
     .await;
@@ -345,14 +367,8 @@ async fn response_endpoint_failing_twice_then_succeeding_gets_three_identical_pu
 
 #[tokio::test]
 async fn a_client_error_from_the_endpoint_is_not_retried() {
-    let server = LocalServer::start(|_, _| {
-        (
-            403,
-            "application/xml",
-            "<Error><Code>AccessDenied</Code></Error>".into(),
-        )
-    })
-    .await;
+    let server =
+        LocalServer::start(|_, _| Reply::new(403, "application/xml", "<Error><Code>AccessDenied</Code></Error>")).await;
     let (runtime, _) = runtime();
     let request = cfn_request("Create", &server.url, json!({"Name": "r", "Count": "1"}), None, None);
     runtime.handle(request, in_secs(10)).await;

@@ -7,32 +7,10 @@ use aws_sdk_iam::Client;
 use kedaform::cfn::Runtime;
 use kedaform::iam::TrustPolicyResource;
 use kedaform::iam::policy::{KEDA_STATEMENT_SID, parse_document};
+use kedaform_tests::iam::{ACCOUNT, FAKE_IAM_ROLE, OIDC, fake_iam, seed_trust, web_identity_statement};
 use kedaform_tests::{LocalServer, cfn_request, moto, unique};
 use serde_json::{Value, json};
 use tokio::time::Instant;
-
-const ACCOUNT: &str = "123456789012";
-const OIDC: &str = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
-
-fn web_identity_statement() -> Value {
-    json!({
-        "Effect": "Allow",
-        "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC}")},
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {"StringEquals": {
-            format!("{OIDC}:sub"): "system:serviceaccount:sales:consumer",
-            format!("{OIDC}:aud"): "sts.amazonaws.com"
-        }}
-    })
-}
-
-/// The seed's consumer role trust: the whole account plus the consumer's service account.
-fn seed_trust() -> Value {
-    json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")}, "Action": "sts:AssumeRole"},
-        web_identity_statement()
-    ]})
-}
 
 struct Fixture {
     iam: Client,
@@ -306,53 +284,8 @@ async fn bad_input_fails_with_a_reason_naming_the_property() {
 mod eventual_consistency {
     use super::*;
 
-    const ROLE: &str = "consumer";
-
-    fn get_role() -> String {
-        let encoded: String = seed_trust()
-            .to_string()
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        format!(
-            r#"<GetRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><GetRoleResult><Role>
-<Path>/</Path><AssumeRolePolicyDocument>{encoded}</AssumeRolePolicyDocument><RoleId>AROAEXAMPLEID0000001</RoleId>
-<RoleName>{ROLE}</RoleName><Arn>arn:aws:iam::{ACCOUNT}:role/{ROLE}</Arn><CreateDate>2026-11-01T00:00:00Z</CreateDate>
-</Role></GetRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetRoleResponse>"#
-        )
-    }
-
-    fn invalid_principal() -> String {
-        format!(
-            r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type>
-<Code>MalformedPolicyDocument</Code><Message>Invalid principal in policy: "AWS":"arn:aws:iam::{ACCOUNT}:role/keda"</Message>
-</Error><RequestId>r</RequestId></ErrorResponse>"#
-        )
-    }
-
-    const UPDATED: &str = r#"<UpdateAssumeRolePolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></UpdateAssumeRolePolicyResponse>"#;
-
-    /// A fake IAM that rejects the first `rejections` writes as IAM does for a new principal.
-    async fn fake_iam(rejections: usize) -> (LocalServer, Runtime<TrustPolicyResource>) {
-        let writes = std::sync::atomic::AtomicUsize::new(0);
-        let server = LocalServer::start(move |_, request| {
-            let action = request.form().into_iter().find(|(k, _)| k == "Action").map(|(_, v)| v).unwrap_or_default();
-            match action.as_str() {
-                "GetRole" => (200, "text/xml", get_role()),
-                "UpdateAssumeRolePolicy" if writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < rejections => {
-                    (400, "text/xml", invalid_principal())
-                }
-                "UpdateAssumeRolePolicy" => (200, "text/xml", UPDATED.to_owned()),
-                other => (400, "text/xml", format!("<ErrorResponse><Error><Code>Unexpected</Code><Message>{other}</Message></Error></ErrorResponse>")),
-            }
-        })
-        .await;
+    async fn runtime_with_fake_iam(rejections: usize) -> (LocalServer, Runtime<TrustPolicyResource>) {
+        let server = fake_iam(rejections).await;
         let config = moto().await;
         let iam = Client::from_conf(
             aws_sdk_iam::config::Builder::from(&config)
@@ -382,13 +315,13 @@ mod eventual_consistency {
 
     #[tokio::test]
     async fn an_invalid_principal_is_retried_until_iam_accepts_it() {
-        let (iam, runtime) = fake_iam(2).await;
+        let (iam, runtime) = runtime_with_fake_iam(2).await;
         let endpoint = LocalServer::cloudformation().await;
         let keda = format!("arn:aws:iam::{ACCOUNT}:role/keda");
         let request = cfn_request(
             "Create",
             &endpoint.url,
-            json!({"RoleName": ROLE, "KedaRoleArn": keda}),
+            json!({"RoleName": FAKE_IAM_ROLE, "KedaRoleArn": keda}),
             None,
             None,
         );
@@ -406,12 +339,12 @@ mod eventual_consistency {
 
     #[tokio::test]
     async fn a_principal_iam_never_accepts_fails_before_the_deadline_naming_keda_role_arn() {
-        let (iam, runtime) = fake_iam(usize::MAX).await;
+        let (iam, runtime) = runtime_with_fake_iam(usize::MAX).await;
         let endpoint = LocalServer::cloudformation().await;
         let request = cfn_request(
             "Create",
             &endpoint.url,
-            json!({"RoleName": ROLE, "KedaRoleArn": format!("arn:aws:iam::{ACCOUNT}:role/keda")}),
+            json!({"RoleName": FAKE_IAM_ROLE, "KedaRoleArn": format!("arn:aws:iam::{ACCOUNT}:role/keda")}),
             None,
             None,
         );

@@ -1,6 +1,8 @@
 //! Shared pieces of the integration tests: a local HTTP server that records every request
 //! and answers from a script, CloudFormation request builders, and the moto connection.
 
+pub mod iam;
+
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,8 @@ use tokio::net::TcpListener;
 /// One request as the server received it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// When the request arrived, for latency measurements.
+    pub at: std::time::Instant,
     pub method: String,
     pub path_and_query: String,
     pub headers: Vec<(String, String)>,
@@ -50,9 +54,36 @@ fn percent_decode(text: &str) -> String {
         .into_owned()
 }
 
-/// The answer to one request: status, content type and body.
-pub type Answer = (u16, &'static str, String);
-type Script = dyn Fn(usize, &Recorded) -> Answer + Send + Sync;
+/// The answer to one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn new(status: u16, content_type: &str, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// 200 with an empty body, as S3 answers the pre-signed CloudFormation response URL.
+    pub fn ok() -> Self {
+        Self::new(200, "text/plain", "")
+    }
+
+    #[must_use]
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+type Script = dyn Fn(usize, &Recorded) -> Reply + Send + Sync;
 
 /// An HTTP/1.1 server on a free loopback port, running until dropped.
 #[derive(Debug)]
@@ -64,7 +95,7 @@ pub struct LocalServer {
 
 impl LocalServer {
     /// `script(n, request)` answers the n-th request (from 0).
-    pub async fn start(script: impl Fn(usize, &Recorded) -> Answer + Send + Sync + 'static) -> Self {
+    pub async fn start(script: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -81,6 +112,7 @@ impl LocalServer {
                         let (parts, body) = request.into_parts();
                         let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
                         let request = Recorded {
+                            at: std::time::Instant::now(),
                             method: parts.method.to_string(),
                             path_and_query: parts.uri.path_and_query().map(ToString::to_string).unwrap_or_default(),
                             headers: parts
@@ -91,15 +123,13 @@ impl LocalServer {
                             body,
                         };
                         let index = counter.fetch_add(1, Ordering::SeqCst);
-                        let (status, content_type, body) = script(index, &request);
+                        let reply = script(index, &request);
                         recorded.lock().unwrap().push(request);
-                        Ok::<_, Infallible>(
-                            Response::builder()
-                                .status(status)
-                                .header("content-type", content_type)
-                                .body(Full::new(Bytes::from(body)))
-                                .unwrap(),
-                        )
+                        let mut response = Response::builder().status(reply.status);
+                        for (name, value) in &reply.headers {
+                            response = response.header(name, value);
+                        }
+                        Ok::<_, Infallible>(response.body(Full::new(Bytes::from(reply.body))).unwrap())
                     }
                 });
                 tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
@@ -111,7 +141,7 @@ impl LocalServer {
     /// A server that answers every request 200 with an empty body, as S3 does for the
     /// pre-signed CloudFormation response URL.
     pub async fn cloudformation() -> Self {
-        Self::start(|_, _| (200, "text/plain", String::new())).await
+        Self::start(|_, _| Reply::ok()).await
     }
 
     pub fn requests(&self) -> Vec<Recorded> {

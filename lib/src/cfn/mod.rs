@@ -154,6 +154,8 @@ impl<H: CustomResource> Runtime<H> {
     }
 
     /// Handles one request and delivers its response; returns the response as sent.
+    /// `deadline` is the Lambda's; a shorter `ServiceTimeout` in the request wins, so that
+    /// CloudFormation gets our reason rather than a timeout of its own.
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Option<Response> {
         let Some(url) = payload.get("ResponseURL").and_then(Value::as_str).map(str::to_owned) else {
             tracing::error!(
@@ -162,6 +164,10 @@ impl<H: CustomResource> Runtime<H> {
             );
             return None;
         };
+        let deadline = payload
+            .get("ResourceProperties")
+            .and_then(properties::service_timeout)
+            .map_or(deadline, |timeout| deadline.min(Instant::now() + timeout));
         let mut response = self.respond(payload, deadline).await;
         let body = response::body(&mut response);
         tracing::info!(

@@ -13,8 +13,19 @@ use serde_json::{Map, Value};
 
 use crate::Error;
 
-/// Properties every custom resource carries that are CloudFormation's, not the handler's.
-const CLOUDFORMATION_KEYS: [&str; 1] = ["ServiceToken"];
+/// Properties that are CloudFormation's, not the handler's: it passes them on in
+/// `ResourceProperties` like any other.
+const CLOUDFORMATION_KEYS: [&str; 2] = ["ServiceToken", "ServiceTimeout"];
+
+/// `ServiceTimeout`: how long CloudFormation waits for the response, when the template sets it.
+pub fn service_timeout(properties: &Value) -> Option<std::time::Duration> {
+    let seconds = match properties.get("ServiceTimeout")? {
+        Value::String(text) => text.trim().parse().ok()?,
+        Value::Number(n) => n.as_u64()?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(seconds))
+}
 
 /// Whether keys the target type does not know are an error (new properties) or are passed
 /// over (old properties of an Update or a Delete, which an older handler version accepted).
@@ -268,6 +279,7 @@ mod tests {
     fn stringified_scalars_decode_into_typed_fields() {
         let raw = json!({
             "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "ServiceTimeout": "300",
             "Name": "q", "Count": "5", "Ratio": "0.25", "Enabled": "true", "Offset": "-3",
             "Ports": ["80", "443"], "Mode": "Safe", "Nested": {"Limit": "7"}
         });
@@ -285,6 +297,19 @@ mod tests {
                 nested: Some(Nested { limit: 7 }),
             }
         );
+    }
+
+    #[test]
+    fn service_timeout_is_read_as_cloudformation_sends_it() {
+        assert_eq!(
+            service_timeout(&json!({"ServiceTimeout": "300"})),
+            Some(std::time::Duration::from_mins(5))
+        );
+        assert_eq!(
+            service_timeout(&json!({"ServiceTimeout": 60})),
+            Some(std::time::Duration::from_mins(1))
+        );
+        assert_eq!(service_timeout(&json!({"Name": "x"})), None);
     }
 
     #[test]

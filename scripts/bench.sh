@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make bench`: builds the Lambda zips as they ship, then prints one table of every
+# benchmark and writes it to $TARGET/bench.json.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+ensure_venv "$ROOT/scripts/requirements.txt" "$ROOT/scripts/requirements-bench.txt"
+export PATH=$VENV/bin:$PATH
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+echo "== cargo lambda build (release, x86_64, zip)"
+cargo lambda build --release --x86-64 --output-format zip --package trust-policy
+
+echo "== benchmarks"
+KEDAFORM_LAMBDA_DIR=$TARGET/lambda \
+KEDAFORM_LAMBDA_BINARIES=$TARGET/x86_64-unknown-linux-gnu/release \
+KEDAFORM_BENCH_JSON=$TARGET/bench.json \
+  cargo bench --package kedaform-tests --bench bench

@@ -1,0 +1,353 @@
+//! `make bench`: every benchmark of the project in one table, also written as JSON.
+//!
+//! scripts/bench.sh builds the Lambda zips with cargo-lambda first and passes:
+//! `KEDAFORM_LAMBDA_DIR` (cargo-lambda's output, one folder per Lambda with `bootstrap.zip`),
+//! `KEDAFORM_LAMBDA_BINARIES` (the folder with the release binaries of those zips) and
+//! `KEDAFORM_BENCH_JSON` (where to write the table as JSON).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use kedaform::cfn::{CustomResource, Invocation, Outcome, Runtime, response};
+use kedaform::iam::policy::{self, KedaTrust};
+use kedaform_tests::iam::{ACCOUNT, FAKE_IAM_ROLE, fake_iam, seed_trust};
+use kedaform_tests::{LocalServer, Reply, cfn_request};
+use serde_json::{Value, json};
+
+/// Size targets per Lambda zip, in MB (10^6 bytes).
+const ZIP_TARGETS: [(&str, f64); 1] = [("trust-policy", 5.0)];
+const COLD_START_TARGET_MS: f64 = 50.0;
+const COLD_STARTS: usize = 7;
+const WARM_INVOCATIONS: usize = 20;
+
+#[derive(Debug)]
+struct Row {
+    benchmark: String,
+    value: f64,
+    unit: &'static str,
+    /// `(≤ or ≥, bound)`.
+    target: Option<(&'static str, f64)>,
+    how: String,
+}
+
+impl Row {
+    fn met(&self) -> Option<bool> {
+        self.target.map(|(cmp, bound)| {
+            if cmp == "≤" {
+                self.value <= bound
+            } else {
+                self.value >= bound
+            }
+        })
+    }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn env_path(name: &str) -> anyhow::Result<PathBuf> {
+    std::env::var_os(name)
+        .map(PathBuf::from)
+        .with_context(|| format!("{name} is not set: run the benchmarks with `make bench`"))
+}
+
+fn zip_sizes(lambda_dir: &Path) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (name, target) in ZIP_TARGETS {
+        let zip = lambda_dir.join(name).join("bootstrap.zip");
+        let bytes = std::fs::metadata(&zip)
+            .with_context(|| format!("{} is missing: scripts/bench.sh builds it", zip.display()))?
+            .len();
+        #[allow(clippy::cast_precision_loss)]
+        let megabytes = bytes as f64 / 1e6;
+        rows.push(Row {
+            benchmark: format!("{name} Lambda zip ({bytes} bytes)"),
+            value: megabytes,
+            unit: "MB",
+            target: Some(("≤", target)),
+            how: "cargo lambda build --release --x86-64 --output-format zip".into(),
+        });
+    }
+    Ok(rows)
+}
+
+/// What one run of a Lambda binary under the local Runtime API measured.
+struct LambdaRun {
+    /// Process start to its first `GET /runtime/invocation/next`.
+    init: Duration,
+    /// `next` served to the CloudFormation response received, first invocation.
+    first: Duration,
+    /// The same for every later invocation.
+    warm: Vec<Duration>,
+}
+
+/// Runs the real release binary against a local Lambda Runtime API that hands it
+/// `invocations` Create requests of `Custom::KedaTrustPolicy`; IAM is a loopback fake, the
+/// response endpoint a loopback server.
+async fn run_lambda(binary: &Path, invocations: usize) -> anyhow::Result<LambdaRun> {
+    let iam = fake_iam(0).await;
+    let cloudformation = LocalServer::cloudformation().await;
+    let served = Arc::new(AtomicUsize::new(0));
+    let response_url = cloudformation.url.clone();
+    let api = {
+        let served = Arc::clone(&served);
+        LocalServer::start(move |_, request| {
+            if request.method != "GET" {
+                return Reply::new(202, "application/json", "{}");
+            }
+            let n = served.fetch_add(1, Ordering::SeqCst);
+            if n >= invocations {
+                return Reply::new(500, "application/json", r#"{"errorType":"BenchmarkDone"}"#);
+            }
+            let event = cfn_request(
+                "Create",
+                &response_url,
+                json!({"RoleName": FAKE_IAM_ROLE, "KedaRoleArn": format!("arn:aws:iam::{ACCOUNT}:role/keda")}),
+                None,
+                None,
+            );
+            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + Duration::from_secs(60);
+            Reply::new(200, "application/json", event.to_string())
+                .header("lambda-runtime-aws-request-id", format!("bench-{n}"))
+                .header("lambda-runtime-deadline-ms", deadline.as_millis().to_string())
+                .header(
+                    "lambda-runtime-invoked-function-arn",
+                    format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:trust-policy"),
+                )
+        })
+        .await
+    };
+    let runtime_api = api.url.trim_start_matches("http://").to_owned();
+    // The binary's own log, shown only when the run fails: the runtime ends on the
+    // Runtime API's final 500 with a panic message by design.
+    let log_path = std::env::temp_dir().join(format!("kedaform-bench-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path)?;
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "trust-policy")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", &iam.url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    while cloudformation.requests().len() < invocations {
+        if started.elapsed() > Duration::from_secs(60) || child.try_wait()?.is_some() {
+            let _ = child.kill();
+            bail!(
+                "{} answered {} of {invocations} requests",
+                binary.display(),
+                cloudformation.requests().len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    child.kill()?;
+    child.wait()?;
+    std::fs::remove_file(&log_path)?;
+
+    let nexts: Vec<Instant> = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.at)
+        .collect();
+    let responses = cloudformation.requests();
+    if let Some(failed) = responses.iter().find(|r| r.json()["Status"] != "SUCCESS") {
+        bail!("an invocation failed: {}", failed.json());
+    }
+    let latencies: Vec<Duration> = responses.iter().zip(&nexts).map(|(put, next)| put.at - *next).collect();
+    Ok(LambdaRun {
+        init: nexts[0] - started,
+        first: latencies[0],
+        warm: latencies[1..].to_vec(),
+    })
+}
+
+async fn lambda_latency(binaries: &Path) -> anyhow::Result<Vec<Row>> {
+    let binary = binaries.join("trust-policy");
+    let mut inits = Vec::new();
+    let mut firsts = Vec::new();
+    for _ in 0..COLD_STARTS {
+        let run = run_lambda(&binary, 1).await?;
+        inits.push(run.init);
+        firsts.push(run.first);
+    }
+    let warm = run_lambda(&binary, WARM_INVOCATIONS + 1).await?.warm;
+    let how = format!("release binary under a local Lambda Runtime API, median of {COLD_STARTS} starts");
+    Ok(vec![
+        Row {
+            benchmark: "trust-policy cold start: process start to first request fetched".into(),
+            value: ms(median(inits)),
+            unit: "ms",
+            target: Some(("≤", COLD_START_TARGET_MS)),
+            how: how.clone(),
+        },
+        Row {
+            benchmark: "trust-policy first request: fetched to CloudFormation answered (loopback IAM)".into(),
+            value: ms(median(firsts)),
+            unit: "ms",
+            target: None,
+            how,
+        },
+        Row {
+            benchmark: "trust-policy warm request: fetched to CloudFormation answered (loopback IAM)".into(),
+            value: ms(median(warm)),
+            unit: "ms",
+            target: None,
+            how: format!(
+                "median of {WARM_INVOCATIONS} requests in one process: GetRole + UpdateAssumeRolePolicy + PUT"
+            ),
+        },
+    ])
+}
+
+/// A handler that does nothing, to measure what the runtime itself costs.
+#[derive(Debug)]
+struct Noop;
+
+impl CustomResource for Noop {
+    type Properties = Value;
+
+    async fn create(&self, _: &Invocation, _: Value) -> Result<Outcome, kedaform::Error> {
+        Ok(Outcome::new("noop"))
+    }
+
+    async fn update(&self, _: &Invocation, _: &str, _: Value, _: Value) -> Result<Outcome, kedaform::Error> {
+        Ok(Outcome::new("noop"))
+    }
+
+    async fn delete(&self, _: &Invocation, _: &str, _: Value) -> Result<(), kedaform::Error> {
+        Ok(())
+    }
+}
+
+fn per_call<F: FnMut()>(iterations: u32, mut f: F) -> Duration {
+    let started = Instant::now();
+    for _ in 0..iterations {
+        f();
+    }
+    started.elapsed() / iterations
+}
+
+async fn handler_overhead() -> Rows {
+    let seed = seed_trust();
+    let encoded: String = seed
+        .to_string()
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let trust = KedaTrust {
+        keda_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/keda"),
+        external_id: None,
+        exclusive: true,
+    };
+    let plan = per_call(20_000, || {
+        let document = policy::parse_document(std::hint::black_box(&encoded)).expect("seed policy parses");
+        std::hint::black_box(policy::apply(&document, &trust).expect("plan"));
+    });
+
+    let runtime = Runtime::new(Noop);
+    let request = cfn_request(
+        "Create",
+        "http://127.0.0.1:9",
+        json!({"Name": "x", "Count": "3"}),
+        None,
+        None,
+    );
+    let mut samples = Vec::new();
+    for _ in 0..2_000 {
+        let started = Instant::now();
+        let mut answer = runtime
+            .respond(request.clone(), tokio::time::Instant::now() + Duration::from_secs(60))
+            .await;
+        std::hint::black_box(response::body(&mut answer));
+        samples.push(started.elapsed());
+    }
+    vec![
+        Row {
+            benchmark: "trust-policy planning: decode GetRole's document + plan".into(),
+            value: plan.as_secs_f64() * 1e6,
+            unit: "µs",
+            target: None,
+            how: "in process, mean of 20,000".into(),
+        },
+        Row {
+            benchmark: "runtime overhead per request: decode, run handler task, build body".into(),
+            value: median(samples).as_secs_f64() * 1e6,
+            unit: "µs",
+            target: None,
+            how: "in process, no-op handler, median of 2,000".into(),
+        },
+    ]
+}
+
+type Rows = Vec<Row>;
+
+fn print(rows: &[Row]) {
+    let width = rows.iter().map(|r| r.benchmark.chars().count()).max().unwrap_or(10);
+    println!(
+        "\n{:<width$}  {:>12}  {:>10}  {:<4}  how",
+        "benchmark", "value", "target", "met"
+    );
+    for row in rows {
+        let target = row
+            .target
+            .map(|(cmp, bound)| format!("{cmp} {bound}"))
+            .unwrap_or_default();
+        let met = match row.met() {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        let value = format!("{:.3} {}", row.value, row.unit);
+        println!(
+            "{:<width$}  {value:>12}  {target:>10}  {met:<4}  {}",
+            row.benchmark, row.how
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut rows = zip_sizes(&env_path("KEDAFORM_LAMBDA_DIR")?)?;
+    rows.extend(lambda_latency(&env_path("KEDAFORM_LAMBDA_BINARIES")?).await?);
+    rows.extend(handler_overhead().await);
+    print(&rows);
+    let json: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({"benchmark": r.benchmark, "value": r.value, "unit": r.unit,
+                   "target": r.target.map(|(cmp, bound)| format!("{cmp} {bound}")), "met": r.met(), "how": r.how})
+        })
+        .collect();
+    let path = env_path("KEDAFORM_BENCH_JSON")?;
+    std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
+    println!("\nwritten to {}", path.display());
+    Ok(())
+}
