@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use kedaform::cfn::{CustomResource, Invocation, Outcome, Runtime, response};
 use kedaform::iam::policy::{self, KedaTrust};
-use kedaform_tests::iam::{ACCOUNT, FAKE_IAM_ROLE, fake_iam, seed_trust};
+use kedaform_tests::iam::{ACCOUNT, FAKE_IAM_ROLE, fake_iam, seed_trust, url_encoded};
 use kedaform_tests::{LocalServer, Reply, cfn_request};
 use serde_json::{Value, json};
 
@@ -250,18 +250,7 @@ fn per_call<F: FnMut()>(iterations: u32, mut f: F) -> Duration {
 }
 
 async fn handler_overhead() -> Rows {
-    let seed = seed_trust();
-    let encoded: String = seed
-        .to_string()
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let encoded = url_encoded(&seed_trust());
     let trust = KedaTrust {
         keda_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/keda"),
         external_id: None,

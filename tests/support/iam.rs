@@ -34,8 +34,9 @@ pub fn seed_trust() -> Value {
 /// The one role the fake IAM knows, with the seed's trust.
 pub const FAKE_IAM_ROLE: &str = "consumer";
 
-fn get_role() -> String {
-    let encoded: String = seed_trust()
+/// A policy document as IAM's `GetRole` returns it: URL-encoded.
+pub fn url_encoded(document: &Value) -> String {
+    document
         .to_string()
         .bytes()
         .map(|b| {
@@ -45,7 +46,11 @@ fn get_role() -> String {
                 format!("%{b:02X}")
             }
         })
-        .collect();
+        .collect()
+}
+
+fn get_role() -> String {
+    let encoded = url_encoded(&seed_trust());
     format!(
         r#"<GetRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><GetRoleResult><Role>
 <Path>/</Path><AssumeRolePolicyDocument>{encoded}</AssumeRolePolicyDocument><RoleId>AROAEXAMPLEID0000001</RoleId>

@@ -221,75 +221,65 @@ impl<H: CustomResource> Runtime<H> {
         };
         let handler = Arc::clone(&self.handler);
 
-        match request {
-            Request::Create(create) => {
-                let invocation = invocation(&create.resource_type);
-                let props = match properties::decode(&create.resource_properties, UnknownKeys::Reject) {
-                    Ok(props) => props,
-                    Err(error) => return failed(response, error_chain(&error)),
-                };
-                let task = {
-                    let invocation = Arc::clone(&invocation);
-                    tokio::spawn(async move { handler.create(&invocation, props).await })
-                };
-                match supervise(task, &invocation).await {
-                    Ok(outcome) => succeeded(response, outcome),
-                    Err(reason) => failed(response, reason),
+        // Some(outcome) for Create and Update; None for Delete, which keeps the request's id.
+        let outcome: Result<Option<Outcome>, String> = match request {
+            Request::Create(create) => match properties::decode(&create.resource_properties, UnknownKeys::Reject) {
+                Ok(props) => {
+                    let work =
+                        move |h: Arc<H>, inv: Arc<Invocation>| async move { h.create(&inv, props).await.map(Some) };
+                    supervise(handler, invocation(&create.resource_type), work).await
                 }
-            }
+                Err(error) => Err(error_chain(&error)),
+            },
             Request::Update(update) => {
-                let invocation = invocation(&update.resource_type);
                 let decoded = properties::decode(&update.resource_properties, UnknownKeys::Reject).and_then(|new| {
                     properties::decode(&update.old_resource_properties, UnknownKeys::Ignore).map(|old| (new, old))
                 });
-                let (props, old) = match decoded {
-                    Ok(both) => both,
-                    Err(error) => return failed(response, error_chain(&error)),
-                };
-                let physical_id = update.physical_resource_id;
-                let task = {
-                    let invocation = Arc::clone(&invocation);
-                    tokio::spawn(async move { handler.update(&invocation, &physical_id, props, old).await })
-                };
-                match supervise(task, &invocation).await {
-                    Ok(outcome) => succeeded(response, outcome),
-                    Err(reason) => failed(response, reason),
+                match decoded {
+                    Ok((props, old)) => {
+                        let id = update.physical_resource_id;
+                        let work = move |h: Arc<H>, inv: Arc<Invocation>| async move {
+                            h.update(&inv, &id, props, old).await.map(Some)
+                        };
+                        supervise(handler, invocation(&update.resource_type), work).await
+                    }
+                    Err(error) => Err(error_chain(&error)),
                 }
             }
-            Request::Delete(delete) => {
-                let physical_id = delete.physical_resource_id;
-                if physical_id.starts_with(FAILED_CREATE_PREFIX) {
-                    tracing::info!(%physical_id, "the Create of this resource failed: nothing to delete");
-                    return response;
-                }
-                let invocation = invocation(&delete.resource_type);
-                let props = match properties::decode(&delete.resource_properties, UnknownKeys::Ignore) {
-                    Ok(props) => props,
-                    Err(error) => return failed(response, error_chain(&error)),
-                };
-                let task = {
-                    let invocation = Arc::clone(&invocation);
-                    tokio::spawn(async move { handler.delete(&invocation, &physical_id, props).await })
-                };
-                match supervise(task, &invocation).await {
-                    Ok(()) => response,
-                    Err(reason) => failed(response, reason),
-                }
+            Request::Delete(delete) if delete.physical_resource_id.starts_with(FAILED_CREATE_PREFIX) => {
+                tracing::info!(physical_id = %delete.physical_resource_id, "its Create failed: nothing to delete");
+                Ok(None)
             }
-            _ => failed(
-                response,
-                "unsupported RequestType: expected Create, Update or Delete".into(),
-            ),
+            Request::Delete(delete) => match properties::decode(&delete.resource_properties, UnknownKeys::Ignore) {
+                Ok(props) => {
+                    let id = delete.physical_resource_id;
+                    let work = move |h: Arc<H>, inv: Arc<Invocation>| async move {
+                        h.delete(&inv, &id, props).await.map(|()| None)
+                    };
+                    supervise(handler, invocation(&delete.resource_type), work).await
+                }
+                Err(error) => Err(error_chain(&error)),
+            },
+            _ => Err("unsupported RequestType: expected Create, Update or Delete".into()),
+        };
+        match outcome {
+            Ok(Some(outcome)) => succeeded(response, outcome),
+            Ok(None) => response,
+            Err(reason) => failed(response, reason),
         }
     }
 }
 
-/// Waits for the handler until its deadline; errors, panics and the timeout become a reason.
-async fn supervise<T>(
-    mut task: tokio::task::JoinHandle<Result<T, Error>>,
-    invocation: &Invocation,
-) -> Result<T, String> {
+/// Runs the handler's work as a task of its own (so that a panic stays in it) and waits for
+/// it until the deadline; errors, panics and the timeout become the reason.
+async fn supervise<H, T, Work, Fut>(handler: Arc<H>, invocation: Arc<Invocation>, work: Work) -> Result<T, String>
+where
+    Work: FnOnce(Arc<H>, Arc<Invocation>) -> Fut,
+    Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    T: Send + 'static,
+{
     let started = Instant::now();
+    let mut task = tokio::spawn(work(handler, Arc::clone(&invocation)));
     match tokio::time::timeout_at(invocation.deadline, &mut task).await {
         Ok(Ok(Ok(value))) => Ok(value),
         Ok(Ok(Err(error))) => Err(error_chain(&error)),
