@@ -1,0 +1,591 @@
+//! Reads sale and inventory events from SQS and stores each in S3 under
+//! `[S3_PREFIX/]<event_type>/dt=YYYY-MM-DD/<request_id>.json`, losing none:
+//!
+//! - a message is deleted only after its object is stored (or, for an invalid event, after it
+//!   reached the dead-letter queue with its reason);
+//! - a redelivered or duplicated event overwrites the same key with the same bytes;
+//! - transient failures leave the message for redelivery; the queue's redrive policy moves it
+//!   to the dead-letter queue after `maxReceiveCount`;
+//! - a batch slower than the visibility timeout has its visibility extended;
+//! - SIGTERM stops receiving, finishes and deletes what is in hand, within the grace period.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use futures_util::future::join_all;
+use sales_events::settings::{self, Env, Queue, SettingsError, sleep_unless};
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The seed's ceiling for the empty-poll backoff.
+pub const MAX_POLL_BACKOFF: Duration = Duration::from_secs(512);
+/// SQS long-poll per receive: short, so the backoff keeps the seed's meaning.
+const RECEIVE_WAIT_SECONDS: i32 = 1;
+const DELETE_ATTEMPTS: u32 = 5;
+/// Message attribute that carries why an event was sent to the dead-letter queue.
+pub const DLQ_REASON_ATTRIBUTE: &str = "dlq_reason";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `MAX_MSGS_PER_BATCH`, 1 to 10, default 5.
+    pub max_batch: i32,
+    /// `TOT_MSGS_TO_PROCESS`, default 10000: exit 0 after this many messages are done.
+    pub total: u64,
+    /// `MSG_POLL_BACKOFF`, default 2 s: first wait after an empty poll, doubled per empty poll
+    /// up to 512 s, back to this when messages arrive.
+    pub poll_backoff: Duration,
+    /// `MSG_PROCESS_DELAY`, default 10 s between cycles, to mimic work as the seed does.
+    pub process_delay: Duration,
+    /// `STORE_EVENTS_BKT`.
+    pub bucket: String,
+    /// `QUEUE_URL`, or `RELIABLE_QUEUE_NAME`.
+    pub queue: Queue,
+    /// `DLQ_URL`; default: the dead-letter queue of the queue's redrive policy.
+    pub dlq_url: Option<String>,
+    /// `CONCURRENCY`, default 1: pollers working in parallel.
+    pub concurrency: usize,
+    /// `S3_PREFIX`, default empty.
+    pub s3_prefix: String,
+    /// `SHUTDOWN_GRACE_SECS`, default 25 (under Kubernetes' 30 s).
+    pub shutdown_grace: Duration,
+    /// `STATS_INTERVAL_SECS`, default 30.
+    pub stats_interval: Duration,
+}
+
+impl Config {
+    pub fn from_env(env: &impl Env) -> Result<Self, SettingsError> {
+        Ok(Self {
+            max_batch: settings::number(env, "MAX_MSGS_PER_BATCH", 5, 1..=10, "1 to 10 (ReceiveMessage's limit)")?,
+            total: settings::number(
+                env,
+                "TOT_MSGS_TO_PROCESS",
+                10_000,
+                1..=u64::MAX,
+                "a positive whole number",
+            )?,
+            poll_backoff: settings::seconds(env, "MSG_POLL_BACKOFF", 2.0)?.min(MAX_POLL_BACKOFF),
+            process_delay: settings::seconds(env, "MSG_PROCESS_DELAY", 10.0)?,
+            bucket: env.get("STORE_EVENTS_BKT").ok_or(SettingsError::Missing(
+                "set STORE_EVENTS_BKT to the bucket that stores the events",
+            ))?,
+            queue: Queue::from_env(env)?,
+            dlq_url: env.get("DLQ_URL"),
+            concurrency: settings::number(env, "CONCURRENCY", 1, 1..=64, "1 to 64")?,
+            s3_prefix: env.get("S3_PREFIX").unwrap_or_default(),
+            shutdown_grace: settings::seconds(env, "SHUTDOWN_GRACE_SECS", 25.0)?,
+            stats_interval: settings::seconds(env, "STATS_INTERVAL_SECS", 30.0)?.max(Duration::from_secs(1)),
+        })
+    }
+}
+
+/// The wait after an empty poll that follows a wait of `current`.
+pub fn next_backoff(current: Duration) -> Duration {
+    (current * 2).min(MAX_POLL_BACKOFF)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("SQS {action} on {queue} failed: {source}")]
+    Sqs {
+        action: &'static str,
+        queue: String,
+        #[source]
+        source: Box<aws_sdk_sqs::Error>,
+    },
+    #[error(
+        "queue {0} has no redrive policy, so invalid events have nowhere to go: set DLQ_URL or give the queue a dead-letter queue"
+    )]
+    NoDeadLetterQueue(String),
+}
+
+/// Counters, logged periodically and returned at the end.
+#[derive(Debug, Default)]
+pub struct Stats {
+    received: AtomicU64,
+    stored: AtomicU64,
+    duplicates: AtomicU64,
+    invalid: AtomicU64,
+    retries: AtomicU64,
+    delete_retries: AtomicU64,
+    extensions: AtomicU64,
+    done: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatsSnapshot {
+    /// Messages received, redeliveries included.
+    pub received: u64,
+    /// Objects written.
+    pub stored: u64,
+    /// Writes of a request id this consumer had already stored (overwritten with the same bytes).
+    pub duplicates: u64,
+    /// Invalid events sent to the dead-letter queue.
+    pub invalid: u64,
+    /// Messages left for redelivery after a transient failure.
+    pub retries: u64,
+    /// Delete entries sent again after SQS refused them.
+    pub delete_retries: u64,
+    /// Visibility extensions of slow batches.
+    pub extensions: u64,
+    /// Messages finished and deleted.
+    pub done: u64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        StatsSnapshot {
+            received: get(&self.received),
+            stored: get(&self.stored),
+            duplicates: get(&self.duplicates),
+            invalid: get(&self.invalid),
+            retries: get(&self.retries),
+            delete_retries: get(&self.delete_retries),
+            extensions: get(&self.extensions),
+            done: get(&self.done),
+        }
+    }
+}
+
+fn add(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// What one consumer process works with; built once, shared by its pollers.
+#[derive(Debug)]
+pub struct Worker {
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    queue_url: String,
+    dlq_url: String,
+    bucket: String,
+    prefix: String,
+    visibility: Duration,
+    stats: Stats,
+    seen: Mutex<HashSet<Uuid>>,
+}
+
+enum Fate {
+    Stored,
+    Invalid(String),
+    Retry,
+}
+
+impl Worker {
+    /// Resolves the queue, its visibility timeout and its dead-letter queue.
+    pub async fn connect(
+        config: &Config,
+        sqs: aws_sdk_sqs::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Result<Self, ConsumerError> {
+        let queue_url = config.queue.url(&sqs).await?;
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|e| sqs_error("GetQueueAttributes", &queue_url, e))?
+            .attributes
+            .unwrap_or_default();
+        let visibility = attributes
+            .get(&QueueAttributeName::VisibilityTimeout)
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::from_secs(30), Duration::from_secs);
+        let dlq_url = if let Some(url) = &config.dlq_url {
+            url.clone()
+        } else {
+            let arn = attributes
+                .get(&QueueAttributeName::RedrivePolicy)
+                .and_then(|policy| serde_json::from_str::<serde_json::Value>(policy).ok())
+                .and_then(|policy| policy["deadLetterTargetArn"].as_str().map(str::to_owned))
+                .ok_or_else(|| ConsumerError::NoDeadLetterQueue(queue_url.clone()))?;
+            dead_letter_url(&sqs, &arn).await?
+        };
+        Ok(Self {
+            s3,
+            sqs,
+            queue_url,
+            dlq_url,
+            bucket: config.bucket.clone(),
+            prefix: config.s3_prefix.clone(),
+            visibility,
+            stats: Stats::default(),
+            seen: Mutex::new(HashSet::new()),
+        })
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Handles one received batch to the end: store, dead-letter, delete. Its visibility is
+    /// extended while it takes longer than half the visibility timeout.
+    pub async fn process(&self, messages: &[Message]) {
+        add(&self.stats.received, messages.len());
+        let work = async {
+            let fates = join_all(messages.iter().map(|m| self.store(m))).await;
+            let mut done: Vec<&Message> = Vec::with_capacity(messages.len());
+            let mut invalid = Vec::new();
+            for (message, fate) in messages.iter().zip(fates) {
+                match fate {
+                    Fate::Stored => done.push(message),
+                    Fate::Invalid(reason) => invalid.push((message, reason)),
+                    Fate::Retry => add(&self.stats.retries, 1),
+                }
+            }
+            done.extend(self.dead_letter(&invalid).await);
+            self.delete(&done).await;
+        };
+        tokio::select! {
+            () = work => {}
+            () = self.keep_invisible(messages) => {}
+        }
+    }
+
+    async fn store(&self, message: &Message) -> Fate {
+        let body = message.body().unwrap_or_default();
+        let event_type = message
+            .message_attributes()
+            .and_then(|attributes| attributes.get("event_type"))
+            .and_then(MessageAttributeValue::string_value);
+        let (event_type, event) = match sales_events::validate(body, event_type) {
+            Ok(valid) => valid,
+            Err(error) => return Fate::Invalid(error.to_string()),
+        };
+        let key = sales_events::object_key(&self.prefix, event_type, &event);
+        let put = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await;
+        match put {
+            Ok(_) => {
+                add(&self.stats.stored, 1);
+                let first_time = self
+                    .seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(event.request_id);
+                if !first_time {
+                    add(&self.stats.duplicates, 1);
+                }
+                Fate::Stored
+            }
+            Err(error) => {
+                tracing::warn!(%key, error = %aws_sdk_s3::Error::from(error), "not stored; left for redelivery");
+                Fate::Retry
+            }
+        }
+    }
+
+    /// Sends invalid events to the dead-letter queue with their reason; returns those it took.
+    async fn dead_letter<'m>(&self, invalid: &[(&'m Message, String)]) -> Vec<&'m Message> {
+        if invalid.is_empty() {
+            return Vec::new();
+        }
+        let entries = invalid
+            .iter()
+            .enumerate()
+            .map(|(i, (message, reason))| {
+                let mut attributes = message.message_attributes().cloned().unwrap_or_default();
+                attributes.insert(
+                    DLQ_REASON_ATTRIBUTE.into(),
+                    MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(reason)
+                        .build()
+                        .expect("data type is set"),
+                );
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(message.body().unwrap_or_default())
+                    .set_message_attributes(Some(attributes))
+                    .build()
+                    .expect("id and body are set")
+            })
+            .collect();
+        let sent = self
+            .sqs
+            .send_message_batch()
+            .queue_url(&self.dlq_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        let taken: Vec<&Message> = match sent {
+            Ok(output) => output
+                .successful
+                .iter()
+                .filter_map(|ok| ok.id.parse::<usize>().ok())
+                .filter_map(|i| invalid.get(i).map(|(m, _)| *m))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(error = %aws_sdk_sqs::Error::from(error), "dead-letter queue refused the batch; left for redelivery");
+                Vec::new()
+            }
+        };
+        add(&self.stats.invalid, taken.len());
+        add(&self.stats.retries, invalid.len() - taken.len());
+        taken
+    }
+
+    /// Deletes finished messages; refused entries are sent again. One still refused after
+    /// that comes back later and is stored again under the same key: no loss, no duplicate.
+    async fn delete(&self, done: &[&Message]) {
+        let mut pending: Vec<(usize, &str)> = done
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.receipt_handle().map(|r| (i, r)))
+            .collect();
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 1..=DELETE_ATTEMPTS {
+            if pending.is_empty() {
+                break;
+            }
+            let entries = pending
+                .iter()
+                .map(|(i, receipt)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(*receipt)
+                        .build()
+                        .expect("id and receipt handle are set")
+                })
+                .collect();
+            match self
+                .sqs
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(output) => {
+                    let deleted: HashSet<&str> = output.successful.iter().map(|ok| ok.id.as_str()).collect();
+                    let before = pending.len();
+                    pending.retain(|(i, _)| !deleted.contains(i.to_string().as_str()));
+                    add(&self.stats.done, before - pending.len());
+                }
+                Err(error) => {
+                    tracing::warn!(error = %aws_sdk_sqs::Error::from(error), attempt, "DeleteMessageBatch failed");
+                }
+            }
+            if pending.is_empty() || attempt == DELETE_ATTEMPTS {
+                break;
+            }
+            add(&self.stats.delete_retries, pending.len());
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+        if !pending.is_empty() {
+            tracing::error!(
+                count = pending.len(),
+                "messages stored but not deleted; SQS will redeliver them"
+            );
+        }
+    }
+
+    /// Never returns: every half visibility timeout, extends the batch's visibility.
+    async fn keep_invisible(&self, messages: &[Message]) {
+        let period = (self.visibility / 2).max(Duration::from_secs(1));
+        let timeout = i32::try_from(self.visibility.as_secs()).unwrap_or(i32::MAX).max(1);
+        loop {
+            tokio::time::sleep(period).await;
+            let entries = messages
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                        .visibility_timeout(timeout)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let extended = self
+                .sqs
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+            match extended {
+                Ok(_) => add(&self.stats.extensions, 1),
+                Err(error) => tracing::warn!(error = %aws_sdk_sqs::Error::from(error), "visibility not extended"),
+            }
+        }
+    }
+
+    /// One poller: receive, process, pause; backs off while the queue is empty.
+    async fn poll(&self, config: &Config, stop: &CancellationToken) {
+        let mut backoff = config.poll_backoff;
+        while !stop.is_cancelled() {
+            let receive = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(config.max_batch)
+                .wait_time_seconds(RECEIVE_WAIT_SECONDS)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send();
+            // Cancelling a receive loses nothing: what it took becomes visible again.
+            let received = tokio::select! {
+                received = receive => received,
+                () = stop.cancelled() => break,
+            };
+            let messages = match received {
+                Ok(output) => output.messages.unwrap_or_default(),
+                Err(error) => {
+                    tracing::warn!(error = %aws_sdk_sqs::Error::from(error), "ReceiveMessage failed");
+                    Vec::new()
+                }
+            };
+            if messages.is_empty() {
+                if !sleep_unless(stop, backoff).await {
+                    break;
+                }
+                backoff = next_backoff(backoff);
+                continue;
+            }
+            backoff = config.poll_backoff;
+            self.process(&messages).await;
+            if self.stats.done.load(Ordering::Relaxed) >= config.total {
+                tracing::info!(total = config.total, "processed the total: stopping");
+                stop.cancel();
+            }
+            if !config.process_delay.is_zero() {
+                sleep_unless(stop, config.process_delay).await;
+            }
+        }
+    }
+}
+
+async fn dead_letter_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String, ConsumerError> {
+    // arn:aws:sqs:<region>:<account>:<name>
+    let mut parts = arn.rsplitn(3, ':');
+    let (name, account) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    sqs.get_queue_url()
+        .queue_name(name)
+        .queue_owner_aws_account_id(account)
+        .send()
+        .await
+        .map_err(|e| sqs_error("GetQueueUrl", arn, e))?
+        .queue_url
+        .ok_or_else(|| ConsumerError::NoDeadLetterQueue(arn.to_owned()))
+}
+
+fn sqs_error<E, R>(action: &'static str, queue: &str, error: aws_sdk_sqs::error::SdkError<E, R>) -> ConsumerError
+where
+    aws_sdk_sqs::Error: From<aws_sdk_sqs::error::SdkError<E, R>>,
+{
+    ConsumerError::Sqs {
+        action,
+        queue: queue.to_owned(),
+        source: Box::new(error.into()),
+    }
+}
+
+/// Runs `config.concurrency` pollers until `config.total` messages are done or `shutdown` is
+/// cancelled; after a shutdown, waits at most `config.shutdown_grace` for batches in hand.
+pub async fn run(
+    config: &Config,
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    shutdown: &CancellationToken,
+) -> Result<StatsSnapshot, ConsumerError> {
+    let worker = std::sync::Arc::new(Worker::connect(config, sqs, s3).await?);
+    tracing::info!(queue = %worker.queue_url, dlq = %worker.dlq_url, visibility = ?worker.visibility, "consuming");
+    let stop = shutdown.child_token();
+    let mut pollers = JoinSet::new();
+    for _ in 0..config.concurrency {
+        let (worker, config, stop) = (std::sync::Arc::clone(&worker), config.clone(), stop.clone());
+        pollers.spawn(async move { worker.poll(&config, &stop).await });
+    }
+    let stats = {
+        let (worker, stop, interval) = (std::sync::Arc::clone(&worker), stop.clone(), config.stats_interval);
+        tokio::spawn(async move {
+            while sleep_unless(&stop, interval).await {
+                let stats = worker.stats();
+                tracing::info!(stats = %serde_json::to_string(&stats).unwrap_or_default(), "stats");
+            }
+        })
+    };
+    let grace_over = tokio::select! {
+        () = async { while pollers.join_next().await.is_some() {} } => false,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(config.shutdown_grace).await } => true,
+    };
+    if grace_over {
+        tracing::warn!(grace = ?config.shutdown_grace, "grace period over with batches in hand; SQS will redeliver them");
+    }
+    pollers.abort_all();
+    stop.cancel();
+    stats.await.ok();
+    let stats = worker.stats();
+    tracing::info!(stats = %serde_json::to_string(&stats).unwrap_or_default(), "consumer stopped");
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_ceiling() {
+        let mut backoff = Duration::from_secs(2);
+        let mut seen = vec![backoff];
+        for _ in 0..10 {
+            backoff = next_backoff(backoff);
+            seen.push(backoff);
+        }
+        let secs: Vec<u64> = seen.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [2, 4, 8, 16, 32, 64, 128, 256, 512, 512, 512]);
+        assert_eq!(next_backoff(Duration::from_millis(300)), Duration::from_millis(600));
+    }
+
+    #[test]
+    fn settings_follow_the_seed_defaults() {
+        let config = Config::from_env(&[("QUEUE_URL", "q"), ("STORE_EVENTS_BKT", "b")]).unwrap();
+        assert_eq!((config.max_batch, config.total, config.concurrency), (5, 10_000, 1));
+        assert_eq!(config.poll_backoff, Duration::from_secs(2));
+        assert_eq!(config.process_delay, Duration::from_secs(10));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(25));
+        assert_eq!((config.s3_prefix.as_str(), config.dlq_url.as_deref()), ("", None));
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable() {
+        let missing_bucket = Config::from_env(&[("QUEUE_URL", "q")]).unwrap_err();
+        assert!(
+            missing_bucket.to_string().contains("STORE_EVENTS_BKT"),
+            "{missing_bucket}"
+        );
+        let too_big = Config::from_env(&[
+            ("QUEUE_URL", "q"),
+            ("STORE_EVENTS_BKT", "b"),
+            ("MAX_MSGS_PER_BATCH", "11"),
+        ]);
+        assert!(
+            too_big
+                .unwrap_err()
+                .to_string()
+                .starts_with("MAX_MSGS_PER_BATCH=\"11\"")
+        );
+    }
+}

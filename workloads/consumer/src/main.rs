@@ -1,0 +1,27 @@
+//! The consumer's container entry point: settings from the environment; exit 0 after the
+//! total or a SIGTERM, 2 on bad settings, 1 when the queue cannot be used.
+
+use std::process::ExitCode;
+
+use sales_events::settings::{ProcessEnv, shutdown_on_signals};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    kedaform::telemetry::init();
+    let config = match consumer::Config::from_env(&ProcessEnv) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "bad settings");
+            return ExitCode::from(2);
+        }
+    };
+    let aws = kedaform::aws::load().await;
+    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
+    match consumer::run(&config, sqs, s3, &shutdown_on_signals()).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %kedaform::error_chain(&error), "cannot consume");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! The reference system's events, as the seed's producer wrote them: a JSON body plus the
+//! `event_type` and `priority_shipping` message attributes.
+//!
+//! Generation is seeded (reproducible streams); validation is strict and typed, so that the
+//! consumer can tell a malformed event (to the dead-letter queue, never retried) from a
+//! transient failure (left for redelivery).
+
+pub mod settings;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+pub const CATEGORIES: [&str; 16] = [
+    "Books",
+    "Games",
+    "Mobiles",
+    "Groceries",
+    "Shoes",
+    "Stationaries",
+    "Laptops",
+    "Tablets",
+    "Notebooks",
+    "Camera",
+    "Printers",
+    "Monitors",
+    "Speakers",
+    "Projectors",
+    "Cables",
+    "Furniture",
+];
+pub const VARIANTS: [&str; 2] = ["black", "red"];
+pub const STORE_IDS: std::ops::RangeInclusive<u64> = 1..=10;
+pub const CUSTOMER_IDS: std::ops::RangeInclusive<u64> = 100..=999;
+
+/// The `event_type` message attribute; also the top-level S3 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    SaleEvent,
+    InventoryEvent,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 2] = [EventType::SaleEvent, EventType::InventoryEvent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SaleEvent => "sale_event",
+            Self::InventoryEvent => "inventory_event",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == text)
+            .ok_or_else(|| ValidationError::EventType(text.to_owned()))
+    }
+}
+
+/// A valid event, as the consumer reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub request_id: Uuid,
+    pub store_id: u64,
+    pub cust_id: u64,
+    pub category: String,
+    pub sku: u64,
+    pub price: f64,
+    pub qty: u64,
+    pub discount: f64,
+    pub gift_wrap: bool,
+    pub variant: String,
+    pub priority_shipping: bool,
+    pub ts: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_return: Option<bool>,
+}
+
+/// One message as the producer sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub request_id: Uuid,
+    pub event_type: EventType,
+    pub priority_shipping: bool,
+    pub body: String,
+    /// A deliberately malformed event (no `store_id`, `bad_msg: true`).
+    pub bad: bool,
+}
+
+/// Why an event is not valid. Such a message is never retried.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("body is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("missing field {0}")]
+    MissingField(&'static str),
+    #[error("field {field} should be {expected}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
+    #[error("field {field} is {value}, outside {allowed}")]
+    OutOfRange {
+        field: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
+    #[error("message attribute event_type is {0:?}: expected sale_event or inventory_event")]
+    EventType(String),
+    #[error("message attribute event_type is missing")]
+    MissingEventType,
+}
+
+/// Reads and checks one message: body and `event_type` attribute.
+pub fn validate(body: &str, event_type: Option<&str>) -> Result<(EventType, Event), ValidationError> {
+    let event_type = EventType::parse(event_type.ok_or(ValidationError::MissingEventType)?)?;
+    let value: Value = serde_json::from_str(body).map_err(|e| ValidationError::NotJson(e.to_string()))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| ValidationError::NotJson("not an object".into()))?;
+    let fields = Fields(object);
+
+    let request_id = fields.string("request_id")?;
+    let request_id = Uuid::parse_str(request_id).map_err(|_| ValidationError::WrongType {
+        field: "request_id",
+        expected: "a UUID",
+    })?;
+    let store_id = fields.integer_in("store_id", STORE_IDS, "1..=10")?;
+    let cust_id = fields.integer_in("cust_id", CUSTOMER_IDS, "100..=999")?;
+    let category = fields.string("category")?;
+    if !CATEGORIES.contains(&category) {
+        return Err(ValidationError::OutOfRange {
+            field: "category",
+            value: category.to_owned(),
+            allowed: "the 16 categories",
+        });
+    }
+    let sku = fields.integer_in("sku", 1..=u64::MAX, "positive integers")?;
+    let price = fields.decimal("price", 2, 0.0..=1_000_000.0, "0..=1000000 with at most 2 decimals")?;
+    let qty = fields.integer_in("qty", 1..=u64::MAX, "positive integers")?;
+    let discount = fields.decimal("discount", 1, 0.0..=100.0, "0..=100 with at most 1 decimal")?;
+    let gift_wrap = fields.boolean("gift_wrap")?;
+    let variant = fields.string("variant")?.to_owned();
+    let priority_shipping = fields.boolean("priority_shipping")?;
+    let ts = fields.string("ts")?;
+    OffsetDateTime::parse(ts, &Rfc3339).map_err(|_| ValidationError::WrongType {
+        field: "ts",
+        expected: "an RFC 3339 timestamp",
+    })?;
+    let is_return = match object.get("is_return") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(fields.boolean("is_return")?),
+    };
+    Ok((
+        event_type,
+        Event {
+            request_id,
+            store_id,
+            cust_id,
+            category: category.to_owned(),
+            sku,
+            price,
+            qty,
+            discount,
+            gift_wrap,
+            variant,
+            priority_shipping,
+            ts: ts.to_owned(),
+            is_return,
+        },
+    ))
+}
+
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    fn get(&self, field: &'static str) -> Result<&Value, ValidationError> {
+        self.0.get(field).ok_or(ValidationError::MissingField(field))
+    }
+
+    fn string(&self, field: &'static str) -> Result<&str, ValidationError> {
+        self.get(field)?.as_str().ok_or(ValidationError::WrongType {
+            field,
+            expected: "a string",
+        })
+    }
+
+    fn boolean(&self, field: &'static str) -> Result<bool, ValidationError> {
+        self.get(field)?.as_bool().ok_or(ValidationError::WrongType {
+            field,
+            expected: "true or false",
+        })
+    }
+
+    fn integer_in(
+        &self,
+        field: &'static str,
+        range: std::ops::RangeInclusive<u64>,
+        allowed: &'static str,
+    ) -> Result<u64, ValidationError> {
+        let value = self.get(field)?;
+        let number = value.as_u64().ok_or(ValidationError::WrongType {
+            field,
+            expected: "a non-negative integer",
+        })?;
+        if range.contains(&number) {
+            Ok(number)
+        } else {
+            Err(ValidationError::OutOfRange {
+                field,
+                value: value.to_string(),
+                allowed,
+            })
+        }
+    }
+
+    fn decimal(
+        &self,
+        field: &'static str,
+        decimals: i32,
+        range: std::ops::RangeInclusive<f64>,
+        allowed: &'static str,
+    ) -> Result<f64, ValidationError> {
+        let value = self.get(field)?;
+        let number = value.as_f64().ok_or(ValidationError::WrongType {
+            field,
+            expected: "a number",
+        })?;
+        let scaled = number * 10f64.powi(decimals);
+        if range.contains(&number) && (scaled - scaled.round()).abs() < 1e-6 {
+            Ok(number)
+        } else {
+            Err(ValidationError::OutOfRange {
+                field,
+                value: value.to_string(),
+                allowed,
+            })
+        }
+    }
+}
+
+/// `[prefix/]<event_type>/dt=YYYY-MM-DD/<request_id>.json`, dated by the event's own
+/// timestamp, so a redelivered or duplicated event lands on the same key.
+pub fn object_key(prefix: &str, event_type: EventType, event: &Event) -> String {
+    let date = event.ts.get(..10).unwrap_or("unknown");
+    let prefix = prefix.trim_matches('/');
+    let separator = if prefix.is_empty() { "" } else { "/" };
+    format!(
+        "{prefix}{separator}{}/dt={date}/{}.json",
+        event_type.as_str(),
+        event.request_id
+    )
+}
+
+/// A reproducible stream of events.
+#[derive(Debug)]
+pub struct Generator {
+    rng: StdRng,
+    bad_percent: u8,
+}
+
+impl Generator {
+    /// `seed: None` draws one from the operating system.
+    pub fn new(seed: Option<u64>, bad_percent: u8) -> Self {
+        let rng = match seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => rand::make_rng(),
+        };
+        Self {
+            rng,
+            bad_percent: bad_percent.min(100),
+        }
+    }
+
+    /// True with the given probability in percent; the producer uses it for duplicates too.
+    pub fn chance(&mut self, percent: u8) -> bool {
+        self.rng.random_range(0..100u8) < percent
+    }
+
+    /// A uniform index into a list of `len` items (`len` > 0).
+    pub fn index(&mut self, len: usize) -> usize {
+        self.rng.random_range(0..len)
+    }
+
+    pub fn next_message(&mut self, now: OffsetDateTime) -> Message {
+        let rng = &mut self.rng;
+        let request_id = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
+        let price = f64::from(rng.random_range(100u32..=10_000)) / 100.0;
+        let discount = f64::from(rng.random_range(10u32..=500)) / 10.0;
+        let now = now
+            .replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+            .unwrap_or(now);
+        let event = Event {
+            request_id,
+            store_id: rng.random_range(STORE_IDS),
+            cust_id: rng.random_range(CUSTOMER_IDS),
+            category: CATEGORIES[rng.random_range(0..CATEGORIES.len())].to_owned(),
+            sku: rng.random_range(16_592..=99_999),
+            price,
+            qty: rng.random_range(1..=38),
+            discount,
+            gift_wrap: rng.random(),
+            variant: VARIANTS[rng.random_range(0..VARIANTS.len())].to_owned(),
+            priority_shipping: rng.random(),
+            ts: now.format(&Rfc3339).unwrap_or_default(),
+            is_return: rng.random::<bool>().then_some(true),
+        };
+        let event_type = EventType::ALL[rng.random_range(0..2)];
+        let bad = self.rng.random_range(0..100u8) < self.bad_percent;
+        let body = if bad {
+            let mut value = serde_json::to_value(&event).expect("events serialize");
+            if let Some(object) = value.as_object_mut() {
+                object.remove("store_id");
+                object.insert("bad_msg".into(), Value::Bool(true));
+            }
+            value.to_string()
+        } else {
+            serde_json::to_string(&event).expect("events serialize")
+        };
+        Message {
+            request_id,
+            event_type,
+            priority_shipping: event.priority_shipping,
+            body,
+            bad,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap()
+    }
+
+    #[test]
+    fn generated_events_validate_and_bad_ones_do_not() {
+        let mut generator = Generator::new(Some(7), 30);
+        let (mut good, mut bad) = (0, 0);
+        for _ in 0..1000 {
+            let message = generator.next_message(now());
+            let result = validate(&message.body, Some(message.event_type.as_str()));
+            if message.bad {
+                bad += 1;
+                assert_eq!(result.unwrap_err(), ValidationError::MissingField("store_id"));
+                assert!(message.body.contains("\"bad_msg\":true"));
+            } else {
+                good += 1;
+                let (event_type, event) = result.unwrap();
+                assert_eq!(event_type, message.event_type);
+                assert_eq!(event.request_id, message.request_id);
+                assert_eq!(
+                    serde_json::to_string(&event).unwrap(),
+                    message.body,
+                    "round trip is byte-exact"
+                );
+            }
+        }
+        assert!((250..350).contains(&bad), "{bad} bad of 1000 at 30%");
+        assert_eq!(good + bad, 1000);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_stream() {
+        let mut a = Generator::new(Some(42), 10);
+        let mut b = Generator::new(Some(42), 10);
+        for _ in 0..50 {
+            assert_eq!(a.next_message(now()), b.next_message(now()));
+        }
+        assert_ne!(
+            Generator::new(Some(1), 10).next_message(now()),
+            Generator::new(Some(2), 10).next_message(now())
+        );
+    }
+
+    fn valid() -> Value {
+        json!({"request_id": "5f0e7d7c-8f2f-4b8e-9a43-0c7f6f1b2a10", "store_id": 3, "cust_id": 512,
+               "category": "Books", "sku": 20001, "price": 12.5, "qty": 2, "discount": 10.5,
+               "gift_wrap": false, "variant": "red", "priority_shipping": true,
+               "ts": "2026-11-28T10:00:00.000Z"})
+    }
+
+    #[test]
+    fn validation_names_what_is_wrong() {
+        let check = |mutate: &dyn Fn(&mut Value), attribute: Option<&str>| {
+            let mut body = valid();
+            mutate(&mut body);
+            validate(&body.to_string(), attribute).unwrap_err()
+        };
+        let sale = Some("sale_event");
+        assert_eq!(check(&|_| {}, None), ValidationError::MissingEventType);
+        assert_eq!(
+            check(&|_| {}, Some("refund_event")),
+            ValidationError::EventType("refund_event".into())
+        );
+        assert_eq!(
+            check(&|b| b["store_id"] = json!(11), sale).to_string(),
+            "field store_id is 11, outside 1..=10"
+        );
+        assert_eq!(
+            check(&|b| b["cust_id"] = json!("512"), sale).to_string(),
+            "field cust_id should be a non-negative integer"
+        );
+        assert_eq!(
+            check(&|b| b["price"] = json!(1.234), sale).to_string(),
+            "field price is 1.234, outside 0..=1000000 with at most 2 decimals"
+        );
+        assert_eq!(
+            check(&|b| b["discount"] = json!(10.25), sale).to_string(),
+            "field discount is 10.25, outside 0..=100 with at most 1 decimal"
+        );
+        assert_eq!(
+            check(&|b| b["category"] = json!("Cars"), sale).to_string(),
+            "field category is Cars, outside the 16 categories"
+        );
+        assert_eq!(
+            check(&|b| b["ts"] = json!("yesterday"), sale).to_string(),
+            "field ts should be an RFC 3339 timestamp"
+        );
+        assert_eq!(
+            check(&|b| b["request_id"] = json!("42"), sale).to_string(),
+            "field request_id should be a UUID"
+        );
+        assert_eq!(
+            check(&|b| b["is_return"] = json!("yes"), sale).to_string(),
+            "field is_return should be true or false"
+        );
+        assert_eq!(
+            check(
+                &|b| {
+                    b.as_object_mut().unwrap().remove("qty");
+                },
+                sale
+            ),
+            ValidationError::MissingField("qty")
+        );
+        assert!(matches!(validate("[1]", sale), Err(ValidationError::NotJson(_))));
+        assert!(matches!(validate("{", sale), Err(ValidationError::NotJson(_))));
+        assert!(validate(&valid().to_string(), sale).is_ok());
+    }
+
+    #[test]
+    fn keys_are_dated_by_the_event_and_prefixed_when_asked() {
+        let (event_type, event) = validate(&valid().to_string(), Some("inventory_event")).unwrap();
+        assert_eq!(
+            object_key("", event_type, &event),
+            "inventory_event/dt=2026-11-28/5f0e7d7c-8f2f-4b8e-9a43-0c7f6f1b2a10.json"
+        );
+        assert_eq!(
+            object_key("/archive/", EventType::SaleEvent, &event),
+            "archive/sale_event/dt=2026-11-28/5f0e7d7c-8f2f-4b8e-9a43-0c7f6f1b2a10.json"
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! The producer's container entry point: settings from the environment, exit 0 after the
+//! total (the Deployment restarts it, as in the seed), exit 2 on bad settings.
+
+use std::process::ExitCode;
+
+use sales_events::settings::{ProcessEnv, shutdown_on_signals};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    kedaform::telemetry::init();
+    let config = match producer::Config::from_env(&ProcessEnv) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "bad settings");
+            return ExitCode::from(2);
+        }
+    };
+    let sqs = aws_sdk_sqs::Client::new(&kedaform::aws::load().await);
+    match producer::run(&config, &sqs, &shutdown_on_signals(), |_| {}).await {
+        Ok(summary) => {
+            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot produce");
+            ExitCode::FAILURE
+        }
+    }
+}
