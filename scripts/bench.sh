@@ -12,8 +12,15 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 echo "== cargo lambda build (release, x86_64, zip)"
 cargo lambda build --release --x86-64 --output-format zip --package trust-policy
 
+echo "== release workloads"
+cargo build --release --locked --package consumer
+
+start_moto
+
 echo "== benchmarks"
 KEDAFORM_LAMBDA_DIR=$TARGET/lambda \
 KEDAFORM_LAMBDA_BINARIES=$TARGET/x86_64-unknown-linux-gnu/release \
 KEDAFORM_BENCH_JSON=$TARGET/bench.json \
+KEDAFORM_CONSUMER_BIN=$TARGET/release/consumer \
+KEDAFORM_MOTO_PID=$MOTO_PID \
   cargo bench --package kedaform-tests --bench bench

@@ -3,7 +3,8 @@
 //! scripts/bench.sh builds the Lambda zips with cargo-lambda first and passes:
 //! `KEDAFORM_LAMBDA_DIR` (cargo-lambda's output, one folder per Lambda with `bootstrap.zip`),
 //! `KEDAFORM_LAMBDA_BINARIES` (the folder with the release binaries of those zips) and
-//! `KEDAFORM_BENCH_JSON` (where to write the table as JSON).
+//! `KEDAFORM_BENCH_JSON` (where to write the table as JSON), `KEDAFORM_CONSUMER_BIN` (the release
+//! consumer) and `KEDAFORM_MOTO_PID` (the moto server it started, whose CPU time is read too).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 use kedaform::cfn::{CustomResource, Invocation, Outcome, Runtime, response};
 use kedaform::iam::policy::{self, KedaTrust};
 use kedaform_tests::iam::{ACCOUNT, FAKE_IAM_ROLE, fake_iam, seed_trust, url_encoded};
@@ -298,6 +299,139 @@ async fn handler_overhead() -> Rows {
 
 type Rows = Vec<Row>;
 
+/// moto's queue operations scan every message, so the queue is filled and drained in small
+/// rounds: a deep queue would measure moto's scans, not the consumer.
+const CONSUMER_ROUNDS: u32 = 5;
+const CONSUMER_ROUND_MESSAGES: u32 = 500;
+const CONSUMER_CPU_TARGET_PERCENT: f64 = 5.0;
+
+/// State and user + system CPU time of a process, from /proc. An exited child that was not
+/// reaped yet is a zombie ('Z') whose final CPU time is still there.
+fn process_stat(pid: u32) -> anyhow::Result<(char, Duration)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name: state first, utime and stime 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("malformed /proc stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let state = fields[0].chars().next().unwrap_or('?');
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    let per_second: u64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
+        .trim()
+        .parse()?;
+    Ok((state, Duration::from_nanos(ticks * 1_000_000_000 / per_second)))
+}
+
+/// One release consumer at full speed (no process delay, batches of 10) against moto, in
+/// rounds: fill the queue, then time a consumer that exits after draining it; CPU of the
+/// consumer and of moto over the drains only.
+async fn consumer_throughput() -> anyhow::Result<Rows> {
+    let binary = env_path("KEDAFORM_CONSUMER_BIN")?;
+    let moto_pid: u32 = std::env::var("KEDAFORM_MOTO_PID")
+        .context("KEDAFORM_MOTO_PID is not set: run the benchmarks with `make bench`")?
+        .parse()?;
+    let aws = kedaform::aws::load().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let s3 = kedaform::aws::s3(&aws);
+    let name = format!("bench-{}", std::process::id());
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await?
+        .queue_url
+        .unwrap_or_default();
+    let queue = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await?
+        .queue_url
+        .unwrap_or_default();
+    s3.create_bucket().bucket(&name).send().await?;
+
+    let (mut elapsed, mut consumer_cpu, mut moto_cpu) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for round in 0..CONSUMER_ROUNDS {
+        let fill = producer::Config {
+            total: u64::from(CONSUMER_ROUND_MESSAGES),
+            wait_between_messages: Duration::ZERO,
+            queue: sales_events::settings::Queue::Url(queue.clone()),
+            bad_percent: 10,
+            duplicate_percent: 0,
+            batch_size: 10,
+            seed: Some(u64::from(round)),
+        };
+        producer::run(&fill, &sqs, &tokio_util::sync::CancellationToken::new(), |_| {}).await?;
+        let moto_before = process_stat(moto_pid)?.1;
+        let started = Instant::now();
+        let mut child = Command::new(&binary)
+            .env("QUEUE_URL", &queue)
+            .env("DLQ_URL", &dlq)
+            .env("STORE_EVENTS_BKT", &name)
+            .env("MSG_PROCESS_DELAY", "0")
+            .env("MAX_MSGS_PER_BATCH", "10")
+            .env("TOT_MSGS_TO_PROCESS", CONSUMER_ROUND_MESSAGES.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let cpu = loop {
+            let (state, cpu) = process_stat(child.id())?;
+            if state == 'Z' {
+                break cpu;
+            }
+            if started.elapsed() > Duration::from_secs(300) {
+                let _ = child.kill();
+                bail!("the consumer did not finish {CONSUMER_ROUND_MESSAGES} messages in 300 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        elapsed += started.elapsed();
+        moto_cpu += process_stat(moto_pid)?.1.saturating_sub(moto_before);
+        consumer_cpu += cpu;
+        let status = child.wait()?;
+        ensure!(status.success(), "the consumer exited with {status}");
+    }
+
+    let messages = f64::from(CONSUMER_ROUNDS * CONSUMER_ROUND_MESSAGES);
+    let how = format!(
+        "{CONSUMER_ROUNDS} rounds of {CONSUMER_ROUND_MESSAGES} queued messages (10 % invalid), one release consumer, \
+         MSG_PROCESS_DELAY=0, batch 10, moto on loopback"
+    );
+    Ok(vec![
+        Row {
+            benchmark: "consumer throughput against moto".into(),
+            value: messages / elapsed.as_secs_f64(),
+            unit: "msg/s",
+            target: None,
+            how: how.clone(),
+        },
+        Row {
+            benchmark: "consumer CPU per 1,000 messages".into(),
+            value: consumer_cpu.as_secs_f64() * 1_000.0 / messages,
+            unit: "s",
+            target: None,
+            how: how.clone(),
+        },
+        Row {
+            benchmark: "moto CPU per 1,000 messages (same drains)".into(),
+            value: moto_cpu.as_secs_f64() * 1_000.0 / messages,
+            unit: "s",
+            target: None,
+            how: how.clone(),
+        },
+        Row {
+            benchmark: "consumer CPU as a share of moto's".into(),
+            value: 100.0 * consumer_cpu.as_secs_f64() / moto_cpu.as_secs_f64().max(f64::EPSILON),
+            unit: "%",
+            target: Some(("≤", CONSUMER_CPU_TARGET_PERCENT)),
+            how,
+        },
+    ])
+}
+
 fn print(rows: &[Row]) {
     let width = rows.iter().map(|r| r.benchmark.chars().count()).max().unwrap_or(10);
     println!(
@@ -327,6 +461,7 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = zip_sizes(&env_path("KEDAFORM_LAMBDA_DIR")?)?;
     rows.extend(lambda_latency(&env_path("KEDAFORM_LAMBDA_BINARIES")?).await?);
     rows.extend(handler_overhead().await);
+    rows.extend(consumer_throughput().await?);
     print(&rows);
     let json: Vec<Value> = rows
         .iter()

@@ -402,38 +402,35 @@ mod tests {
             check(&|_| {}, Some("refund_event")),
             ValidationError::EventType("refund_event".into())
         );
-        assert_eq!(
-            check(&|b| b["store_id"] = json!(11), sale).to_string(),
-            "field store_id is 11, outside 1..=10"
-        );
-        assert_eq!(
-            check(&|b| b["cust_id"] = json!("512"), sale).to_string(),
-            "field cust_id should be a non-negative integer"
-        );
-        assert_eq!(
-            check(&|b| b["price"] = json!(1.234), sale).to_string(),
-            "field price is 1.234, outside 0..=1000000 with at most 2 decimals"
-        );
-        assert_eq!(
-            check(&|b| b["discount"] = json!(10.25), sale).to_string(),
-            "field discount is 10.25, outside 0..=100 with at most 1 decimal"
-        );
-        assert_eq!(
-            check(&|b| b["category"] = json!("Cars"), sale).to_string(),
-            "field category is Cars, outside the 16 categories"
-        );
-        assert_eq!(
-            check(&|b| b["ts"] = json!("yesterday"), sale).to_string(),
-            "field ts should be an RFC 3339 timestamp"
-        );
-        assert_eq!(
-            check(&|b| b["request_id"] = json!("42"), sale).to_string(),
-            "field request_id should be a UUID"
-        );
-        assert_eq!(
-            check(&|b| b["is_return"] = json!("yes"), sale).to_string(),
-            "field is_return should be true or false"
-        );
+        let wrong_values = [
+            ("store_id", json!(11), "field store_id is 11, outside 1..=10"),
+            (
+                "cust_id",
+                json!("512"),
+                "field cust_id should be a non-negative integer",
+            ),
+            (
+                "price",
+                json!(1.234),
+                "field price is 1.234, outside 0..=1000000 with at most 2 decimals",
+            ),
+            (
+                "discount",
+                json!(10.25),
+                "field discount is 10.25, outside 0..=100 with at most 1 decimal",
+            ),
+            (
+                "category",
+                json!("Cars"),
+                "field category is Cars, outside the 16 categories",
+            ),
+            ("ts", json!("yesterday"), "field ts should be an RFC 3339 timestamp"),
+            ("request_id", json!("42"), "field request_id should be a UUID"),
+            ("is_return", json!("yes"), "field is_return should be true or false"),
+        ];
+        for (field, value, message) in wrong_values {
+            assert_eq!(check(&|b| b[field] = value.clone(), sale).to_string(), message);
+        }
         assert_eq!(
             check(
                 &|b| {
