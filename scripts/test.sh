@@ -19,5 +19,6 @@ step "cfn-lint"
 "$VENV/bin/cfn-lint" infra/*.yaml
 
 step "cargo test (moto server)"
+export PATH=$VENV/bin:$PATH
 start_moto
 cargo test --workspace --locked

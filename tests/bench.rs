@@ -324,6 +324,37 @@ fn process_stat(pid: u32) -> anyhow::Result<(char, Duration)> {
     Ok((state, Duration::from_nanos(ticks * 1_000_000_000 / per_second)))
 }
 
+/// Runs a consumer that exits once the queue's round is done: wall time, its CPU, moto's CPU.
+async fn drain(binary: &Path, env: &[(&str, &str)], moto_pid: u32) -> anyhow::Result<(Duration, Duration, Duration)> {
+    let moto_before = process_stat(moto_pid)?.1;
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .envs(env.iter().copied())
+        .env("MSG_PROCESS_DELAY", "0")
+        .env("MAX_MSGS_PER_BATCH", "10")
+        .env("TOT_MSGS_TO_PROCESS", CONSUMER_ROUND_MESSAGES.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let consumer_cpu = loop {
+        let (state, cpu) = process_stat(child.id())?;
+        if state == 'Z' {
+            break cpu;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            bail!("the consumer did not finish {CONSUMER_ROUND_MESSAGES} messages in 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let elapsed = started.elapsed();
+    let moto_cpu = process_stat(moto_pid)?.1.saturating_sub(moto_before);
+    let status = child.wait()?;
+    ensure!(status.success(), "the consumer exited with {status}");
+    Ok((elapsed, consumer_cpu, moto_cpu))
+}
+
 /// One release consumer at full speed (no process delay, batches of 10) against moto, in
 /// rounds: fill the queue, then time a consumer that exits after draining it; CPU of the
 /// consumer and of moto over the drains only.
@@ -364,35 +395,15 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
             seed: Some(u64::from(round)),
         };
         producer::run(&fill, &sqs, &tokio_util::sync::CancellationToken::new(), |_| {}).await?;
-        let moto_before = process_stat(moto_pid)?.1;
-        let started = Instant::now();
-        let mut child = Command::new(&binary)
-            .env("QUEUE_URL", &queue)
-            .env("DLQ_URL", &dlq)
-            .env("STORE_EVENTS_BKT", &name)
-            .env("MSG_PROCESS_DELAY", "0")
-            .env("MAX_MSGS_PER_BATCH", "10")
-            .env("TOT_MSGS_TO_PROCESS", CONSUMER_ROUND_MESSAGES.to_string())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let cpu = loop {
-            let (state, cpu) = process_stat(child.id())?;
-            if state == 'Z' {
-                break cpu;
-            }
-            if started.elapsed() > Duration::from_secs(300) {
-                let _ = child.kill();
-                bail!("the consumer did not finish {CONSUMER_ROUND_MESSAGES} messages in 300 s");
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
-        elapsed += started.elapsed();
-        moto_cpu += process_stat(moto_pid)?.1.saturating_sub(moto_before);
-        consumer_cpu += cpu;
-        let status = child.wait()?;
-        ensure!(status.success(), "the consumer exited with {status}");
+        let (round_elapsed, round_consumer, round_moto) = drain(
+            &binary,
+            &[("QUEUE_URL", &queue), ("DLQ_URL", &dlq), ("STORE_EVENTS_BKT", &name)],
+            moto_pid,
+        )
+        .await?;
+        elapsed += round_elapsed;
+        consumer_cpu += round_consumer;
+        moto_cpu += round_moto;
     }
 
     let messages = f64::from(CONSUMER_ROUNDS * CONSUMER_ROUND_MESSAGES);

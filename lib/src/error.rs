@@ -28,6 +28,17 @@ pub enum Error {
         source: Box<aws_sdk_iam::Error>,
     },
 
+    #[error("EKS {action} on cluster {cluster} failed")]
+    Eks {
+        action: &'static str,
+        cluster: String,
+        #[source]
+        source: Box<aws_sdk_eks::Error>,
+    },
+
+    #[error("cannot mint an EKS token: {0}")]
+    Token(String),
+
     #[error("the deadline passed while {0}")]
     DeadlineExceeded(String),
 }

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod cfn;
+pub mod eks;
 mod error;
 pub mod iam;
 pub mod telemetry;

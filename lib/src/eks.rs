@@ -1,0 +1,193 @@
+//! EKS access without the AWS CLI: the cluster's endpoint and CA from `DescribeCluster`, and
+//! the bearer token `aws eks get-token` would print, minted in process.
+//!
+//! The token is `k8s-aws-v1.` + unpadded base64url of a SigV4-presigned STS
+//! `GetCallerIdentity` URL (regional endpoint, `X-Amz-Expires=60`) whose signature covers the
+//! header `x-k8s-aws-id: <cluster>`; the API server's authenticator replays it to STS.
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sdk_eks::operation::describe_cluster::DescribeClusterError;
+use aws_sdk_eks::types::ClusterStatus;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::time::Instant;
+
+use crate::Error;
+
+pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
+const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
+/// What `aws eks get-token` presigns with; the authenticator accepts a token for 15 minutes.
+pub const PRESIGN_EXPIRES: Duration = Duration::from_secs(60);
+/// How long kedaform uses a token before minting a new one.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 60);
+
+/// RFC 3986 unreserved characters stay; everything else is percent-encoded, as SigV4 does.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// The presigned STS URL inside a token, signed at `at`.
+pub fn presigned_url(credentials: &Credentials, region: &str, cluster: &str, at: SystemTime) -> Result<String, Error> {
+    let base = format!("https://sts.{region}.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15");
+    let identity = credentials.clone().into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(PRESIGN_EXPIRES);
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("sts")
+        .time(at)
+        .settings(settings)
+        .build()
+        .map_err(|e| Error::Token(e.to_string()))?
+        .into();
+    let request = SignableRequest::new(
+        "GET",
+        &base,
+        std::iter::once((CLUSTER_ID_HEADER, cluster)),
+        SignableBody::Bytes(&[]),
+    )
+    .map_err(|e| Error::Token(e.to_string()))?;
+    let (instructions, _) = sign(request, &params)
+        .map_err(|e| Error::Token(e.to_string()))?
+        .into_parts();
+    let (_, mut query) = instructions.into_parts();
+    // Same order as botocore (`aws eks get-token`): the signature last.
+    query.sort_by_key(|(name, _)| *name == "X-Amz-Signature");
+    let mut url = base;
+    for (name, value) in query {
+        url.push('&');
+        url.push_str(name);
+        url.push('=');
+        url.extend(utf8_percent_encode(&value, QUERY_VALUE));
+    }
+    Ok(url)
+}
+
+/// The bearer token for `cluster`, as `aws eks get-token` prints it in `status.token`.
+pub fn token(credentials: &Credentials, region: &str, cluster: &str, at: SystemTime) -> Result<String, Error> {
+    let url = presigned_url(credentials, region, cluster, at)?;
+    Ok(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(url)))
+}
+
+/// What kedaform needs of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub name: String,
+    pub arn: String,
+    pub endpoint: String,
+    /// Base64 of the PEM bundle, as EKS returns it (and as kubeconfig takes it).
+    pub certificate_authority: String,
+    pub oidc_issuer: Option<String>,
+    pub version: String,
+}
+
+/// `DescribeCluster`, waiting (with backoff, until `deadline`) while the cluster is being
+/// created or updated. `Ok(None)`: no such cluster.
+pub async fn describe(eks: &aws_sdk_eks::Client, name: &str, deadline: Instant) -> Result<Option<Cluster>, Error> {
+    let mut backoff = Duration::from_secs(5);
+    loop {
+        let cluster = match eks.describe_cluster().name(name).send().await {
+            Ok(output) => output.cluster,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(DescribeClusterError::is_resource_not_found_exception) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => {
+                return Err(Error::Eks {
+                    action: "DescribeCluster",
+                    cluster: name.to_owned(),
+                    source: Box::new(error.into()),
+                });
+            }
+        };
+        let cluster = cluster
+            .ok_or_else(|| Error::invalid("ClusterName", format!("DescribeCluster returned no cluster {name}")))?;
+        let status = cluster.status.clone();
+        match status {
+            Some(ClusterStatus::Active) => {
+                let field = |value: Option<String>, what: &str| {
+                    value.ok_or_else(|| Error::invalid("ClusterName", format!("cluster {name} has no {what} yet")))
+                };
+                return Ok(Some(Cluster {
+                    name: name.to_owned(),
+                    arn: field(cluster.arn, "ARN")?,
+                    endpoint: field(cluster.endpoint, "endpoint")?,
+                    certificate_authority: field(
+                        cluster.certificate_authority.and_then(|ca| ca.data),
+                        "certificate authority",
+                    )?,
+                    oidc_issuer: cluster.identity.and_then(|i| i.oidc).and_then(|o| o.issuer),
+                    version: cluster.version.unwrap_or_default(),
+                }));
+            }
+            Some(ClusterStatus::Creating | ClusterStatus::Updating | ClusterStatus::Pending) => {
+                if Instant::now() + backoff >= deadline {
+                    return Err(Error::DeadlineExceeded(format!(
+                        "waiting for cluster {name} to become ACTIVE (it is {status:?})"
+                    )));
+                }
+                tracing::info!(cluster = name, ?status, "waiting for the cluster");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            other => {
+                return Err(Error::invalid(
+                    "ClusterName",
+                    format!("cluster {name} is {other:?}, not ACTIVE: it cannot take Kubernetes objects"),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credentials(session: Option<&str>) -> Credentials {
+        Credentials::new(
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            session.map(str::to_owned),
+            None,
+            "test",
+        )
+    }
+
+    #[test]
+    fn a_token_is_the_prefixed_unpadded_base64url_of_the_presigned_url() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let token = token(&credentials(None), "eu-west-1", "sales", at).unwrap();
+        let encoded = token.strip_prefix(TOKEN_PREFIX).unwrap();
+        assert!(!encoded.contains('=') && !encoded.contains('+') && !encoded.contains('/'));
+        let url = String::from_utf8(URL_SAFE_NO_PAD.decode(encoded).unwrap()).unwrap();
+        assert!(url.starts_with("https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&"));
+        for part in [
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+            "X-Amz-Credential=AKIDEXAMPLE%2F20260921%2Feu-west-1%2Fsts%2Faws4_request",
+            "X-Amz-Date=20260921T141320Z",
+            "X-Amz-Expires=60",
+            "X-Amz-SignedHeaders=host%3Bx-k8s-aws-id",
+        ] {
+            assert!(url.contains(part), "{part} not in {url}");
+        }
+        assert!(!url.contains("X-Amz-Security-Token"));
+    }
+
+    #[test]
+    fn the_signature_covers_the_cluster_and_the_session_token_is_carried() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let a = presigned_url(&credentials(Some("FwoGZX+/=")), "us-east-1", "a", at).unwrap();
+        let b = presigned_url(&credentials(Some("FwoGZX+/=")), "us-east-1", "b", at).unwrap();
+        assert_ne!(a, b, "another cluster, another signature");
+        assert!(a.contains("X-Amz-Security-Token=FwoGZX%2B%2F%3D"), "{a}");
+    }
+}
