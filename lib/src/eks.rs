@@ -148,6 +148,39 @@ pub async fn describe(eks: &aws_sdk_eks::Client, name: &str, deadline: Instant) 
     }
 }
 
+/// A Kubernetes client for `cluster`, authenticated by `token`, trusting only the cluster's CA.
+/// Build one per request: a token is good for [`TOKEN_LIFETIME`].
+pub async fn kube_client(cluster: &Cluster, token: &str) -> Result<::kube::Client, Error> {
+    let mut server = serde_json::json!({"server": cluster.endpoint});
+    if !cluster.certificate_authority.is_empty() {
+        server["certificate-authority-data"] = cluster.certificate_authority.clone().into();
+    }
+    let kubeconfig: ::kube::config::Kubeconfig = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster.name, "cluster": server}],
+        "users": [{"name": "kedaform", "user": {"token": token}}],
+        "contexts": [{"name": "kedaform", "context": {"cluster": cluster.name, "user": "kedaform"}}],
+        "current-context": "kedaform",
+    }))
+    .map_err(|e| Error::Token(format!("in-memory kubeconfig: {e}")))?;
+    let options = ::kube::config::KubeConfigOptions::default();
+    let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| {
+            Error::invalid(
+                "ClusterName",
+                format!("cluster {} endpoint or CA unusable: {e}", cluster.name),
+            )
+        })?;
+    ::kube::Client::try_from(config).map_err(|e| {
+        Error::invalid(
+            "ClusterName",
+            format!("cannot build a client for cluster {}: {e}", cluster.name),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,17 @@ pub enum Error {
     #[error("cannot mint an EKS token: {0}")]
     Token(String),
 
+    #[error("Kubernetes {action} of {object} failed")]
+    Kube {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: Box<::kube::Error>,
+    },
+
+    #[error("{object} is not ready: {reason}")]
+    NotReady { object: String, reason: String },
+
     #[error("the deadline passed while {0}")]
     DeadlineExceeded(String),
 }

@@ -1,6 +1,7 @@
 //! Shared pieces of the integration tests: a local HTTP server that records every request
 //! and answers from a script, CloudFormation request builders, and the moto connection.
 
+pub mod apiserver;
 pub mod iam;
 
 use std::convert::Infallible;

@@ -1,0 +1,254 @@
+//! Server-side apply of ordered object sets, readiness waits and ordered deletion, through
+//! one `kube::Client`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ::kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use ::kube::core::{GroupVersion, TypeMeta};
+use ::kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use tokio::time::Instant;
+
+use super::plan::{self, OWNER_LABEL, ObjectKey};
+use super::readiness::{Readiness, readiness};
+use crate::Error;
+
+/// Field manager of every server-side apply; with force, kedaform owns the fields it sets.
+pub const FIELD_MANAGER: &str = "kedaform";
+
+/// Applies and deletes objects; resolves kinds through discovery, cached for its lifetime
+/// (one request) and refreshed when a kind is missing, as after its CRD was applied.
+pub struct Applier {
+    client: ::kube::Client,
+    resources: Mutex<HashMap<String, Vec<(ApiResource, ApiCapabilities)>>>,
+}
+
+impl std::fmt::Debug for Applier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applier").finish_non_exhaustive()
+    }
+}
+
+fn kube_error(action: &'static str, object: &ObjectKey, source: ::kube::Error) -> Error {
+    Error::Kube {
+        action,
+        object: object.to_string(),
+        source: Box::new(source),
+    }
+}
+
+fn is_not_found(error: &::kube::Error) -> bool {
+    matches!(error, ::kube::Error::Api(status) if status.is_not_found())
+}
+
+impl Applier {
+    pub fn new(client: ::kube::Client) -> Self {
+        Self {
+            client,
+            resources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cached(&self, types: &TypeMeta) -> Option<(ApiResource, ApiCapabilities)> {
+        let resources = self.resources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        resources
+            .get(&types.api_version)?
+            .iter()
+            .find(|(resource, _)| resource.kind == types.kind)
+            .cloned()
+    }
+
+    /// The resource serving `types`, waiting (until `deadline`) for a kind a CRD just added.
+    async fn resource(
+        &self,
+        key: &ObjectKey,
+        types: &TypeMeta,
+        deadline: Instant,
+    ) -> Result<(ApiResource, ApiCapabilities), Error> {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            if let Some(found) = self.cached(types) {
+                return Ok(found);
+            }
+            let group_version: GroupVersion = types.api_version.parse().map_err(|_| {
+                Error::invalid(
+                    "Manifest",
+                    format!("{key}: apiVersion {} is malformed", types.api_version),
+                )
+            })?;
+            match ::kube::discovery::pinned_group(&self.client, &group_version).await {
+                Ok(group) => {
+                    let resources = group.versioned_resources(&group_version.version);
+                    self.resources
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(types.api_version.clone(), resources);
+                    if let Some(found) = self.cached(types) {
+                        return Ok(found);
+                    }
+                }
+                Err(error) if is_not_found(&error) => {}
+                Err(error) => return Err(kube_error("discovery", key, error)),
+            }
+            if Instant::now() + backoff >= deadline {
+                return Err(Error::NotReady {
+                    object: key.to_string(),
+                    reason: format!(
+                        "the API server does not serve {} {}: is its CRD installed?",
+                        types.api_version, types.kind
+                    ),
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(4));
+        }
+    }
+
+    async fn api(&self, object: &DynamicObject, deadline: Instant) -> Result<(Api<DynamicObject>, ObjectKey), Error> {
+        let key = ObjectKey::of(object);
+        let types = object.types.clone().unwrap_or_default();
+        let (resource, capabilities) = self.resource(&key, &types, deadline).await?;
+        let api = match (capabilities.scope, object.metadata.namespace.as_deref()) {
+            (Scope::Cluster, _) => Api::all_with(self.client.clone(), &resource),
+            (Scope::Namespaced, Some(namespace)) => Api::namespaced_with(self.client.clone(), namespace, &resource),
+            (Scope::Namespaced, None) => Api::default_namespaced_with(self.client.clone(), &resource),
+        };
+        Ok((api, key))
+    }
+
+    /// Labels `objects` as owned by `owner`, then applies them in order; returns them as the
+    /// API server stored them.
+    pub async fn apply_all(
+        &self,
+        mut objects: Vec<DynamicObject>,
+        owner: &str,
+        deadline: Instant,
+    ) -> Result<Vec<DynamicObject>, Error> {
+        plan::label(&mut objects, owner);
+        let mut applied = Vec::with_capacity(objects.len());
+        for object in plan::apply_order(objects) {
+            let (api, key) = self.api(&object, deadline).await?;
+            let name = key.name.clone();
+            let stored = api
+                .patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&object),
+                )
+                .await
+                .map_err(|e| kube_error("apply", &key, e))?;
+            tracing::info!(object = %key, "applied");
+            applied.push(stored);
+        }
+        Ok(applied)
+    }
+
+    /// Waits, in order, for each object to be ready. On timeout the error names the first
+    /// object not ready, why, and its latest events.
+    pub async fn wait_ready(&self, objects: &[DynamicObject], deadline: Instant) -> Result<(), Error> {
+        for object in objects {
+            let (api, key) = self.api(object, deadline).await?;
+            let mut current = object.clone();
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                match readiness(&current) {
+                    Readiness::Ready => break,
+                    Readiness::Failed(reason) => {
+                        return Err(Error::NotReady {
+                            object: key.to_string(),
+                            reason,
+                        });
+                    }
+                    Readiness::Pending(reason) => {
+                        if Instant::now() + backoff >= deadline {
+                            let events = self.events(&key).await;
+                            return Err(Error::NotReady {
+                                object: key.to_string(),
+                                reason: format!("{reason}{events}"),
+                            });
+                        }
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                current = api.get(&key.name).await.map_err(|e| kube_error("get", &key, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The object's latest events, as `; events: …`, or nothing.
+    async fn events(&self, key: &ObjectKey) -> String {
+        let api: Api<k8s_openapi::api::core::v1::Event> = match &key.namespace {
+            Some(namespace) => Api::namespaced(self.client.clone(), namespace),
+            None => Api::default_namespaced(self.client.clone()),
+        };
+        let selector = format!("involvedObject.name={},involvedObject.kind={}", key.name, key.kind);
+        let Ok(list) = api.list(&ListParams::default().fields(&selector).limit(20)).await else {
+            return String::new();
+        };
+        let mut events = list.items;
+        events.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+        let latest: Vec<String> = events
+            .iter()
+            .rev()
+            .take(3)
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.as_deref().unwrap_or(""),
+                    e.message.as_deref().unwrap_or("")
+                )
+            })
+            .collect();
+        if latest.is_empty() {
+            String::new()
+        } else {
+            format!("; events: {}", latest.join(" | "))
+        }
+    }
+
+    /// Deletes `objects` in reverse apply order, only those labelled as owned by `owner`;
+    /// already gone is success. Waits, until `deadline`, for each to disappear (finalizers).
+    pub async fn delete_all(&self, objects: Vec<DynamicObject>, owner: &str, deadline: Instant) -> Result<(), Error> {
+        for object in plan::delete_order(objects) {
+            let (api, key) = self.api(&object, deadline).await?;
+            let Some(current) = api.get_opt(&key.name).await.map_err(|e| kube_error("get", &key, e))? else {
+                continue;
+            };
+            let ours = current
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(OWNER_LABEL))
+                .is_some_and(|o| o == owner);
+            if !ours {
+                tracing::info!(object = %key, "not ours (owner label differs): left in place");
+                continue;
+            }
+            match api.delete(&key.name, &DeleteParams::background()).await {
+                Ok(_) => tracing::info!(object = %key, "deleted"),
+                Err(error) if is_not_found(&error) => continue,
+                Err(error) => return Err(kube_error("delete", &key, error)),
+            }
+            let mut backoff = Duration::from_millis(250);
+            while api
+                .get_opt(&key.name)
+                .await
+                .map_err(|e| kube_error("get", &key, e))?
+                .is_some()
+            {
+                if Instant::now() + backoff >= deadline {
+                    return Err(Error::NotReady {
+                        object: key.to_string(),
+                        reason: "still being deleted (finalizers?)".into(),
+                    });
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(4));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! What to apply and delete, in which order, and how kedaform marks what it owns: pure
+//! functions over parsed objects.
+
+use ::kube::api::DynamicObject;
+use ::kube::core::TypeMeta;
+
+use crate::Error;
+
+/// Label every object kedaform applies carries.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "kedaform";
+/// Label naming the custom resource (stack + logical id) that owns the object, so that an
+/// Update prunes what left the set and a Delete removes exactly its own objects.
+pub const OWNER_LABEL: &str = "kedaform.io/owner";
+
+/// Parses one or many YAML documents; empty documents are skipped.
+pub fn parse_manifest(property: &str, yaml: &str) -> Result<Vec<DynamicObject>, Error> {
+    let mut objects = Vec::new();
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(yaml).enumerate() {
+        let value: serde_json::Value = serde::Deserialize::deserialize(document)
+            .map_err(|e| Error::invalid(property, format!("document {} is not valid YAML: {e}", index + 1)))?;
+        if value.is_null() {
+            continue;
+        }
+        let object: DynamicObject = serde_json::from_value(value).map_err(|e| {
+            Error::invalid(
+                property,
+                format!("document {} is not a Kubernetes object: {e}", index + 1),
+            )
+        })?;
+        if object.types.is_none() || object.metadata.name.is_none() {
+            return Err(Error::invalid(
+                property,
+                format!("document {} needs apiVersion, kind and metadata.name", index + 1),
+            ));
+        }
+        objects.push(object);
+    }
+    Ok(objects)
+}
+
+/// Apply rank by kind: what others depend on first, custom resources last.
+pub fn rank(types: &TypeMeta) -> u8 {
+    let group = types.api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    match (group, types.kind.as_str()) {
+        ("", "Namespace") => 0,
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => 1,
+        ("", "ServiceAccount") => 2,
+        ("rbac.authorization.k8s.io", "ClusterRole" | "Role") => 3,
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding" | "RoleBinding") => 4,
+        ("", "ConfigMap" | "Secret") => 5,
+        ("apps" | "batch", _) | ("", "Pod") => 7,
+        ("apiregistration.k8s.io", "APIService") => 8,
+        ("admissionregistration.k8s.io", _) => 9,
+        // Services and other built-in kinds that nothing above depends on.
+        ("" | "policy" | "networking.k8s.io" | "scheduling.k8s.io" | "storage.k8s.io" | "coordination.k8s.io", _) => 6,
+        _ => 10,
+    }
+}
+
+/// Objects in apply order (stable: the manifest's order within a rank).
+pub fn apply_order(mut objects: Vec<DynamicObject>) -> Vec<DynamicObject> {
+    objects.sort_by_key(|o| o.types.as_ref().map_or(u8::MAX, rank));
+    objects
+}
+
+/// Objects in delete order: the reverse of apply order.
+pub fn delete_order(objects: Vec<DynamicObject>) -> Vec<DynamicObject> {
+    let mut objects = apply_order(objects);
+    objects.reverse();
+    objects
+}
+
+/// The owner label value for a custom resource: a label value (63 characters at most) that
+/// is stable for the stack and logical id.
+pub fn owner(stack_id: &str, logical_id: &str) -> String {
+    // FNV-1a: stable across Rust versions, unlike the standard hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in stack_id.bytes().chain(std::iter::once(b'/')).chain(logical_id.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let readable: String = logical_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(40)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    format!("{readable}-{hash:016x}")
+}
+
+/// Adds kedaform's labels to every object.
+pub fn label(objects: &mut [DynamicObject], owner: &str) {
+    for object in objects {
+        let labels = object.metadata.labels.get_or_insert_with(Default::default);
+        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+        labels.insert(OWNER_LABEL.into(), owner.into());
+    }
+}
+
+/// Identity of an object across apply and prune: apiVersion's group, kind, namespace, name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub group: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn of(object: &DynamicObject) -> Self {
+        let types = object.types.clone().unwrap_or_default();
+        Self {
+            group: types.api_version.rsplit_once('/').map_or("", |(g, _)| g).to_owned(),
+            kind: types.kind,
+            namespace: object.metadata.namespace.clone(),
+            name: object.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.group.is_empty() {
+            String::new()
+        } else {
+            format!(".{}", self.group)
+        };
+        match &self.namespace {
+            Some(ns) => write!(f, "{}{group} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{}{group} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// What an Update must delete: objects the previous set had that the new one does not.
+pub fn pruned(previous: &[DynamicObject], desired: &[DynamicObject]) -> Vec<DynamicObject> {
+    let keep: std::collections::HashSet<ObjectKey> = desired.iter().map(ObjectKey::of).collect();
+    delete_order(
+        previous
+            .iter()
+            .filter(|o| !keep.contains(&ObjectKey::of(o)))
+            .cloned()
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keda() -> Vec<DynamicObject> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/keda/keda-2.20.2.yaml"
+        );
+        let text = std::fs::read_to_string(path).expect("the KEDA fixture is at ../shared/fixtures/keda");
+        parse_manifest("Manifest", &text).unwrap()
+    }
+
+    fn kinds(objects: &[DynamicObject]) -> Vec<String> {
+        objects.iter().map(|o| o.types.as_ref().unwrap().kind.clone()).collect()
+    }
+
+    #[test]
+    fn the_keda_release_manifest_is_ordered_dependencies_first() {
+        let objects = keda();
+        assert_eq!(objects.len(), 24);
+        let ordered = kinds(&apply_order(objects.clone()));
+        let mut expected = vec!["Namespace"];
+        expected.extend(["CustomResourceDefinition"; 6]);
+        expected.push("ServiceAccount");
+        expected.extend(["Role", "ClusterRole", "ClusterRole"]);
+        expected.extend([
+            "RoleBinding",
+            "RoleBinding",
+            "ClusterRoleBinding",
+            "ClusterRoleBinding",
+            "ClusterRoleBinding",
+        ]);
+        expected.extend(["Service"; 3]);
+        expected.extend(["Deployment"; 3]);
+        expected.push("APIService");
+        expected.push("ValidatingWebhookConfiguration");
+        assert_eq!(ordered, expected);
+        let mut reversed = expected.clone();
+        reversed.reverse();
+        assert_eq!(kinds(&delete_order(objects)), reversed);
+    }
+
+    #[test]
+    fn custom_resources_come_last_and_order_is_stable() {
+        let yaml = "
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: consumer, namespace: sales}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: consumer, namespace: sales}
+---
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {name: aws, namespace: sales}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: sales}
+";
+        let ordered = apply_order(parse_manifest("Manifest", yaml).unwrap());
+        assert_eq!(
+            kinds(&ordered),
+            ["Namespace", "Deployment", "ScaledObject", "TriggerAuthentication"]
+        );
+    }
+
+    #[test]
+    fn malformed_documents_name_the_property_and_document() {
+        let message = |yaml: &str| parse_manifest("Manifest", yaml).unwrap_err().to_string();
+        assert!(message("kind: [").starts_with("property Manifest: document 1 is not valid YAML"));
+        assert_eq!(
+            message("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\nkind: Namespace\nmetadata: {name: b}"),
+            "property Manifest: document 2 needs apiVersion, kind and metadata.name"
+        );
+        assert!(message("- 1\n- 2").starts_with("property Manifest: document 1 is not a Kubernetes object"));
+    }
+
+    #[test]
+    fn owner_labels_are_stable_valid_label_values() {
+        let a = owner("arn:aws:cloudformation:us-east-1:1:stack/s/1", "KedaInstall");
+        assert_eq!(a, owner("arn:aws:cloudformation:us-east-1:1:stack/s/1", "KedaInstall"));
+        assert_ne!(a, owner("arn:aws:cloudformation:us-east-1:1:stack/s/2", "KedaInstall"));
+        assert!(a.starts_with("kedainstall-") && a.len() <= 63, "{a}");
+        let long = owner("s", &"L".repeat(200));
+        assert!(long.len() <= 63 && long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+
+    #[test]
+    fn prune_keeps_what_is_still_wanted() {
+        let previous = parse_manifest(
+            "Manifest",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: a}",
+        )
+        .unwrap();
+        let desired = parse_manifest("Manifest", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}").unwrap();
+        let keys: Vec<String> = pruned(&previous, &desired)
+            .iter()
+            .map(|o| ObjectKey::of(o).to_string())
+            .collect();
+        assert_eq!(keys, ["Deployment.apps a/d", "Service a/s"]);
+    }
+}

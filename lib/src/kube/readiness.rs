@@ -1,0 +1,185 @@
+//! Whether an applied object is ready, kstatus-style, from its own status: a pure function.
+
+use ::kube::api::DynamicObject;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Not yet; the text says what is missing.
+    Pending(String),
+    /// Will not become ready by waiting; the text is the object's own reason.
+    Failed(String),
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
+    status["conditions"].as_array()?.iter().find(|c| c["type"] == kind)
+}
+
+fn describe(condition: &Value) -> String {
+    let reason = condition["reason"].as_str().unwrap_or_default();
+    let message = condition["message"].as_str().unwrap_or_default();
+    match (reason.is_empty(), message.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => reason.to_owned(),
+        (true, false) => message.to_owned(),
+        (false, false) => format!("{reason}: {message}"),
+    }
+}
+
+/// A condition that must be `True`: pending while absent or not `True`.
+fn needs(status: &Value, kind: &str) -> Readiness {
+    match condition(status, kind) {
+        Some(c) if c["status"] == "True" => Readiness::Ready,
+        Some(c) => Readiness::Pending(format!(
+            "{kind} is {}: {}",
+            c["status"].as_str().unwrap_or("unset"),
+            describe(c)
+        )),
+        None => Readiness::Pending(format!("no {kind} condition yet")),
+    }
+}
+
+pub fn readiness(object: &DynamicObject) -> Readiness {
+    let Some(types) = &object.types else {
+        return Readiness::Ready;
+    };
+    let status = object.data.get("status").cloned().unwrap_or(Value::Null);
+    match (types.api_version.as_str(), types.kind.as_str()) {
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => needs(&status, "Established"),
+        ("apiregistration.k8s.io/v1", "APIService") => needs(&status, "Available"),
+        ("apps/v1", "Deployment") => deployment(object, &status),
+        (api_version, "ScaledObject") if api_version.starts_with("keda.sh/") => match condition(&status, "Ready") {
+            Some(c) if c["status"] == "True" => Readiness::Ready,
+            Some(c) if c["status"] == "False" => Readiness::Failed(describe(c)),
+            _ => Readiness::Pending("KEDA has not reported Ready yet".into()),
+        },
+        _ => Readiness::Ready,
+    }
+}
+
+fn deployment(object: &DynamicObject, status: &Value) -> Readiness {
+    let generation = object.metadata.generation.unwrap_or(0);
+    let observed = status["observedGeneration"].as_i64().unwrap_or(0);
+    if observed < generation {
+        return Readiness::Pending(format!("the controller has seen generation {observed} of {generation}"));
+    }
+    if let Some(c) = condition(status, "Progressing")
+        && c["reason"] == "ProgressDeadlineExceeded"
+    {
+        return Readiness::Failed(describe(c));
+    }
+    let wanted = object.data["spec"]["replicas"].as_i64().unwrap_or(1);
+    let count = |field: &str| status[field].as_i64().unwrap_or(0);
+    let (updated, available) = (count("updatedReplicas"), count("availableReplicas"));
+    if updated < wanted || available < wanted {
+        Readiness::Pending(format!("{updated} of {wanted} replicas updated, {available} available"))
+    } else {
+        Readiness::Ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> DynamicObject {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn crds_and_apiservices_wait_for_their_condition() {
+        let crd = |status| {
+            object(
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "x"}, "status": status}),
+            )
+        };
+        assert_eq!(
+            readiness(&crd(json!({}))),
+            Readiness::Pending("no Established condition yet".into())
+        );
+        assert_eq!(
+            readiness(&crd(
+                json!({"conditions": [{"type": "Established", "status": "False", "reason": "Installing"}]})
+            )),
+            Readiness::Pending("Established is False: Installing".into())
+        );
+        assert_eq!(
+            readiness(&crd(json!({"conditions": [{"type": "Established", "status": "True"}]}))),
+            Readiness::Ready
+        );
+        let api = object(
+            json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+            "status": {"conditions": [{"type": "Available", "status": "False", "reason": "MissingEndpoints", "message": "endpoints for service/keda-metrics-apiserver in \"keda\" have no addresses"}]}}),
+        );
+        assert!(
+            matches!(readiness(&api), Readiness::Pending(text) if text.starts_with("Available is False: MissingEndpoints: endpoints"))
+        );
+    }
+
+    #[test]
+    fn deployments_are_ready_when_rolled_out() {
+        let deployment = |generation: i64, status: Value| {
+            object(
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "generation": generation}, "spec": {"replicas": 2}, "status": status}),
+            )
+        };
+        assert_eq!(
+            readiness(&deployment(
+                2,
+                json!({"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2})
+            )),
+            Readiness::Pending("the controller has seen generation 1 of 2".into())
+        );
+        assert_eq!(
+            readiness(&deployment(
+                2,
+                json!({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 1})
+            )),
+            Readiness::Pending("2 of 2 replicas updated, 1 available".into())
+        );
+        assert_eq!(
+            readiness(&deployment(
+                2,
+                json!({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2})
+            )),
+            Readiness::Ready
+        );
+        let stuck = deployment(
+            1,
+            json!({"observedGeneration": 1, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"d-1\" has timed out progressing."}]}),
+        );
+        assert_eq!(
+            readiness(&stuck),
+            Readiness::Failed("ProgressDeadlineExceeded: ReplicaSet \"d-1\" has timed out progressing.".into())
+        );
+    }
+
+    #[test]
+    fn scaled_objects_report_keda_reasons() {
+        let so = |conditions: Value| {
+            object(
+                json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "s", "namespace": "n"}, "status": {"conditions": conditions}}),
+            )
+        };
+        assert_eq!(
+            readiness(&so(json!([]))),
+            Readiness::Pending("KEDA has not reported Ready yet".into())
+        );
+        assert_eq!(
+            readiness(&so(
+                json!([{"type": "Ready", "status": "False", "reason": "ScaledObjectCheckFailed", "message": "ScaledObject doesn't have correct scaleTargetRef specification"}])
+            )),
+            Readiness::Failed(
+                "ScaledObjectCheckFailed: ScaledObject doesn't have correct scaleTargetRef specification".into()
+            )
+        );
+        assert_eq!(
+            readiness(&so(json!([{"type": "Ready", "status": "True"}]))),
+            Readiness::Ready
+        );
+        let namespace = object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}));
+        assert_eq!(readiness(&namespace), Readiness::Ready);
+    }
+}
