@@ -7,6 +7,7 @@ pub mod cfn;
 pub mod eks;
 mod error;
 pub mod iam;
+pub mod keda;
 pub mod kube;
 pub mod telemetry;
 
