@@ -2,3 +2,4 @@
 //! and the ScaledObject that scales a consumer on queue depth.
 
 pub mod install;
+pub mod scaled_object;
