@@ -23,8 +23,6 @@ pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
 const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
 /// What `aws eks get-token` presigns with; the authenticator accepts a token for 15 minutes.
 pub const PRESIGN_EXPIRES: Duration = Duration::from_secs(60);
-/// How long kedaform uses a token before minting a new one.
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
 /// RFC 3986 unreserved characters stay; everything else is percent-encoded, as SigV4 does.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -149,7 +147,8 @@ pub async fn describe(eks: &aws_sdk_eks::Client, name: &str, deadline: Instant) 
 }
 
 /// A Kubernetes client for `cluster`, authenticated by `token`, trusting only the cluster's CA.
-/// Build one per request: a token is good for [`TOKEN_LIFETIME`].
+/// Built once per request with a fresh token: the authenticator accepts a token for 15
+/// minutes, the longest a Lambda invocation can run.
 pub async fn kube_client(cluster: &Cluster, token: &str) -> Result<::kube::Client, Error> {
     let mut server = serde_json::json!({"server": cluster.endpoint});
     if !cluster.certificate_authority.is_empty() {

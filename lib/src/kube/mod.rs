@@ -4,3 +4,4 @@
 pub mod apply;
 pub mod plan;
 pub mod readiness;
+pub mod resources;

@@ -1,0 +1,316 @@
+//! `Custom::KedaInstall`, `Custom::KedaScaledObject` and `Custom::KubernetesManifest` end to
+//! end through the custom-resource runtime: CloudFormation requests in, a fake EKS for
+//! `DescribeCluster`, the fake API server for Kubernetes, moto's S3 for the manifest mirror.
+
+use std::time::Duration;
+
+use kedaform::cfn::Runtime;
+use kedaform::kube::resources::{ClusterAccess, KubeResources};
+use kedaform_tests::apiserver::{Behaviour, FakeApiServer};
+use kedaform_tests::{LocalServer, Reply, cfn_request, moto, unique};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+const CLUSTER: &str = "sales";
+const OPERATOR_ROLE: &str = "arn:aws:iam::123456789012:role/keda-operator";
+
+fn fixture() -> String {
+    let path = format!(
+        "{}/../../shared/fixtures/keda/keda-2.20.2.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (the KEDA fixtures live in ../shared)"))
+}
+
+/// EKS's `DescribeCluster` (REST-JSON): the cluster `sales`, whose endpoint is the fake API
+/// server; any other name does not exist.
+async fn fake_eks(api_server: &str) -> LocalServer {
+    let endpoint = api_server.to_owned();
+    LocalServer::start(move |_, request| {
+        if request.path_and_query == format!("/clusters/{CLUSTER}") {
+            Reply::new(
+                200,
+                "application/json",
+                json!({"cluster": {"name": CLUSTER, "arn": format!("arn:aws:eks:us-east-1:123456789012:cluster/{CLUSTER}"),
+                    "endpoint": endpoint, "status": "ACTIVE", "version": "1.33", "certificateAuthority": {"data": ""},
+                    "identity": {"oidc": {"issuer": "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"}}}})
+                .to_string(),
+            )
+        } else {
+            Reply::new(404, "application/json", json!({"message": "No cluster found for name: x."}).to_string())
+                .header("x-amzn-errortype", "ResourceNotFoundException")
+        }
+    })
+    .await
+}
+
+struct Rig {
+    api: FakeApiServer,
+    _eks: LocalServer,
+    runtime: Runtime<KubeResources>,
+    manifest_url: String,
+}
+
+async fn rig(behaviour: Behaviour) -> Rig {
+    let api = FakeApiServer::start(behaviour).await;
+    let eks_server = fake_eks(&api.server.url).await;
+    let aws = moto().await;
+    let eks = aws_sdk_eks::Client::from_conf(
+        aws_sdk_eks::config::Builder::from(&aws)
+            .endpoint_url(&eks_server.url)
+            .build(),
+    );
+    let s3 = kedaform::aws::s3(&aws);
+    let bucket = unique("keda-mirror-");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    s3.put_object()
+        .bucket(&bucket)
+        .key("keda-2.20.2.yaml")
+        .body(fixture().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let access = ClusterAccess::new(&aws, eks, s3).unwrap();
+    Rig {
+        api,
+        _eks: eks_server,
+        runtime: Runtime::new(KubeResources::new(access)).with_response_margin(Duration::from_millis(500)),
+        manifest_url: format!("s3://{bucket}/keda-2.20.2.yaml"),
+    }
+}
+
+impl Rig {
+    /// One request of `resource_type` through the runtime; the response CloudFormation got.
+    async fn send(&self, resource_type: &str, kind: &str, properties: Value, old: Option<Value>, secs: u64) -> Value {
+        let endpoint = LocalServer::cloudformation().await;
+        let mut request = cfn_request(
+            kind,
+            &endpoint.url,
+            properties,
+            (kind != "Create").then_some("prior-id"),
+            old,
+        );
+        request["ResourceType"] = json!(resource_type);
+        self.runtime
+            .handle(request, Instant::now() + Duration::from_secs(secs))
+            .await;
+        endpoint.only_request().json()
+    }
+
+    fn patched(&self) -> Vec<String> {
+        self.api
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .map(|r| r.path_and_query.split('?').next().unwrap().to_owned())
+            .collect()
+    }
+}
+
+fn install(url: &str) -> Value {
+    json!({"ClusterName": CLUSTER, "ManifestUrl": url, "OperatorRoleArn": OPERATOR_ROLE,
+           "ManifestSha256": "9bae123eb64fab8f96c67bbd576bb5819e4794df346c5aaa402a01c68b0557ab"})
+}
+
+#[tokio::test]
+async fn keda_install_applies_the_manifest_with_the_irsa_overlay_and_waits_for_it() {
+    let rig = rig(Behaviour::default()).await;
+    let response = rig
+        .send("Custom::KedaInstall", "Create", install(&rig.manifest_url), None, 60)
+        .await;
+    assert_eq!(response["Status"], "SUCCESS", "{response}");
+    assert_eq!(response["PhysicalResourceId"], "sales/keda");
+    assert_eq!(response["Data"]["Version"], "2.20.2");
+    assert_eq!(response["Data"]["ObjectCount"], "24");
+    assert!(
+        response["Data"]["HelmValues"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("roleArn: {OPERATOR_ROLE}"))
+    );
+    assert_eq!(rig.patched().len(), 24);
+    let account = &rig.api.objects()["/api/v1/namespaces/keda/serviceaccounts/keda-operator"];
+    assert_eq!(
+        account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        OPERATOR_ROLE
+    );
+    let webhook = &rig.api.objects()["/api/v1/namespaces/keda/serviceaccounts/keda-operator"];
+    assert_eq!(
+        webhook["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "kedaform"
+    );
+
+    let deleted = rig
+        .send("Custom::KedaInstall", "Delete", install(&rig.manifest_url), None, 60)
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    assert!(rig.api.objects().is_empty(), "uninstalled");
+}
+
+#[tokio::test]
+async fn keda_install_refuses_a_manifest_whose_hash_differs_before_touching_the_cluster() {
+    let rig = rig(Behaviour::default()).await;
+    let mut properties = install(&rig.manifest_url);
+    properties["ManifestSha256"] = json!("00".repeat(32));
+    let response = rig.send("Custom::KedaInstall", "Create", properties, None, 60).await;
+    assert_eq!(response["Status"], "FAILED");
+    assert!(
+        response["Reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("property ManifestSha256: the manifest's SHA-256 is 9bae123e"),
+        "{response}"
+    );
+    assert!(rig.patched().is_empty());
+}
+
+#[tokio::test]
+async fn keda_install_that_never_becomes_ready_fails_before_the_deadline_naming_the_deployment() {
+    let rig = rig(Behaviour {
+        never_ready: Some("Deployment"),
+        ..Behaviour::default()
+    })
+    .await;
+    let started = Instant::now();
+    let response = rig
+        .send("Custom::KedaInstall", "Create", install(&rig.manifest_url), None, 6)
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert_eq!(response["Status"], "FAILED");
+    let reason = response["Reason"].as_str().unwrap();
+    assert!(reason.starts_with("Deployment.apps keda/keda-admission is not ready: 0 of 1 replicas updated, 0 available; events: FailedCreate"), "{reason}");
+}
+
+fn scaled_object() -> Value {
+    json!({"ClusterName": CLUSTER, "Namespace": "sales", "Name": "consumer", "ScaleTargetName": "consumer",
+           "QueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/reliable_q", "QueueLength": "10",
+           "MinReplicas": "1", "MaxReplicas": "50", "PollingInterval": "10", "CooldownPeriod": "500",
+           "RoleArn": "arn:aws:iam::123456789012:role/consumer"})
+}
+
+#[tokio::test]
+async fn a_scaled_object_is_applied_after_kedas_crds_and_reports_kedas_verdict() {
+    let rig = rig(Behaviour::default()).await;
+    assert_eq!(
+        rig.send("Custom::KedaInstall", "Create", install(&rig.manifest_url), None, 60)
+            .await["Status"],
+        "SUCCESS"
+    );
+    let response = rig
+        .send("Custom::KedaScaledObject", "Create", scaled_object(), None, 60)
+        .await;
+    assert_eq!(response["Status"], "SUCCESS", "{response}");
+    assert_eq!(response["PhysicalResourceId"], "sales/sales/consumer");
+    assert_eq!(response["Data"]["TriggerAuthenticationName"], "consumer-aws");
+    let patched = rig.patched();
+    assert_eq!(
+        patched[24..],
+        [
+            "/apis/keda.sh/v1alpha1/namespaces/sales/triggerauthentications/consumer-aws",
+            "/apis/keda.sh/v1alpha1/namespaces/sales/scaledobjects/consumer"
+        ]
+    );
+    let stored = &rig.api.objects()["/apis/keda.sh/v1alpha1/namespaces/sales/scaledobjects/consumer"];
+    assert_eq!(stored["spec"]["triggers"][0]["metadata"]["queueLength"], "10");
+    assert_eq!(stored["spec"]["maxReplicaCount"], 50);
+}
+
+#[tokio::test]
+async fn a_scaled_object_keda_rejects_fails_with_kedas_reason() {
+    let failure = ("ScaledObjectCheckFailed", "Target resource doesn't exist");
+    let rig = rig(Behaviour {
+        scaled_object_failure: Some(failure),
+        ..Behaviour::default()
+    })
+    .await;
+    assert_eq!(
+        rig.send("Custom::KedaInstall", "Create", install(&rig.manifest_url), None, 60)
+            .await["Status"],
+        "SUCCESS"
+    );
+    let response = rig
+        .send("Custom::KedaScaledObject", "Create", scaled_object(), None, 60)
+        .await;
+    assert_eq!(response["Status"], "FAILED");
+    assert_eq!(
+        response["Reason"],
+        "ScaledObject.keda.sh sales/consumer is not ready: ScaledObjectCheckFailed: Target resource doesn't exist"
+    );
+}
+
+#[tokio::test]
+async fn bad_scaled_object_properties_fail_before_any_call() {
+    let rig = rig(Behaviour::default()).await;
+    let mut properties = scaled_object();
+    properties["QueueUrl"] = json!("https://sqs.us-east-1.amazonaws.com/reliable_q");
+    let response = rig
+        .send("Custom::KedaScaledObject", "Create", properties, None, 60)
+        .await;
+    assert_eq!(response["Status"], "FAILED");
+    assert!(
+        response["Reason"].as_str().unwrap().starts_with("property QueueUrl:"),
+        "{response}"
+    );
+    assert!(rig.api.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_manifest_update_prunes_what_left_and_delete_survives_a_deleted_cluster() {
+    let rig = rig(Behaviour::default()).await;
+    let both = "apiVersion: v1\nkind: Namespace\nmetadata: {name: sales}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: consumer, namespace: sales}";
+    let one = "apiVersion: v1\nkind: Namespace\nmetadata: {name: sales}";
+    let created = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Create",
+            json!({"ClusterName": CLUSTER, "Manifest": both}),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    assert_eq!(
+        created["Data"]["Objects"],
+        "Namespace sales, ServiceAccount sales/consumer"
+    );
+    let updated = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Update",
+            json!({"ClusterName": CLUSTER, "Manifest": one}),
+            Some(json!({"ClusterName": CLUSTER, "Manifest": both})),
+            60,
+        )
+        .await;
+    assert_eq!(updated["Status"], "SUCCESS", "{updated}");
+    assert_eq!(updated["PhysicalResourceId"], created["PhysicalResourceId"]);
+    let left: Vec<String> = rig.api.objects().into_keys().collect();
+    assert_eq!(left, ["/api/v1/namespaces/sales"]);
+
+    let gone = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Delete",
+            json!({"ClusterName": "deleted-cluster", "Manifest": one}),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(
+        gone["Status"], "SUCCESS",
+        "a cluster that no longer exists took its objects with it: {gone}"
+    );
+    let unknown = rig
+        .send(
+            "Custom::KedaInstall",
+            "Create",
+            json!({"ClusterName": "nope", "OperatorRoleArn": OPERATOR_ROLE}),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(
+        unknown["Reason"],
+        "property ClusterName: EKS cluster nope does not exist in us-east-1"
+    );
+}
