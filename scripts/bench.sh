@@ -10,7 +10,7 @@ export PATH=$VENV/bin:$PATH
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
 echo "== cargo lambda build (release, x86_64, zip)"
-cargo lambda build --release --x86-64 --output-format zip --package trust-policy
+cargo lambda build --release --x86-64 --output-format zip --package trust-policy --package kube-resources
 
 echo "== release workloads"
 cargo build --release --locked --package consumer

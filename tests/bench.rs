@@ -20,7 +20,8 @@ use kedaform_tests::{LocalServer, Reply, cfn_request};
 use serde_json::{Value, json};
 
 /// Size targets per Lambda zip, in MB (10^6 bytes).
-const ZIP_TARGETS: [(&str, f64); 1] = [("trust-policy", 5.0)];
+const ZIP_TARGETS: [(&str, f64); 2] = [("trust-policy", 5.0), ("kube-resources", 6.0)];
+const TOKEN_SPEEDUP_TARGET: f64 = 1_000.0;
 const COLD_START_TARGET_MS: f64 = 50.0;
 const COLD_STARTS: usize = 7;
 const WARM_INVOCATIONS: usize = 20;
@@ -299,6 +300,94 @@ async fn handler_overhead() -> Rows {
 
 type Rows = Vec<Row>;
 
+/// Minting an EKS token in process against `aws eks get-token`, in the same run.
+fn token_mint() -> anyhow::Result<Rows> {
+    let credentials = aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "bench");
+    let in_process = per_call(2_000, || {
+        std::hint::black_box(kedaform::eks::token(&credentials, "us-east-1", "sales", std::time::SystemTime::now()).expect("mint"));
+    });
+    let mut cli = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let status = Command::new("aws")
+            .args(["eks", "get-token", "--cluster-name", "sales", "--region", "us-east-1"])
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_ENDPOINT_URL")
+            .stdout(Stdio::null())
+            .status()
+            .context("cannot run `aws` (scripts/bench.sh puts the venv's AWS CLI on PATH)")?;
+        ensure!(status.success(), "aws eks get-token failed");
+        cli.push(started.elapsed());
+    }
+    let cli = median(cli);
+    Ok(vec![
+        Row {
+            benchmark: "EKS token, minted in process".into(),
+            value: in_process.as_secs_f64() * 1e6,
+            unit: "µs",
+            target: None,
+            how: "mean of 2,000".into(),
+        },
+        Row {
+            benchmark: "EKS token, `aws eks get-token`".into(),
+            value: ms(cli),
+            unit: "ms",
+            target: None,
+            how: "median of 5 runs of the AWS CLI from the project venv".into(),
+        },
+        Row {
+            benchmark: "EKS token: in process vs the AWS CLI".into(),
+            value: cli.as_secs_f64() / in_process.as_secs_f64(),
+            unit: "×",
+            target: Some(("≥", TOKEN_SPEEDUP_TARGET)),
+            how: "ratio of the two rows above".into(),
+        },
+    ])
+}
+
+/// HTTP requests one KEDA install (24 objects, discovery included) and one ScaledObject
+/// create send, through the custom-resource runtime, to a fake EKS and API server.
+async fn request_counts() -> anyhow::Result<Rows> {
+    use kedaform::kube::resources::{ClusterAccess, KubeResources};
+    use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
+    let api = FakeApiServer::start(Behaviour::default()).await;
+    let eks_server = fake_eks("sales", &api.server.url).await;
+    let manifest = std::fs::read_to_string(format!("{}/../../shared/fixtures/keda/keda-2.20.2.yaml", env!("CARGO_MANIFEST_DIR")))?;
+    let mirror = LocalServer::start(move |_, _| Reply::new(200, "application/yaml", manifest.clone())).await;
+    let aws = kedaform::aws::load().await;
+    let eks = aws_sdk_eks::Client::from_conf(aws_sdk_eks::config::Builder::from(&aws).endpoint_url(&eks_server.url).build());
+    let runtime = Runtime::new(KubeResources::new(ClusterAccess::new(&aws, eks, kedaform::aws::s3(&aws))?));
+    let mut rows = Vec::new();
+    for (resource_type, properties) in [
+        ("Custom::KedaInstall", json!({"ClusterName": "sales", "ManifestUrl": format!("{}/keda.yaml", mirror.url),
+                                        "OperatorRoleArn": "arn:aws:iam::123456789012:role/keda-operator"})),
+        ("Custom::KedaScaledObject", json!({"ClusterName": "sales", "Namespace": "sales", "Name": "consumer",
+            "ScaleTargetName": "consumer", "QueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/reliable_q",
+            "RoleArn": "arn:aws:iam::123456789012:role/consumer"})),
+    ] {
+        let before = (api.requests().len(), eks_server.requests().len());
+        let endpoint = LocalServer::cloudformation().await;
+        let mut request = cfn_request("Create", &endpoint.url, properties, None, None);
+        request["ResourceType"] = json!(resource_type);
+        runtime.handle(request, tokio::time::Instant::now() + Duration::from_secs(60)).await;
+        ensure!(endpoint.only_request().json()["Status"] == "SUCCESS", "{resource_type} failed");
+        let requests = &api.requests()[before.0..];
+        let count = |method: &str| requests.iter().filter(|r| r.method == method).count();
+        let eks_calls = eks_server.requests().len() - before.1;
+        #[allow(clippy::cast_precision_loss)]
+        rows.push(Row {
+            benchmark: format!("{resource_type} create: requests to the API server"),
+            value: requests.len() as f64,
+            unit: "",
+            target: None,
+            how: format!("{} PATCH (server-side apply), {} GET (discovery and readiness); plus {eks_calls} DescribeCluster", count("PATCH"), count("GET")),
+        });
+    }
+    Ok(rows)
+}
+
 /// moto's queue operations scan every message, so the queue is filled and drained in small
 /// rounds: a deep queue would measure moto's scans, not the consumer.
 const CONSUMER_ROUNDS: u32 = 5;
@@ -472,6 +561,8 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = zip_sizes(&env_path("KEDAFORM_LAMBDA_DIR")?)?;
     rows.extend(lambda_latency(&env_path("KEDAFORM_LAMBDA_BINARIES")?).await?);
     rows.extend(handler_overhead().await);
+    rows.extend(token_mint()?);
+    rows.extend(request_counts().await?);
     rows.extend(consumer_throughput().await?);
     print(&rows);
     let json: Vec<Value> = rows

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kedaform::cfn::Runtime;
 use kedaform::kube::resources::{ClusterAccess, KubeResources};
-use kedaform_tests::apiserver::{Behaviour, FakeApiServer};
+use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
 use kedaform_tests::{LocalServer, Reply, cfn_request, moto, unique};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -22,28 +22,6 @@ fn fixture() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (the KEDA fixtures live in ../shared)"))
 }
 
-/// EKS's `DescribeCluster` (REST-JSON): the cluster `sales`, whose endpoint is the fake API
-/// server; any other name does not exist.
-async fn fake_eks(api_server: &str) -> LocalServer {
-    let endpoint = api_server.to_owned();
-    LocalServer::start(move |_, request| {
-        if request.path_and_query == format!("/clusters/{CLUSTER}") {
-            Reply::new(
-                200,
-                "application/json",
-                json!({"cluster": {"name": CLUSTER, "arn": format!("arn:aws:eks:us-east-1:123456789012:cluster/{CLUSTER}"),
-                    "endpoint": endpoint, "status": "ACTIVE", "version": "1.33", "certificateAuthority": {"data": ""},
-                    "identity": {"oidc": {"issuer": "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"}}}})
-                .to_string(),
-            )
-        } else {
-            Reply::new(404, "application/json", json!({"message": "No cluster found for name: x."}).to_string())
-                .header("x-amzn-errortype", "ResourceNotFoundException")
-        }
-    })
-    .await
-}
-
 struct Rig {
     api: FakeApiServer,
     _eks: LocalServer,
@@ -53,7 +31,7 @@ struct Rig {
 
 async fn rig(behaviour: Behaviour) -> Rig {
     let api = FakeApiServer::start(behaviour).await;
-    let eks_server = fake_eks(&api.server.url).await;
+    let eks_server = fake_eks(CLUSTER, &api.server.url).await;
     let aws = moto().await;
     let eks = aws_sdk_eks::Client::from_conf(
         aws_sdk_eks::config::Builder::from(&aws)
@@ -145,6 +123,59 @@ async fn keda_install_applies_the_manifest_with_the_irsa_overlay_and_waits_for_i
         .await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
     assert!(rig.api.objects().is_empty(), "uninstalled");
+}
+
+#[tokio::test]
+async fn keda_install_takes_its_manifest_from_an_http_mirror_too() {
+    let rig = rig(Behaviour::default()).await;
+    let mirror = LocalServer::start(|_, request| {
+        if request.path_and_query == "/keda/keda-2.20.2.yaml" {
+            Reply::new(200, "application/yaml", fixture())
+        } else {
+            Reply::new(404, "text/plain", "no such file")
+        }
+    })
+    .await;
+    let response = rig
+        .send(
+            "Custom::KedaInstall",
+            "Create",
+            install(&format!("{}/keda/keda-2.20.2.yaml", mirror.url)),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(response["Status"], "SUCCESS", "{response}");
+    assert_eq!(rig.patched().len(), 24);
+    let missing = rig
+        .send(
+            "Custom::KedaInstall",
+            "Create",
+            install(&format!("{}/keda/nope.yaml", mirror.url)),
+            None,
+            60,
+        )
+        .await;
+    assert!(
+        missing["Reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("property ManifestUrl: cannot fetch"),
+        "{missing}"
+    );
+    let plain = rig
+        .send(
+            "Custom::KedaInstall",
+            "Create",
+            install("http://example.com/keda.yaml"),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(
+        plain["Reason"],
+        "property ManifestUrl: http://example.com/keda.yaml is neither https:// nor s3://"
+    );
 }
 
 #[tokio::test]

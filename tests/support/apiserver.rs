@@ -256,3 +256,25 @@ fn discovery(store: &Mutex<BTreeMap<String, Value>>, group: &str, version: &str)
             .to_string(),
     )
 }
+
+/// EKS's `DescribeCluster` (REST-JSON) for one ACTIVE cluster whose endpoint is `api_server`
+/// (plain HTTP, no CA); any other name answers `ResourceNotFoundException`.
+pub async fn fake_eks(cluster: &'static str, api_server: &str) -> LocalServer {
+    let endpoint = api_server.to_owned();
+    LocalServer::start(move |_, request| {
+        if request.path_and_query == format!("/clusters/{cluster}") {
+            Reply::new(
+                200,
+                "application/json",
+                json!({"cluster": {"name": cluster, "arn": format!("arn:aws:eks:us-east-1:123456789012:cluster/{cluster}"),
+                    "endpoint": endpoint, "status": "ACTIVE", "version": "1.33", "certificateAuthority": {"data": ""},
+                    "identity": {"oidc": {"issuer": "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"}}}})
+                .to_string(),
+            )
+        } else {
+            Reply::new(404, "application/json", json!({"message": "No cluster found."}).to_string())
+                .header("x-amzn-errortype", "ResourceNotFoundException")
+        }
+    })
+    .await
+}
