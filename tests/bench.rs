@@ -304,7 +304,9 @@ type Rows = Vec<Row>;
 fn token_mint() -> anyhow::Result<Rows> {
     let credentials = aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "bench");
     let in_process = per_call(2_000, || {
-        std::hint::black_box(kedaform::eks::token(&credentials, "us-east-1", "sales", std::time::SystemTime::now()).expect("mint"));
+        std::hint::black_box(
+            kedaform::eks::token(&credentials, "us-east-1", "sales", std::time::SystemTime::now()).expect("mint"),
+        );
     });
     let mut cli = Vec::new();
     for _ in 0..5 {
@@ -354,25 +356,47 @@ async fn request_counts() -> anyhow::Result<Rows> {
     use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
     let api = FakeApiServer::start(Behaviour::default()).await;
     let eks_server = fake_eks("sales", &api.server.url).await;
-    let manifest = std::fs::read_to_string(format!("{}/../../shared/fixtures/keda/keda-2.20.2.yaml", env!("CARGO_MANIFEST_DIR")))?;
+    let manifest = std::fs::read_to_string(format!(
+        "{}/../../shared/fixtures/keda/keda-2.20.2.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))?;
     let mirror = LocalServer::start(move |_, _| Reply::new(200, "application/yaml", manifest.clone())).await;
     let aws = kedaform::aws::load().await;
-    let eks = aws_sdk_eks::Client::from_conf(aws_sdk_eks::config::Builder::from(&aws).endpoint_url(&eks_server.url).build());
-    let runtime = Runtime::new(KubeResources::new(ClusterAccess::new(&aws, eks, kedaform::aws::s3(&aws))?));
+    let eks = aws_sdk_eks::Client::from_conf(
+        aws_sdk_eks::config::Builder::from(&aws)
+            .endpoint_url(&eks_server.url)
+            .build(),
+    );
+    let runtime = Runtime::new(KubeResources::new(ClusterAccess::new(
+        &aws,
+        eks,
+        kedaform::aws::s3(&aws),
+    )?));
     let mut rows = Vec::new();
     for (resource_type, properties) in [
-        ("Custom::KedaInstall", json!({"ClusterName": "sales", "ManifestUrl": format!("{}/keda.yaml", mirror.url),
-                                        "OperatorRoleArn": "arn:aws:iam::123456789012:role/keda-operator"})),
-        ("Custom::KedaScaledObject", json!({"ClusterName": "sales", "Namespace": "sales", "Name": "consumer",
+        (
+            "Custom::KedaInstall",
+            json!({"ClusterName": "sales", "ManifestUrl": format!("{}/keda.yaml", mirror.url),
+                                        "OperatorRoleArn": "arn:aws:iam::123456789012:role/keda-operator"}),
+        ),
+        (
+            "Custom::KedaScaledObject",
+            json!({"ClusterName": "sales", "Namespace": "sales", "Name": "consumer",
             "ScaleTargetName": "consumer", "QueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/reliable_q",
-            "RoleArn": "arn:aws:iam::123456789012:role/consumer"})),
+            "RoleArn": "arn:aws:iam::123456789012:role/consumer"}),
+        ),
     ] {
         let before = (api.requests().len(), eks_server.requests().len());
         let endpoint = LocalServer::cloudformation().await;
         let mut request = cfn_request("Create", &endpoint.url, properties, None, None);
         request["ResourceType"] = json!(resource_type);
-        runtime.handle(request, tokio::time::Instant::now() + Duration::from_secs(60)).await;
-        ensure!(endpoint.only_request().json()["Status"] == "SUCCESS", "{resource_type} failed");
+        runtime
+            .handle(request, tokio::time::Instant::now() + Duration::from_secs(60))
+            .await;
+        ensure!(
+            endpoint.only_request().json()["Status"] == "SUCCESS",
+            "{resource_type} failed"
+        );
         let requests = &api.requests()[before.0..];
         let count = |method: &str| requests.iter().filter(|r| r.method == method).count();
         let eks_calls = eks_server.requests().len() - before.1;
@@ -382,7 +406,11 @@ async fn request_counts() -> anyhow::Result<Rows> {
             value: requests.len() as f64,
             unit: "",
             target: None,
-            how: format!("{} PATCH (server-side apply), {} GET (discovery and readiness); plus {eks_calls} DescribeCluster", count("PATCH"), count("GET")),
+            how: format!(
+                "{} PATCH (server-side apply), {} GET (discovery and readiness); plus {eks_calls} DescribeCluster",
+                count("PATCH"),
+                count("GET")
+            ),
         });
     }
     Ok(rows)

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kedaform::eks::{Cluster, kube_client};
+use kedaform::eks::{Bearer, Cluster, kube_client};
 use kedaform::kube::apply::Applier;
 use kedaform::kube::plan::{apply_order, owner, parse_manifest};
 use kedaform_tests::Recorded;
@@ -28,7 +28,11 @@ async fn applier(fake: &FakeApiServer) -> Applier {
         oidc_issuer: None,
         version: "1.33".into(),
     };
-    Applier::new(kube_client(&cluster, TOKEN).await.expect("a client for the fake"))
+    Applier::new(
+        kube_client(&cluster, &Bearer::Token(TOKEN.into()))
+            .await
+            .expect("a client for the fake"),
+    )
 }
 
 fn soon(secs: u64) -> Instant {

@@ -147,9 +147,96 @@ pub async fn describe(eks: &aws_sdk_eks::Client, name: &str, deadline: Instant) 
 }
 
 /// A Kubernetes client for `cluster`, authenticated by `token`, trusting only the cluster's CA.
-/// Built once per request with a fresh token: the authenticator accepts a token for 15
-/// minutes, the longest a Lambda invocation can run.
-pub async fn kube_client(cluster: &Cluster, token: &str) -> Result<::kube::Client, Error> {
+/// How a client authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bearer {
+    /// A fixed token.
+    Token(String),
+    /// A file kube re-reads every minute, kept fresh by a [`TokenFile`].
+    File(std::path::PathBuf),
+}
+
+/// How often a [`TokenFile`] re-mints: well inside the 15 minutes EKS accepts a token for.
+pub const TOKEN_REFRESH: Duration = Duration::from_secs(5 * 60);
+
+/// A token file that stays valid: re-minted every `every` until dropped, when the task stops
+/// and the file is removed.
+#[derive(Debug)]
+pub struct TokenFile {
+    path: std::path::PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TokenFile {
+    pub async fn start(
+        credentials: aws_credential_types::provider::SharedCredentialsProvider,
+        region: String,
+        cluster: String,
+        every: Duration,
+    ) -> Result<Self, Error> {
+        use aws_credential_types::provider::ProvideCredentials;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("kedaform-token-{}-{unique}", std::process::id()));
+        let mint = {
+            let path = path.clone();
+            move |credentials: Credentials| -> Result<(), Error> {
+                let token = token(&credentials, &region, &cluster, SystemTime::now())?;
+                write_private(&path, &token).map_err(|e| Error::Token(format!("cannot write {}: {e}", path.display())))
+            }
+        };
+        let first = credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| Error::Token(crate::error_chain(&e)))?;
+        mint(first)?;
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match credentials.provide_credentials().await {
+                    Ok(fresh) => {
+                        if let Err(error) = mint(fresh) {
+                            tracing::warn!(%error, "token not refreshed");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %crate::error_chain(&error), "no credentials to refresh the token");
+                    }
+                }
+            }
+        });
+        Ok(Self { path, task })
+    }
+
+    pub fn bearer(&self) -> Bearer {
+        Bearer::File(self.path.clone())
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Writes `text` readable by this user only, atomically (kube may read at any moment).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let partial = path.with_extension("partial");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)?;
+    file.write_all(text.as_bytes())?;
+    std::fs::rename(partial, path)
+}
+
+/// A client for `cluster`, trusting only the cluster's CA.
+pub async fn kube_client(cluster: &Cluster, bearer: &Bearer) -> Result<::kube::Client, Error> {
     let mut server = serde_json::json!({"server": cluster.endpoint});
     if !cluster.certificate_authority.is_empty() {
         server["certificate-authority-data"] = cluster.certificate_authority.clone().into();
@@ -158,7 +245,10 @@ pub async fn kube_client(cluster: &Cluster, token: &str) -> Result<::kube::Clien
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": cluster.name, "cluster": server}],
-        "users": [{"name": "kedaform", "user": {"token": token}}],
+        "users": [{"name": "kedaform", "user": match bearer {
+            Bearer::Token(token) => serde_json::json!({"token": token}),
+            Bearer::File(path) => serde_json::json!({"tokenFile": path}),
+        }}],
         "contexts": [{"name": "kedaform", "context": {"cluster": cluster.name, "user": "kedaform"}}],
         "current-context": "kedaform",
     }))
@@ -212,6 +302,26 @@ mod tests {
             assert!(url.contains(part), "{part} not in {url}");
         }
         assert!(!url.contains("X-Amz-Security-Token"));
+    }
+
+    #[tokio::test]
+    async fn a_token_file_is_reminted_until_dropped() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials(None));
+        let file = TokenFile::start(provider, "us-east-1".into(), "sales".into(), Duration::from_millis(400))
+            .await
+            .unwrap();
+        let Bearer::File(path) = file.bearer() else {
+            panic!("a file")
+        };
+        let first = std::fs::read_to_string(&path).unwrap();
+        assert!(first.starts_with(TOKEN_PREFIX));
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        tokio::time::sleep(Duration::from_millis(1_300)).await;
+        let later = std::fs::read_to_string(&path).unwrap();
+        assert_ne!(first, later, "re-minted with a later X-Amz-Date");
+        drop(file);
+        assert!(!path.exists(), "removed when dropped");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const FIELD_MANAGER: &str = "kedaform";
 pub struct Applier {
     client: ::kube::Client,
     resources: Mutex<HashMap<String, Vec<(ApiResource, ApiCapabilities)>>>,
+    /// Keeps the client's token fresh for as long as the applier lives.
+    _token: Option<crate::eks::TokenFile>,
 }
 
 impl std::fmt::Debug for Applier {
@@ -47,6 +49,15 @@ impl Applier {
         Self {
             client,
             resources: Mutex::new(HashMap::new()),
+            _token: None,
+        }
+    }
+
+    /// An applier whose client reads its token from `token`, kept fresh while it lives.
+    pub fn with_token_file(client: ::kube::Client, token: crate::eks::TokenFile) -> Self {
+        Self {
+            _token: Some(token),
+            ..Self::new(client)
         }
     }
 

@@ -2,10 +2,8 @@
 //! `Custom::KedaScaledObject`, served by one Lambda (one permission boundary: the EKS access
 //! entry, `eks:DescribeCluster`, and `s3:GetObject` for s3:// manifests).
 
-use std::time::SystemTime;
-
 use ::kube::api::DynamicObject;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -63,13 +61,15 @@ impl ClusterAccess {
         let Some(cluster) = eks::describe(&self.eks, cluster, invocation.deadline()).await? else {
             return Ok(None);
         };
-        let credentials = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| Error::Token(crate::error_chain(&e)))?;
-        let token = eks::token(&credentials, &self.region, &cluster.name, SystemTime::now())?;
-        Ok(Some(Applier::new(eks::kube_client(&cluster, &token).await?)))
+        let token = eks::TokenFile::start(
+            self.credentials.clone(),
+            self.region.clone(),
+            cluster.name.clone(),
+            eks::TOKEN_REFRESH,
+        )
+        .await?;
+        let client = eks::kube_client(&cluster, &token.bearer()).await?;
+        Ok(Some(Applier::with_token_file(client, token)))
     }
 
     async fn require(&self, invocation: &Invocation, cluster: &str) -> Result<Applier, Error> {
