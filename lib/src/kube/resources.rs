@@ -82,7 +82,7 @@ impl ClusterAccess {
     }
 
     /// `https://…`, `s3://bucket/key`, or (for local mirrors and tests) `http://` on loopback.
-    async fn fetch(&self, url: &str) -> Result<Vec<u8>, Error> {
+    pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, Error> {
         let failed = |e: &dyn std::fmt::Display| Error::invalid("ManifestUrl", format!("cannot fetch {url}: {e}"));
         if let Some(location) = url.strip_prefix("s3://") {
             let (bucket, key) = location

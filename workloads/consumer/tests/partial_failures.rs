@@ -202,7 +202,7 @@ async fn a_failed_write_is_left_for_redelivery_and_a_refused_delete_is_retried()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_slower_than_the_visibility_timeout_keeps_its_messages_invisible() {
-    let fake = fake_aws(2, Duration::from_millis(2_600)).await;
+    let fake = fake_aws(2, Duration::from_millis(4_600)).await;
     let worker = worker(&fake).await;
     worker
         .process(&[

@@ -1,0 +1,502 @@
+//! `kedaform`: every custom-resource operation from a laptop. Cluster and trust operations go
+//! through the same handlers as the Lambdas, as CloudFormation requests that are answered
+//! here instead of to a response URL.
+//!
+//! Exit codes: 0 done, 1 the operation failed (the reason is printed), 2 bad usage.
+
+// Doc comments here are `--help` text, where Markdown backticks would print as they are.
+#![allow(clippy::doc_markdown)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use aws_credential_types::provider::ProvideCredentials as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kedaform::cfn::{CustomResource, Runtime};
+use kedaform::iam::policy::KedaTrust;
+use kedaform::iam::{TrustPolicies, TrustPolicyResource, role_name};
+use kedaform::keda::install::{self, IdentityMode, Overlay};
+use kedaform::keda::scaled_object::ScaledObjectProperties;
+use kedaform::kube::plan::{self, parse_manifest};
+use kedaform::kube::resources::{ClusterAccess, KubeResources};
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kedaform",
+    version,
+    about = "KEDA on EKS with IRSA, without kubectl, helm or the AWS CLI",
+    after_help = "Examples:
+  kedaform trust plan --role sales-consumer --keda-role arn:aws:iam::111122223333:role/keda-operator
+  kedaform keda render --operator-role arn:aws:iam::111122223333:role/keda-operator --helm-values
+  kedaform keda install --cluster sales --operator-role arn:aws:iam::111122223333:role/keda-operator
+  kedaform scaledobject apply --cluster sales --namespace sales --name consumer --target consumer \\
+      --queue-url https://sqs.us-east-1.amazonaws.com/111122223333/reliable_q --role-arn arn:aws:iam::111122223333:role/sales-consumer
+  kedaform token --cluster sales          # an ExecCredential, for a kubeconfig exec plugin
+  kedaform invoke --event request.json    # replay a CloudFormation request locally"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Output format.
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The consumer role's trust policy (Custom::KedaTrustPolicy).
+    Trust {
+        #[command(subcommand)]
+        action: TrustAction,
+    },
+    /// KEDA itself (Custom::KedaInstall).
+    Keda {
+        #[command(subcommand)]
+        action: KedaAction,
+    },
+    /// The TriggerAuthentication and ScaledObject (Custom::KedaScaledObject).
+    Scaledobject {
+        #[command(subcommand)]
+        action: ScaledObjectAction,
+    },
+    /// Print an ExecCredential with an EKS token, like `aws eks get-token`.
+    Token {
+        #[arg(long)]
+        cluster: String,
+    },
+    /// Run a CloudFormation custom-resource request through the matching handler and print
+    /// the response it would send.
+    Invoke {
+        /// The request as CloudFormation sends it (JSON).
+        #[arg(long)]
+        event: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct TrustArgs {
+    /// The consumer role (name or ARN).
+    #[arg(long)]
+    role: String,
+    /// The KEDA operator's role ARN.
+    #[arg(long)]
+    keda_role: String,
+    #[arg(long)]
+    external_id: Option<String>,
+    /// Keep other grants of sts:AssumeRole to AWS principals.
+    #[arg(long)]
+    keep_others: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TrustAction {
+    /// Show the trust policy before and after, without changing it.
+    Plan(TrustArgs),
+    /// Write the new trust policy.
+    Apply(TrustArgs),
+    /// Remove kedaform's statement.
+    Remove {
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct KedaArgs {
+    #[arg(long)]
+    operator_role: String,
+    #[arg(long, default_value = install::DEFAULT_VERSION)]
+    version: String,
+    /// A mirror of the release manifest: https://, s3:// or a local file.
+    #[arg(long)]
+    manifest: Option<String>,
+    #[arg(long)]
+    manifest_sha256: Option<String>,
+    /// EKS Pod Identity instead of IRSA: no service-account annotation.
+    #[arg(long)]
+    pod_identity: bool,
+    #[arg(long)]
+    legacy_fs_group: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum KedaAction {
+    /// Print the objects with the IRSA overlay (a count per kind and the operator's account).
+    Render {
+        #[command(flatten)]
+        keda: KedaArgs,
+        /// Print the equivalent Helm values instead.
+        #[arg(long)]
+        helm_values: bool,
+    },
+    /// Install KEDA on a cluster and wait until it is ready.
+    Install {
+        #[arg(long)]
+        cluster: String,
+        #[command(flatten)]
+        keda: KedaArgs,
+    },
+    /// Remove what `install` applied.
+    Uninstall {
+        #[arg(long)]
+        cluster: String,
+        #[command(flatten)]
+        keda: KedaArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ScaledObjectArgs {
+    #[arg(long)]
+    cluster: String,
+    #[arg(long)]
+    namespace: String,
+    #[arg(long)]
+    name: String,
+    /// The Deployment to scale.
+    #[arg(long)]
+    target: String,
+    #[arg(long)]
+    queue_url: String,
+    /// The consumer role KEDA assumes.
+    #[arg(long)]
+    role_arn: String,
+    #[arg(long)]
+    queue_length: Option<u32>,
+    #[arg(long)]
+    min_replicas: Option<i32>,
+    #[arg(long)]
+    max_replicas: Option<i32>,
+    #[arg(long)]
+    polling_interval: Option<i32>,
+    #[arg(long)]
+    cooldown_period: Option<i32>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ScaledObjectAction {
+    /// Print the TriggerAuthentication and ScaledObject as YAML.
+    Render(ScaledObjectArgs),
+    /// Apply both and wait for Ready.
+    Apply(ScaledObjectArgs),
+    /// Delete both.
+    Delete(ScaledObjectArgs),
+}
+
+impl ScaledObjectArgs {
+    fn properties(&self) -> Value {
+        let mut properties = json!({
+            "ClusterName": self.cluster, "Namespace": self.namespace, "Name": self.name,
+            "ScaleTargetName": self.target, "QueueUrl": self.queue_url, "RoleArn": self.role_arn,
+        });
+        for (key, value) in [
+            ("QueueLength", self.queue_length.map(i64::from)),
+            ("MinReplicas", self.min_replicas.map(i64::from)),
+            ("MaxReplicas", self.max_replicas.map(i64::from)),
+            ("PollingInterval", self.polling_interval.map(i64::from)),
+            ("CooldownPeriod", self.cooldown_period.map(i64::from)),
+        ] {
+            if let Some(value) = value {
+                properties[key] = json!(value);
+            }
+        }
+        properties
+    }
+}
+
+impl KedaArgs {
+    fn overlay(&self) -> Overlay {
+        Overlay {
+            operator_role_arn: self.operator_role.clone(),
+            identity: if self.pod_identity {
+                IdentityMode::PodIdentity
+            } else {
+                IdentityMode::Irsa
+            },
+            token_expiration: 86_400,
+            legacy_fs_group: self.legacy_fs_group,
+        }
+    }
+
+    fn properties(&self, cluster: &str) -> Value {
+        let mut properties = json!({
+            "ClusterName": cluster, "OperatorRoleArn": self.operator_role, "Version": self.version,
+            "IdentityMode": if self.pod_identity { "pod-identity" } else { "irsa" },
+            "LegacyFsGroup": self.legacy_fs_group,
+        });
+        if let Some(url) = &self.manifest {
+            properties["ManifestUrl"] = json!(url);
+        }
+        if let Some(sha) = &self.manifest_sha256 {
+            properties["ManifestSha256"] = json!(sha);
+        }
+        properties
+    }
+}
+
+/// A Create or Delete as CloudFormation would send it; the CLI's stack and logical ids make the
+/// owner label stable across runs, so `uninstall` removes what `install` applied.
+fn request(kind: &str, resource_type: &str, logical_id: &str, properties: &Value) -> Value {
+    let mut request = json!({
+        "RequestType": kind, "ResponseURL": "kedaform-cli:", "StackId": "kedaform-cli",
+        "RequestId": format!("cli-{}", std::process::id()), "ResourceType": resource_type,
+        "LogicalResourceId": logical_id, "ResourceProperties": properties,
+    });
+    if kind != "Create" {
+        request["PhysicalResourceId"] = json!(format!("kedaform-cli/{logical_id}"));
+    }
+    request
+}
+
+/// Runs `request` through `handler`; prints the response; 1 when it failed.
+async fn respond<H: CustomResource>(handler: H, request: Value, output: Output) -> ExitCode {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15 * 60);
+    let mut response = Runtime::new(handler).respond(request, deadline).await;
+    let body: Value = serde_json::from_slice(&kedaform::cfn::response::body(&mut response)).unwrap_or_default();
+    let success = kedaform::cfn::response::is_success(&response);
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default()),
+        Output::Text if success => {
+            println!("done: {}", body["PhysicalResourceId"].as_str().unwrap_or_default());
+            if let Some(data) = body["Data"].as_object() {
+                for (key, value) in data {
+                    println!("{key}: {}", value.as_str().unwrap_or_default());
+                }
+            }
+        }
+        Output::Text => eprintln!("failed: {}", body["Reason"].as_str().unwrap_or_default()),
+    }
+    if success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn cluster_access(aws: &aws_config::SdkConfig) -> anyhow::Result<KubeResources> {
+    let access = ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?;
+    Ok(KubeResources::new(access))
+}
+
+async fn trust(action: TrustAction, aws: &aws_config::SdkConfig, output: Output) -> anyhow::Result<ExitCode> {
+    let policies = TrustPolicies::new(aws_sdk_iam::Client::new(aws));
+    let (role, plan, write) = match &action {
+        TrustAction::Plan(args) | TrustAction::Apply(args) => {
+            let role = role_name(&args.role)?;
+            let trust = KedaTrust {
+                keda_role_arn: args.keda_role.clone(),
+                external_id: args.external_id.clone(),
+                exclusive: !args.keep_others,
+            };
+            let (current, plan) = policies.plan_apply(&role, &trust).await?;
+            (
+                role,
+                (current.trust_policy, plan),
+                matches!(action, TrustAction::Apply(_)),
+            )
+        }
+        TrustAction::Remove { role } => {
+            let role = role_name(role)?;
+            let Some((current, plan)) = policies.plan_remove(&role).await? else {
+                println!("role {role} does not exist: nothing to remove");
+                return Ok(ExitCode::SUCCESS);
+            };
+            (role, (current.trust_policy, plan), true)
+        }
+    };
+    let (before, plan) = plan;
+    if write && plan.changed {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        policies.write(&role, &plan.document, deadline).await?;
+    }
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"role": role, "before": before, "after": plan.document,
+                "removed": plan.removed, "changed": plan.changed, "written": write && plan.changed}))?
+        ),
+        Output::Text => {
+            println!(
+                "trust policy of role {role}, before:\n{}",
+                serde_json::to_string_pretty(&before)?
+            );
+            println!("after:\n{}", serde_json::to_string_pretty(&plan.document)?);
+            if !plan.removed.is_empty() {
+                println!("removed grants of sts:AssumeRole to: {}", plan.removed.join(", "));
+            }
+            println!(
+                "{}",
+                if !plan.changed {
+                    "no change"
+                } else if write {
+                    "written"
+                } else {
+                    "not written (plan)"
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn keda_render(
+    keda: &KedaArgs,
+    helm_values: bool,
+    aws: &aws_config::SdkConfig,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    if helm_values {
+        print!("{}", install::helm_values(&keda.overlay()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let location = keda
+        .manifest
+        .clone()
+        .unwrap_or_else(|| install::release_url(&keda.version));
+    let bytes = if location.contains("://") {
+        ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?
+            .fetch(&location)
+            .await?
+    } else {
+        std::fs::read(&location).with_context(|| format!("cannot read {location}"))?
+    };
+    if let Some(expected) = &keda.manifest_sha256 {
+        install::verify(&bytes, expected)?;
+    }
+    let mut objects = parse_manifest("ManifestUrl", &String::from_utf8(bytes)?)?;
+    install::apply_overlay(&mut objects, &keda.overlay())?;
+    let objects = plan::apply_order(objects);
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for object in &objects {
+        let kind = object.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    let account = objects.iter().find(|o| {
+        o.types.as_ref().is_some_and(|t| t.kind == "ServiceAccount")
+            && o.metadata.name.as_deref() == Some(install::OPERATOR)
+    });
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&json!({"objects": objects}))?),
+        Output::Text => {
+            println!("{} objects, in apply order:", objects.len());
+            for (kind, n) in &counts {
+                println!("  {n:>2} {kind}");
+            }
+            println!("---\n{}", serde_yaml_ng::to_string(&account)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn exec_credential(cluster: &str, aws: &aws_config::SdkConfig) -> anyhow::Result<ExitCode> {
+    let provider = aws
+        .credentials_provider()
+        .context("no AWS credentials are configured")?;
+    let credentials = provider.provide_credentials().await?;
+    let region = aws.region().context("no AWS region is configured")?.to_string();
+    let now = SystemTime::now();
+    let token = kedaform::eks::token(&credentials, &region, cluster, now)?;
+    // As `aws eks get-token`: valid 15 minutes, reported as 14 so clients renew in time.
+    let expiry = time::OffsetDateTime::from(now + Duration::from_secs(14 * 60))
+        .replace_nanosecond(0)?
+        .format(&time::format_description::well_known::Rfc3339)?;
+    let credential = json!({"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "spec": {},
+                            "status": {"expirationTimestamp": expiry, "token": token}});
+    println!("{}", serde_json::to_string(&credential)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let aws = kedaform::aws::load().await;
+    let output = cli.output;
+    match cli.command {
+        Command::Trust { action } => trust(action, &aws, output).await,
+        Command::Keda { action } => match action {
+            KedaAction::Render { keda, helm_values } => keda_render(&keda, helm_values, &aws, output).await,
+            KedaAction::Install { cluster, keda } => {
+                let request = request(
+                    "Create",
+                    "Custom::KedaInstall",
+                    "KedaInstall",
+                    &keda.properties(&cluster),
+                );
+                Ok(respond(cluster_access(&aws)?, request, output).await)
+            }
+            KedaAction::Uninstall { cluster, keda } => {
+                let request = request(
+                    "Delete",
+                    "Custom::KedaInstall",
+                    "KedaInstall",
+                    &keda.properties(&cluster),
+                );
+                Ok(respond(cluster_access(&aws)?, request, output).await)
+            }
+        },
+        Command::Scaledobject { action } => match action {
+            ScaledObjectAction::Render(args) => {
+                let properties: ScaledObjectProperties =
+                    kedaform::cfn::decode_properties(&args.properties(), kedaform::cfn::UnknownKeys::Reject)?;
+                let (auth, scaled) = properties.render()?;
+                match output {
+                    Output::Json => println!("{}", serde_json::to_string_pretty(&json!([auth, scaled]))?),
+                    Output::Text => print!(
+                        "{}---\n{}",
+                        serde_yaml_ng::to_string(&auth)?,
+                        serde_yaml_ng::to_string(&scaled)?
+                    ),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ScaledObjectAction::Apply(args) => scaled_object("Create", &args, &aws, output).await,
+            ScaledObjectAction::Delete(args) => scaled_object("Delete", &args, &aws, output).await,
+        },
+        Command::Token { cluster } => exec_credential(&cluster, &aws).await,
+        Command::Invoke { event } => {
+            let text = std::fs::read_to_string(&event).with_context(|| format!("cannot read {}", event.display()))?;
+            let request: Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", event.display()))?;
+            let code = if request["ResourceType"] == "Custom::KedaTrustPolicy" {
+                respond(
+                    TrustPolicyResource::new(aws_sdk_iam::Client::new(&aws)),
+                    request,
+                    Output::Json,
+                )
+                .await
+            } else {
+                respond(cluster_access(&aws)?, request, Output::Json).await
+            };
+            Ok(code)
+        }
+    }
+}
+
+async fn scaled_object(
+    kind: &str,
+    args: &ScaledObjectArgs,
+    aws: &aws_config::SdkConfig,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let logical = format!("ScaledObject-{}-{}", args.namespace, args.name);
+    let request = request(kind, "Custom::KedaScaledObject", &logical, &args.properties());
+    Ok(respond(cluster_access(aws)?, request, output).await)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {}", kedaform::error_chain(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}

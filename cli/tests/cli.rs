@@ -1,0 +1,253 @@
+//! The `kedaform` binary: trust and invoke against moto, keda and scaledobject against the fake
+//! API server, token, render, and the exit codes.
+
+use std::process::{Command, Output};
+
+use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
+use kedaform_tests::iam::{ACCOUNT, seed_trust, web_identity_statement};
+use kedaform_tests::{LocalServer, Reply, moto, unique};
+use serde_json::{Value, json};
+
+fn kedaform(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kedaform"))
+        .args(args)
+        .output()
+        .expect("run kedaform")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn keda_fixture() -> String {
+    format!(
+        "{}/../../shared/fixtures/keda/keda-2.20.2.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn help_has_examples_and_bad_usage_exits_2() {
+    let help = kedaform(&["--help"]);
+    assert!(help.status.success());
+    assert!(stdout(&help).contains("kedaform trust plan --role"));
+    assert_eq!(kedaform(&["trust", "plan"]).status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn trust_plan_changes_nothing_apply_writes_and_remove_undoes() {
+    let iam = aws_sdk_iam::Client::new(&moto().await);
+    let role = unique("cli-consumer-");
+    iam.create_role()
+        .role_name(&role)
+        .assume_role_policy_document(seed_trust().to_string())
+        .send()
+        .await
+        .unwrap();
+    let keda = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
+    let trust_of = || async {
+        let document = iam
+            .get_role()
+            .role_name(&role)
+            .send()
+            .await
+            .unwrap()
+            .role
+            .unwrap()
+            .assume_role_policy_document
+            .unwrap();
+        kedaform::iam::policy::parse_document(&document).unwrap()
+    };
+
+    let plan = kedaform(&[
+        "trust",
+        "plan",
+        "--role",
+        &role,
+        "--keda-role",
+        &keda,
+        "--output",
+        "json",
+    ]);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let plan: Value = serde_json::from_str(&stdout(&plan)).unwrap();
+    assert_eq!(
+        (plan["changed"].clone(), plan["written"].clone()),
+        (json!(true), json!(false))
+    );
+    assert_eq!(plan["removed"], json!([format!("arn:aws:iam::{ACCOUNT}:root")]));
+    assert_eq!(trust_of().await, seed_trust(), "a plan writes nothing");
+
+    let apply = kedaform(&["trust", "apply", "--role", &role, "--keda-role", &keda]);
+    assert!(apply.status.success(), "{}", stderr(&apply));
+    assert!(stdout(&apply).ends_with("written\n"), "{}", stdout(&apply));
+    assert_eq!(trust_of().await["Statement"].as_array().unwrap().len(), 2);
+
+    let remove = kedaform(&["trust", "remove", "--role", &role]);
+    assert!(remove.status.success(), "{}", stderr(&remove));
+    assert_eq!(trust_of().await["Statement"], json!([web_identity_statement()]));
+
+    let bad = kedaform(&["trust", "plan", "--role", &role, "--keda-role", "keda"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("property KedaRoleArn: \"keda\" is not an IAM role ARN"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[tokio::test]
+async fn invoke_replays_a_cloudformation_request_and_prints_the_response() {
+    let iam = aws_sdk_iam::Client::new(&moto().await);
+    let role = unique("cli-invoke-");
+    iam.create_role()
+        .role_name(&role)
+        .assume_role_policy_document(seed_trust().to_string())
+        .send()
+        .await
+        .unwrap();
+    let event = std::env::temp_dir().join(format!("{role}.json"));
+    let request = json!({"RequestType": "Create", "ResponseURL": "https://example.invalid/", "StackId": "stack",
+        "RequestId": "r1", "ResourceType": "Custom::KedaTrustPolicy", "LogicalResourceId": "Trust",
+        "ResourceProperties": {"ServiceToken": "x", "RoleName": role, "KedaRoleArn": format!("arn:aws:iam::{ACCOUNT}:role/keda")}});
+    std::fs::write(&event, request.to_string()).unwrap();
+    let output = kedaform(&["invoke", "--event", event.to_str().unwrap()]);
+    std::fs::remove_file(&event).unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let response: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(response["Status"], "SUCCESS");
+    assert_eq!(response["RequestId"], "r1");
+    assert_eq!(
+        response["Data"]["RemovedPrincipals"],
+        format!("arn:aws:iam::{ACCOUNT}:root")
+    );
+}
+
+#[test]
+fn token_prints_an_exec_credential() {
+    let output = kedaform(&["token", "--cluster", "sales"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let credential: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(credential["kind"], "ExecCredential");
+    assert_eq!(credential["apiVersion"], "client.authentication.k8s.io/v1beta1");
+    assert!(
+        credential["status"]["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("k8s-aws-v1.")
+    );
+    assert!(
+        credential["status"]["expirationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+}
+
+#[test]
+fn keda_render_counts_the_objects_and_shows_the_annotated_operator_account() {
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
+    let output = kedaform(&[
+        "keda",
+        "render",
+        "--operator-role",
+        &role,
+        "--manifest",
+        &keda_fixture(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with("24 objects, in apply order:\n   1 Namespace\n   6 CustomResourceDefinition\n"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("eks.amazonaws.com/role-arn: {role}")), "{text}");
+    let helm = kedaform(&["keda", "render", "--operator-role", &role, "--helm-values"]);
+    assert!(stdout(&helm).contains(&format!("roleArn: {role}")));
+}
+
+#[test]
+fn scaledobject_render_and_its_bad_input() {
+    let base = [
+        "scaledobject",
+        "render",
+        "--cluster",
+        "sales",
+        "--namespace",
+        "sales",
+        "--name",
+        "consumer",
+        "--target",
+        "consumer",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/consumer",
+        "--queue-length",
+        "10",
+        "--queue-url",
+    ];
+    let good = kedaform(
+        &[
+            &base[..],
+            &["https://sqs.us-east-1.amazonaws.com/123456789012/reliable_q"],
+        ]
+        .concat(),
+    );
+    assert!(good.status.success(), "{}", stderr(&good));
+    let yaml = stdout(&good);
+    assert!(
+        yaml.contains("kind: TriggerAuthentication")
+            && yaml.contains("kind: ScaledObject")
+            && yaml.contains("queueLength: '10'"),
+        "{yaml}"
+    );
+    let bad = kedaform(&[&base[..], &["https://example.com/q"]].concat());
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("property QueueUrl:"), "{}", stderr(&bad));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keda_install_and_uninstall_go_through_the_lambdas_handler() {
+    let api = FakeApiServer::start(Behaviour::default()).await;
+    let eks = fake_eks("sales", &api.server.url).await;
+    let manifest = std::fs::read_to_string(keda_fixture()).unwrap();
+    let mirror = LocalServer::start(move |_, _| Reply::new(200, "application/yaml", manifest.clone())).await;
+    let arguments = |action: &str| {
+        [
+            "keda",
+            action,
+            "--cluster",
+            "sales",
+            "--operator-role",
+            &format!("arn:aws:iam::{ACCOUNT}:role/keda-operator"),
+            "--manifest",
+            &format!("{}/keda.yaml", mirror.url),
+        ]
+        .map(str::to_owned)
+    };
+    // The fakes serve on this runtime while the child blocks a worker of its own.
+    let run = |arguments: [String; 8]| {
+        let eks_url = eks.url.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_kedaform"))
+                .args(arguments)
+                .env("AWS_ENDPOINT_URL_EKS", eks_url)
+                .output()
+                .unwrap()
+        })
+    };
+    let install = run(arguments("install")).await.unwrap();
+    assert!(install.status.success(), "{}", stderr(&install));
+    assert!(
+        stdout(&install).starts_with("done: sales/keda\n"),
+        "{}",
+        stdout(&install)
+    );
+    assert_eq!(api.objects().len(), 24);
+    let uninstall = run(arguments("uninstall")).await.unwrap();
+    assert!(uninstall.status.success(), "{}", stderr(&uninstall));
+    assert!(api.objects().is_empty(), "uninstall removed what install applied");
+}
