@@ -4,8 +4,8 @@
 use std::process::{Command, Output};
 
 use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
-use kedaform_tests::iam::{ACCOUNT, seed_trust, web_identity_statement};
-use kedaform_tests::{LocalServer, Reply, moto, unique};
+use kedaform_tests::iam::{ACCOUNT, seed_role, seed_trust, web_identity_statement};
+use kedaform_tests::{LocalServer, Reply, moto};
 use serde_json::{Value, json};
 
 fn kedaform(args: &[&str]) -> Output {
@@ -41,13 +41,7 @@ fn help_has_examples_and_bad_usage_exits_2() {
 #[tokio::test]
 async fn trust_plan_changes_nothing_apply_writes_and_remove_undoes() {
     let iam = aws_sdk_iam::Client::new(&moto().await);
-    let role = unique("cli-consumer-");
-    iam.create_role()
-        .role_name(&role)
-        .assume_role_policy_document(seed_trust().to_string())
-        .send()
-        .await
-        .unwrap();
+    let role = seed_role(&iam, "cli-consumer-").await;
     let keda = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
     let trust_of = || async {
         let document = iam
@@ -103,13 +97,7 @@ async fn trust_plan_changes_nothing_apply_writes_and_remove_undoes() {
 #[tokio::test]
 async fn invoke_replays_a_cloudformation_request_and_prints_the_response() {
     let iam = aws_sdk_iam::Client::new(&moto().await);
-    let role = unique("cli-invoke-");
-    iam.create_role()
-        .role_name(&role)
-        .assume_role_policy_document(seed_trust().to_string())
-        .send()
-        .await
-        .unwrap();
+    let role = seed_role(&iam, "cli-invoke-").await;
     let event = std::env::temp_dir().join(format!("{role}.json"));
     let request = json!({"RequestType": "Create", "ResponseURL": "https://example.invalid/", "StackId": "stack",
         "RequestId": "r1", "ResourceType": "Custom::KedaTrustPolicy", "LogicalResourceId": "Trust",

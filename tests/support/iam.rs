@@ -31,6 +31,18 @@ pub fn seed_trust() -> Value {
     ]})
 }
 
+/// A role (on moto) with the seed's trust; returns its name.
+pub async fn seed_role(iam: &aws_sdk_iam::Client, prefix: &str) -> String {
+    let name = crate::unique(prefix);
+    iam.create_role()
+        .role_name(&name)
+        .assume_role_policy_document(seed_trust().to_string())
+        .send()
+        .await
+        .expect("moto creates the role");
+    name
+}
+
 /// The one role the fake IAM knows, with the seed's trust.
 pub const FAKE_IAM_ROLE: &str = "consumer";
 
