@@ -9,6 +9,7 @@ mod error;
 pub mod iam;
 pub mod keda;
 pub mod kube;
+pub mod sim;
 pub mod telemetry;
 
 pub use error::{Error, error_chain};

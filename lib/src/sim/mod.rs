@@ -1,0 +1,4 @@
+//! The planner's model of KEDA and the horizontal pod autoscaler: pure decisions over explicit
+//! time, so that a scaling run can be predicted before it is deployed.
+
+pub mod hpa;
