@@ -2,3 +2,4 @@
 //! time, so that a scaling run can be predicted before it is deployed.
 
 pub mod hpa;
+pub mod keda;

@@ -1,0 +1,215 @@
+//! KEDA's part of scaling on an SQS queue: the `aws-sqs-queue` metric, activation, and the
+//! moves to and from zero that the HPA cannot make; between one and the maximum the HPA
+//! (driven by KEDA's metric) decides, every 15 s.
+
+use super::hpa::{Autoscaler, Behavior, SYNC_SECONDS};
+
+/// The queue as the scaler reads it (`ApproximateNumberOf…`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+}
+
+/// A ScaledObject's settings; `Default` is KEDA's defaults with queueLength 5.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub queue_length: u32,
+    pub activation_queue_length: u32,
+    pub polling_interval: u64,
+    pub cooldown_period: u64,
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub scale_on_in_flight: bool,
+    pub scale_on_delayed: bool,
+    pub behavior: Option<Behavior>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            queue_length: 5,
+            activation_queue_length: 0,
+            polling_interval: 30,
+            cooldown_period: 300,
+            min_replicas: 0,
+            max_replicas: 100,
+            scale_on_in_flight: true,
+            scale_on_delayed: false,
+            behavior: None,
+        }
+    }
+}
+
+impl Settings {
+    /// What the scaler reports: visible, plus in-flight and delayed when asked.
+    pub fn metric(&self, counts: QueueCounts) -> u64 {
+        counts.visible
+            + if self.scale_on_in_flight { counts.in_flight } else { 0 }
+            + if self.scale_on_delayed { counts.delayed } else { 0 }
+    }
+}
+
+/// KEDA plus the HPA it creates, over whole seconds.
+#[derive(Debug, Clone)]
+pub struct Scaler {
+    pub settings: Settings,
+    hpa: Autoscaler,
+    last_active: Option<u64>,
+}
+
+impl Scaler {
+    pub fn new(settings: Settings) -> Self {
+        let hpa = Autoscaler::new(
+            settings.min_replicas.max(1),
+            settings.max_replicas,
+            settings.behavior.clone(),
+        );
+        Self {
+            settings,
+            hpa,
+            last_active: None,
+        }
+    }
+
+    /// The replica count after second `now`, given the count before it and the queue.
+    pub fn tick(&mut self, now: u64, current: u32, counts: QueueCounts) -> u32 {
+        let metric = self.settings.metric(counts);
+        let mut replicas = current;
+        if now.is_multiple_of(self.settings.polling_interval.max(1)) {
+            let active = metric > u64::from(self.settings.activation_queue_length);
+            if active {
+                self.last_active = Some(now);
+                if replicas == 0 {
+                    replicas = self.settings.min_replicas.max(1);
+                }
+            } else if replicas > 0
+                && self.settings.min_replicas == 0
+                // Never active: straight to zero; otherwise only after the cooldown.
+                && self.last_active.is_none_or(|at| at + self.settings.cooldown_period < now)
+            {
+                replicas = 0;
+            }
+            replicas = replicas.max(self.settings.min_replicas);
+        }
+        // The HPA is disabled while its target has no replicas.
+        if replicas > 0 && now.is_multiple_of(SYNC_SECONDS) {
+            #[allow(clippy::cast_precision_loss)]
+            let metric = metric as f64;
+            replicas = self
+                .hpa
+                .sync(now, replicas, metric, f64::from(self.settings.queue_length));
+        }
+        replicas
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(visible: u64) -> QueueCounts {
+        QueueCounts {
+            visible,
+            in_flight: 0,
+            delayed: 0,
+        }
+    }
+
+    #[test]
+    fn the_metric_counts_in_flight_by_default_and_delayed_on_request() {
+        let queue = QueueCounts {
+            visible: 10,
+            in_flight: 5,
+            delayed: 3,
+        };
+        assert_eq!(Settings::default().metric(queue), 15);
+        assert_eq!(
+            Settings {
+                scale_on_delayed: true,
+                ..Settings::default()
+            }
+            .metric(queue),
+            18
+        );
+        assert_eq!(
+            Settings {
+                scale_on_in_flight: false,
+                ..Settings::default()
+            }
+            .metric(queue),
+            10
+        );
+    }
+
+    #[test]
+    fn activation_is_strictly_above_the_threshold_and_wakes_to_the_minimum_or_one() {
+        let mut keda = Scaler::new(Settings {
+            activation_queue_length: 5,
+            polling_interval: 10,
+            ..Settings::default()
+        });
+        assert_eq!(keda.tick(10, 0, counts(5)), 0, "5 is not above 5");
+        assert_eq!(keda.tick(11, 0, counts(6)), 0, "only polls wake it");
+        assert_eq!(
+            keda.tick(20, 0, counts(6)),
+            1,
+            "woken at the poll; the HPA skips 20 s (not a sync)"
+        );
+        let mut keda = Scaler::new(Settings {
+            min_replicas: 3,
+            polling_interval: 10,
+            ..Settings::default()
+        });
+        assert_eq!(keda.tick(10, 0, counts(1)), 3);
+    }
+
+    #[test]
+    fn scale_to_zero_waits_for_the_cooldown_after_the_last_activity() {
+        let mut keda = Scaler::new(Settings {
+            polling_interval: 30,
+            cooldown_period: 300,
+            ..Settings::default()
+        });
+        assert_eq!(
+            keda.tick(0, 0, counts(3)),
+            1,
+            "woken; the HPA at 0 s proposes ceil(3 / 5) = 1"
+        );
+        assert_eq!(keda.tick(30, 1, counts(0)), 1);
+        assert_eq!(keda.tick(300, 1, counts(0)), 1, "0 + 300 is not before 300");
+        assert_eq!(keda.tick(330, 1, counts(0)), 0);
+    }
+
+    #[test]
+    fn a_target_never_active_goes_to_the_minimum_at_once_and_min_one_never_reaches_zero() {
+        let mut keda = Scaler::new(Settings {
+            polling_interval: 30,
+            ..Settings::default()
+        });
+        assert_eq!(keda.tick(30, 2, counts(0)), 0);
+        let mut keda = Scaler::new(Settings {
+            min_replicas: 1,
+            polling_interval: 30,
+            ..Settings::default()
+        });
+        for t in (0..1_000).step_by(30) {
+            assert_eq!(keda.tick(t, 1, counts(0)), 1, "at {t} s");
+        }
+    }
+
+    #[test]
+    fn between_one_and_the_maximum_the_hpa_decides_on_its_own_sync() {
+        let mut keda = Scaler::new(Settings {
+            queue_length: 10,
+            max_replicas: 50,
+            polling_interval: 10,
+            ..Settings::default()
+        });
+        assert_eq!(keda.tick(10, 0, counts(500)), 1, "KEDA wakes it; 10 s is no HPA sync");
+        assert_eq!(keda.tick(15, 1, counts(500)), 4, "legacy clamp: max(2 × 1, 4)");
+        assert_eq!(keda.tick(16, 4, counts(500)), 4, "no sync between");
+        assert_eq!(keda.tick(30, 4, counts(500)), 8);
+    }
+}
