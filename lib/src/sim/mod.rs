@@ -3,3 +3,4 @@
 
 pub mod hpa;
 pub mod keda;
+pub mod model;
