@@ -4,3 +4,4 @@
 pub mod hpa;
 pub mod keda;
 pub mod model;
+pub mod plan;

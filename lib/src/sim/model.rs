@@ -19,6 +19,28 @@ pub enum Traffic {
 }
 
 impl Traffic {
+    /// A CSV of `second,messages` lines (a header line and blank lines are skipped).
+    pub fn from_csv(text: &str) -> Result<Self, crate::Error> {
+        let mut series = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || (index == 0 && line.chars().any(char::is_alphabetic)) {
+                continue;
+            }
+            let parsed = line.split_once(',').and_then(|(second, count)| {
+                Some((second.trim().parse::<u64>().ok()?, count.trim().parse::<u64>().ok()?))
+            });
+            let pair = parsed.ok_or_else(|| {
+                crate::Error::invalid(
+                    "traffic",
+                    format!("line {}: {line:?} is not `second,messages`", index + 1),
+                )
+            })?;
+            series.push(pair);
+        }
+        Ok(Self::Series(series))
+    }
+
     fn rate(&self, second: u64) -> f64 {
         match self {
             Self::Constant(rate) => *rate,
@@ -62,7 +84,7 @@ pub struct Scenario {
 }
 
 /// One second of the run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Sample {
     pub second: u64,
     pub arrivals: u64,
@@ -265,9 +287,11 @@ pub fn simulate(scenario: &Scenario) -> Run {
 }
 
 /// What a run comes to.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Summary {
     pub peak_backlog: u64,
+    /// Seconds from the peak backlog until the queue is next empty (None: never in the run).
+    pub drain_seconds: Option<u64>,
     pub age_p50: u64,
     pub age_p95: u64,
     pub age_max: u64,
@@ -276,6 +300,20 @@ pub struct Summary {
 }
 
 impl Run {
+    /// The time series as CSV, one line a second.
+    pub fn to_csv(&self) -> String {
+        use std::fmt::Write as _;
+        let mut csv = String::from("second,arrivals,visible,in_flight,delayed,replicas,stored\n");
+        for s in &self.samples {
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{},{}",
+                s.second, s.arrivals, s.visible, s.in_flight, s.delayed, s.replicas, s.stored
+            );
+        }
+        csv
+    }
+
     pub fn summary(&self) -> Summary {
         let percentile = |p: f64| {
             let total: u64 = self.ages.iter().map(|(_, n)| n).sum();
@@ -296,13 +334,21 @@ impl Run {
             }
             0
         };
-        Summary {
-            peak_backlog: self
-                .samples
+        let backlog = |s: &Sample| s.visible + s.in_flight + s.delayed;
+        let peak = self
+            .samples
+            .iter()
+            .max_by_key(|s| (backlog(s), std::cmp::Reverse(s.second)));
+        let drain_seconds = peak.and_then(|peak| {
+            self.samples
                 .iter()
-                .map(|s| s.visible + s.in_flight + s.delayed)
-                .max()
-                .unwrap_or(0),
+                .skip_while(|s| s.second < peak.second)
+                .find(|s| backlog(s) == 0)
+                .map(|s| s.second - peak.second)
+        });
+        Summary {
+            peak_backlog: peak.map_or(0, backlog),
+            drain_seconds,
             age_p50: percentile(0.5),
             age_p95: percentile(0.95),
             age_max: self.ages.iter().map(|(age, _)| *age).max().unwrap_or(0),
@@ -392,6 +438,28 @@ mod tests {
     }
 
     #[test]
+    fn traffic_from_csv_and_the_time_series_as_csv() {
+        let traffic = Traffic::from_csv("second,messages\n0,5\n\n3, 7\n").unwrap();
+        assert_eq!(traffic, Traffic::Series(vec![(0, 5), (3, 7)]));
+        let message = Traffic::from_csv("0,5\nx,1").unwrap_err().to_string();
+        assert_eq!(message, "property traffic: line 2: \"x,1\" is not `second,messages`");
+        let mut scenario = seed();
+        scenario.seconds = 3;
+        scenario.traffic = traffic;
+        let csv = simulate(&scenario).to_csv();
+        assert_eq!(
+            csv.lines().next(),
+            Some("second,arrivals,visible,in_flight,delayed,replicas,stored")
+        );
+        assert_eq!(
+            csv.lines().nth(1),
+            Some("0,5,0,0,5,1,0"),
+            "delayed 2 s, the pod still starting"
+        );
+        assert_eq!(csv.lines().count(), 4);
+    }
+
+    #[test]
     fn a_burst_scales_out_and_drains_then_scales_back_in() {
         let mut scenario = seed();
         scenario.traffic = Traffic::Series(vec![(60, 2_000)]);
@@ -409,5 +477,7 @@ mod tests {
             "back to zero after the cooldown"
         );
         assert!(summary.age_max < 600, "{summary:?}");
+        let drain = summary.drain_seconds.expect("drained within the run");
+        assert!(drain > 0 && summary.age_max <= drain + 60, "{summary:?}");
     }
 }
