@@ -73,6 +73,9 @@ enum Command {
         #[arg(long)]
         cluster: String,
     },
+    /// Predict how a ScaledObject behaves on given traffic, and search for the cheapest
+    /// settings that keep the oldest message under an age.
+    Plan(PlanArgs),
     /// Run a CloudFormation custom-resource request through the matching handler and print
     /// the response it would send.
     Invoke {
@@ -80,6 +83,46 @@ enum Command {
         #[arg(long)]
         event: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// constant:RATE, steps:SECOND@RATE,SECOND@RATE,… or csv:FILE (lines of second,messages).
+    #[arg(long, default_value = "constant:2")]
+    traffic: String,
+    /// Length of the simulated run, in seconds.
+    #[arg(long, default_value_t = 3_600)]
+    seconds: u64,
+    /// The oldest-message age to keep to, in seconds ("60" or "60s").
+    #[arg(long, default_value = "60s")]
+    slo_max_age: String,
+    /// MAX_MSGS_PER_BATCH of the consumer.
+    #[arg(long, default_value_t = 10)]
+    batch_size: u32,
+    /// Seconds a batch takes from receive to delete.
+    #[arg(long, default_value_t = 2)]
+    work_seconds: u64,
+    /// MSG_PROCESS_DELAY of the consumer.
+    #[arg(long, default_value_t = 10)]
+    process_delay: u64,
+    /// MSG_POLL_BACKOFF of the consumer.
+    #[arg(long, default_value_t = 2)]
+    poll_backoff: u64,
+    /// Seconds from scheduling a pod to its first receive.
+    #[arg(long, default_value_t = 30)]
+    startup_seconds: u64,
+    /// The queue's DelaySeconds.
+    #[arg(long, default_value_t = 2)]
+    delay_seconds: u64,
+    /// The queue's visibility timeout.
+    #[arg(long, default_value_t = 30)]
+    visibility_timeout: u64,
+    /// Write the chosen settings' time series here (CSV).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Write the chosen settings' plot here (SVG).
+    #[arg(long)]
+    svg: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -459,6 +502,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ScaledObjectAction::Delete(args) => scaled_object("Delete", &args, &aws, output).await,
         },
         Command::Token { cluster } => exec_credential(&cluster, &aws).await,
+        Command::Plan(args) => plan(&args, output),
         Command::Invoke { event } => {
             let text = std::fs::read_to_string(&event).with_context(|| format!("cannot read {}", event.display()))?;
             let request: Value =
@@ -487,6 +531,102 @@ async fn scaled_object(
     let logical = format!("ScaledObject-{}-{}", args.namespace, args.name);
     let request = request(kind, "Custom::KedaScaledObject", &logical, &args.properties());
     Ok(respond(cluster_access(aws)?, request, output).await)
+}
+
+fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
+    use kedaform::sim::model::{Consumer, Scenario, Traffic, simulate};
+    use kedaform::sim::plan::{Evaluation, search};
+    let traffic = match args.traffic.strip_prefix("csv:") {
+        Some(file) => {
+            Traffic::from_csv(&std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?)?
+        }
+        None => Traffic::parse(&args.traffic)?,
+    };
+    let slo: u64 = args
+        .slo_max_age
+        .trim_end_matches('s')
+        .parse()
+        .with_context(|| format!("--slo-max-age {:?}: expected seconds, e.g. 60s", args.slo_max_age))?;
+    let base = Scenario {
+        seconds: args.seconds,
+        traffic,
+        delay_seconds: args.delay_seconds,
+        visibility_timeout: args.visibility_timeout,
+        consumer: Consumer {
+            batch_size: args.batch_size,
+            work_seconds: args.work_seconds,
+            process_delay: args.process_delay,
+            poll_backoff: args.poll_backoff,
+            startup_seconds: args.startup_seconds,
+        },
+        keda: kedaform::sim::keda::Settings::default(),
+        initial_replicas: 0,
+        kills: vec![],
+    };
+    let (best, defaults, seed) = search(&base, slo);
+    let describe = |e: &Evaluation| {
+        json!({"settings": e.name, "meets_slo": e.meets_slo, "summary": e.summary,
+               "queue_length": e.settings.queue_length, "polling_interval": e.settings.polling_interval,
+               "min_replicas": e.settings.min_replicas, "max_replicas": e.settings.max_replicas})
+    };
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"slo_max_age": slo, "cheapest": best.as_ref().map(describe),
+                "keda_defaults": describe(&defaults), "seed": describe(&seed)}))?
+        ),
+        Output::Text => {
+            println!(
+                "traffic {}, {} s; SLO: no message older than {slo} s",
+                args.traffic, args.seconds
+            );
+            println!(
+                "{:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  settings",
+                "", "pod-s", "peak", "age p50/p95/max", "scales", "SLO"
+            );
+            let row = |label: &str, e: &Evaluation| {
+                let s = e.summary;
+                println!(
+                    "{label:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  {}",
+                    s.pod_seconds,
+                    s.peak_backlog,
+                    format!("{}/{}/{} s", s.age_p50, s.age_p95, s.age_max),
+                    s.scale_events,
+                    if e.meets_slo { "yes" } else { "NO" },
+                    e.name
+                );
+            };
+            match &best {
+                Some(best) => row("cheapest", best),
+                None => println!(
+                    "cheapest     none of the {} settings searched meets the SLO",
+                    kedaform::sim::plan::candidates().len()
+                ),
+            }
+            row("KEDA default", &defaults);
+            row("seed", &seed);
+        }
+    }
+    let chosen = best.as_ref().unwrap_or(&seed);
+    if args.csv.is_some() || args.svg.is_some() {
+        let run = simulate(&Scenario {
+            keda: chosen.settings.clone(),
+            initial_replicas: chosen.settings.min_replicas,
+            ..base
+        });
+        if let Some(path) = &args.csv {
+            std::fs::write(path, run.to_csv()).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        if let Some(path) = &args.svg {
+            std::fs::write(path, kedaform::sim::svg::plot(&run, &chosen.name))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(if best.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[tokio::main]

@@ -239,3 +239,49 @@ async fn keda_install_and_uninstall_go_through_the_lambdas_handler() {
     assert!(uninstall.status.success(), "{}", stderr(&uninstall));
     assert!(api.objects().is_empty(), "uninstall removed what install applied");
 }
+
+#[test]
+fn plan_finds_settings_for_the_slo_and_writes_the_series_and_the_plot() {
+    let dir = std::env::temp_dir().join(format!("kedaform-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (svg, csv) = (dir.join("plan.svg"), dir.join("plan.csv"));
+    let output = kedaform(&[
+        "plan",
+        "--traffic",
+        "steps:0@1,300@6,420@1",
+        "--seconds",
+        "900",
+        "--process-delay",
+        "0",
+        "--slo-max-age",
+        "60s",
+        "--svg",
+        svg.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(plan["cheapest"]["meets_slo"], true, "{plan}");
+    assert!(plan["cheapest"]["summary"]["age_max"].as_u64().unwrap() <= 60);
+    assert_eq!(plan["seed"]["queue_length"], 10);
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 901);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let bad = kedaform(&["plan", "--traffic", "sometimes"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("property traffic: \"sometimes\": expected constant:RATE"),
+        "{}",
+        stderr(&bad)
+    );
+    let impossible = kedaform(&["plan", "--seconds", "300", "--slo-max-age", "1s"]);
+    assert_eq!(
+        impossible.status.code(),
+        Some(1),
+        "no settings meet a 1 s SLO with 2 s queue delay"
+    );
+}

@@ -5,3 +5,4 @@ pub mod hpa;
 pub mod keda;
 pub mod model;
 pub mod plan;
+pub mod svg;

@@ -19,6 +19,37 @@ pub enum Traffic {
 }
 
 impl Traffic {
+    /// `constant:RATE` or `steps:SECOND@RATE,SECOND@RATE,…` (a CSV file is read by the caller
+    /// and given to [`Traffic::from_csv`]).
+    pub fn parse(spec: &str) -> Result<Self, crate::Error> {
+        let bad = || {
+            crate::Error::invalid(
+                "traffic",
+                format!("{spec:?}: expected constant:RATE, steps:SECOND@RATE,… or csv:FILE"),
+            )
+        };
+        if let Some(rate) = spec.strip_prefix("constant:") {
+            return rate
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| *r >= 0.0)
+                .map(Self::Constant)
+                .ok_or_else(bad);
+        }
+        let steps = spec.strip_prefix("steps:").ok_or_else(bad)?;
+        let mut parsed = Vec::new();
+        for step in steps.split(',') {
+            let (second, rate) = step.split_once('@').ok_or_else(bad)?;
+            parsed.push((
+                second.trim().parse().map_err(|_| bad())?,
+                rate.trim().parse().map_err(|_| bad())?,
+            ));
+        }
+        parsed.sort_by_key(|(second, _)| *second);
+        Ok(Self::Steps(parsed))
+    }
+
     /// A CSV of `second,messages` lines (a header line and blank lines are skipped).
     pub fn from_csv(text: &str) -> Result<Self, crate::Error> {
         let mut series = Vec::new();
@@ -435,6 +466,22 @@ mod tests {
         assert!(backlog <= 45, "backlog peaked at {backlog}");
         let stored = run.samples.last().unwrap().stored;
         assert!(stored >= 7_000 - 45, "{stored} of 7,200 stored");
+    }
+
+    #[test]
+    fn traffic_specs() {
+        assert_eq!(Traffic::parse("constant:2.5").unwrap(), Traffic::Constant(2.5));
+        assert_eq!(
+            Traffic::parse("steps:300@6,0@1").unwrap(),
+            Traffic::Steps(vec![(0, 1.0), (300, 6.0)])
+        );
+        assert!(
+            Traffic::parse("steps:0-1")
+                .unwrap_err()
+                .to_string()
+                .starts_with("property traffic: \"steps:0-1\": expected")
+        );
+        assert!(Traffic::parse("constant:-1").is_err());
     }
 
     #[test]
