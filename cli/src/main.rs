@@ -87,7 +87,7 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct PlanArgs {
-    /// constant:RATE, steps:SECOND@RATE,SECOND@RATE,… or csv:FILE (lines of second,messages).
+    /// constant:RATE, steps:SECOND@RATE,…, bursts:SECOND@COUNT,… or csv:FILE (lines of second,messages).
     #[arg(long, default_value = "constant:2")]
     traffic: String,
     /// Length of the simulated run, in seconds.
@@ -117,7 +117,7 @@ struct PlanArgs {
     /// The queue's visibility timeout.
     #[arg(long, default_value_t = 30)]
     visibility_timeout: u64,
-    /// Write the chosen settings' time series here (CSV).
+    /// Write the chosen settings' time series here (JSON when the name ends in .json, else CSV).
     #[arg(long)]
     csv: Option<PathBuf>,
     /// Write the chosen settings' plot here (SVG).
@@ -615,7 +615,12 @@ fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
             ..base
         });
         if let Some(path) = &args.csv {
-            std::fs::write(path, run.to_csv()).with_context(|| format!("cannot write {}", path.display()))?;
+            let series = if path.extension().is_some_and(|e| e == "json") {
+                serde_json::to_string_pretty(&run.samples)?
+            } else {
+                run.to_csv()
+            };
+            std::fs::write(path, series).with_context(|| format!("cannot write {}", path.display()))?;
         }
         if let Some(path) = &args.svg {
             std::fs::write(path, kedaform::sim::svg::plot(&run, &chosen.name))

@@ -331,6 +331,52 @@ mod tests {
     }
 
     #[test]
+    fn select_min_takes_the_policy_allowing_the_smallest_change() {
+        let behavior = Behavior {
+            scale_up: Rules {
+                stabilization_seconds: 0,
+                select: Select::Min,
+                policies: vec![
+                    Policy {
+                        kind: PolicyKind::Percent,
+                        value: 100,
+                        period_seconds: 15,
+                    },
+                    Policy {
+                        kind: PolicyKind::Pods,
+                        value: 3,
+                        period_seconds: 15,
+                    },
+                ],
+            },
+            scale_down: Rules {
+                stabilization_seconds: 0,
+                select: Select::Min,
+                policies: vec![
+                    Policy {
+                        kind: PolicyKind::Percent,
+                        value: 50,
+                        period_seconds: 15,
+                    },
+                    Policy {
+                        kind: PolicyKind::Pods,
+                        value: 1,
+                        period_seconds: 15,
+                    },
+                ],
+            },
+        };
+        let mut hpa = Autoscaler::new(1, 100, Some(behavior));
+        assert_eq!(hpa.sync(0, 10, 1000.0, 10.0), 13, "min(10 + 3, 2 × 10)");
+        assert_eq!(hpa.sync(15, 2, 1000.0, 10.0), 4, "min(2 + 3, 2 × 2)");
+        assert_eq!(
+            hpa.sync(30, 10, 0.0, 10.0),
+            9,
+            "max(10 - 1, 10 × 0.5): the smaller step down"
+        );
+    }
+
+    #[test]
     fn disabled_scale_down_keeps_the_count() {
         let behavior = Behavior {
             scale_down: Rules {

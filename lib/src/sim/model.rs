@@ -19,15 +19,26 @@ pub enum Traffic {
 }
 
 impl Traffic {
-    /// `constant:RATE` or `steps:SECOND@RATE,SECOND@RATE,…` (a CSV file is read by the caller
-    /// and given to [`Traffic::from_csv`]).
+    /// `constant:RATE`, `steps:SECOND@RATE,…` or `bursts:SECOND@COUNT,…` (a CSV file is read by
+    /// the caller and given to [`Traffic::from_csv`]).
     pub fn parse(spec: &str) -> Result<Self, crate::Error> {
         let bad = || {
             crate::Error::invalid(
                 "traffic",
-                format!("{spec:?}: expected constant:RATE, steps:SECOND@RATE,… or csv:FILE"),
+                format!("{spec:?}: expected constant:RATE, steps:SECOND@RATE,…, bursts:SECOND@COUNT,… or csv:FILE"),
             )
         };
+        if let Some(bursts) = spec.strip_prefix("bursts:") {
+            let mut series = Vec::new();
+            for burst in bursts.split(',') {
+                let (second, count) = burst.split_once('@').ok_or_else(bad)?;
+                series.push((
+                    second.trim().parse().map_err(|_| bad())?,
+                    count.trim().parse().map_err(|_| bad())?,
+                ));
+            }
+            return Ok(Self::Series(series));
+        }
         if let Some(rate) = spec.strip_prefix("constant:") {
             return rate
                 .trim()
@@ -482,6 +493,10 @@ mod tests {
                 .starts_with("property traffic: \"steps:0-1\": expected")
         );
         assert!(Traffic::parse("constant:-1").is_err());
+        assert_eq!(
+            Traffic::parse("bursts:60@500,900@200").unwrap(),
+            Traffic::Series(vec![(60, 500), (900, 200)])
+        );
     }
 
     #[test]
