@@ -285,3 +285,84 @@ fn plan_finds_settings_for_the_slo_and_writes_the_series_and_the_plot() {
         "no settings meet a 1 s SLO with 2 s queue delay"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaledobject_apply_and_delete_go_through_the_lambdas_handler() {
+    let api = FakeApiServer::start(Behaviour::default()).await;
+    let eks = fake_eks("sales", &api.server.url).await;
+    let manifest = std::fs::read_to_string(keda_fixture()).unwrap();
+    let mirror = LocalServer::start(move |_, _| Reply::new(200, "application/yaml", manifest.clone())).await;
+    let run = |arguments: Vec<String>| {
+        let eks_url = eks.url.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_kedaform"))
+                .args(arguments)
+                .env("AWS_ENDPOINT_URL_EKS", eks_url)
+                .output()
+                .unwrap()
+        })
+    };
+    let scaled_object = |action: &str| -> Vec<String> {
+        [
+            "scaledobject",
+            action,
+            "--cluster",
+            "sales",
+            "--namespace",
+            "sales",
+            "--name",
+            "consumer",
+            "--target",
+            "consumer",
+            "--queue-url",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/reliable_q",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/consumer",
+            "--queue-length",
+            "10",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+
+    let started = std::time::Instant::now();
+    let early = run(scaled_object("apply")).await.unwrap();
+    assert_eq!(early.status.code(), Some(1));
+    assert!(
+        stderr(&early).contains("does not serve keda.sh/v1alpha1 TriggerAuthentication: is its CRD installed?"),
+        "{}",
+        stderr(&early)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "no waiting for a CRD nobody applied"
+    );
+
+    let keda = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
+    let install = [
+        "keda",
+        "install",
+        "--cluster",
+        "sales",
+        "--operator-role",
+        &keda,
+        "--manifest",
+        &format!("{}/keda.yaml", mirror.url),
+    ];
+    assert!(run(install.map(str::to_owned).to_vec()).await.unwrap().status.success());
+    let applied = run(scaled_object("apply")).await.unwrap();
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    assert!(
+        stdout(&applied).starts_with("done: sales/sales/consumer\n"),
+        "{}",
+        stdout(&applied)
+    );
+    let path = "/apis/keda.sh/v1alpha1/namespaces/sales/scaledobjects/consumer";
+    assert_eq!(
+        api.objects()[path]["spec"]["triggers"][0]["metadata"]["queueLength"],
+        "10"
+    );
+    let deleted = run(scaled_object("delete")).await.unwrap();
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert!(!api.objects().contains_key(path));
+}

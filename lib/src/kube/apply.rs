@@ -22,6 +22,8 @@ pub const FIELD_MANAGER: &str = "kedaform";
 pub struct Applier {
     client: ::kube::Client,
     resources: Mutex<HashMap<String, Vec<(ApiResource, ApiCapabilities)>>>,
+    /// API groups of the CRDs this applier applied: only their kinds are worth waiting for.
+    crd_groups: Mutex<Vec<String>>,
     /// Keeps the client's token fresh for as long as the applier lives.
     _token: Option<crate::eks::TokenFile>,
 }
@@ -49,6 +51,7 @@ impl Applier {
         Self {
             client,
             resources: Mutex::new(HashMap::new()),
+            crd_groups: Mutex::new(Vec::new()),
             _token: None,
         }
     }
@@ -102,7 +105,12 @@ impl Applier {
                 Err(error) if is_not_found(&error) => {}
                 Err(error) => return Err(kube_error("discovery", key, error)),
             }
-            if Instant::now() + backoff >= deadline {
+            let just_applied = self
+                .crd_groups
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&group_version.group);
+            if !just_applied || Instant::now() + backoff >= deadline {
                 return Err(Error::NotReady {
                     object: key.to_string(),
                     reason: format!(
@@ -150,6 +158,14 @@ impl Applier {
                 .await
                 .map_err(|e| kube_error("apply", &key, e))?;
             tracing::info!(object = %key, "applied");
+            if key.kind == "CustomResourceDefinition"
+                && let Some(group) = object.data["spec"]["group"].as_str()
+            {
+                self.crd_groups
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(group.to_owned());
+            }
             applied.push(stored);
         }
         Ok(applied)
