@@ -158,11 +158,11 @@ fn keda_render_counts_the_objects_and_shows_the_annotated_operator_account() {
     assert!(stdout(&helm).contains(&format!("roleArn: {role}")));
 }
 
-#[test]
-fn scaledobject_render_and_its_bad_input() {
-    let base = [
+/// `kedaform scaledobject <action>` for the seed's consumer; the queue URL comes last.
+fn scaled_object(action: &str, queue_url: &str) -> Vec<String> {
+    [
         "scaledobject",
-        "render",
+        action,
         "--cluster",
         "sales",
         "--namespace",
@@ -176,14 +176,20 @@ fn scaledobject_render_and_its_bad_input() {
         "--queue-length",
         "10",
         "--queue-url",
-    ];
-    let good = kedaform(
-        &[
-            &base[..],
-            &["https://sqs.us-east-1.amazonaws.com/123456789012/reliable_q"],
-        ]
-        .concat(),
-    );
+        queue_url,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+const QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/reliable_q";
+
+#[test]
+fn scaledobject_render_and_its_bad_input() {
+    let good = Command::new(env!("CARGO_BIN_EXE_kedaform"))
+        .args(scaled_object("render", QUEUE_URL))
+        .output()
+        .unwrap();
     assert!(good.status.success(), "{}", stderr(&good));
     let yaml = stdout(&good);
     assert!(
@@ -192,7 +198,10 @@ fn scaledobject_render_and_its_bad_input() {
             && yaml.contains("queueLength: '10'"),
         "{yaml}"
     );
-    let bad = kedaform(&[&base[..], &["https://example.com/q"]].concat());
+    let bad = Command::new(env!("CARGO_BIN_EXE_kedaform"))
+        .args(scaled_object("render", "https://example.com/q"))
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("property QueueUrl:"), "{}", stderr(&bad));
 }
@@ -302,31 +311,8 @@ async fn scaledobject_apply_and_delete_go_through_the_lambdas_handler() {
                 .unwrap()
         })
     };
-    let scaled_object = |action: &str| -> Vec<String> {
-        [
-            "scaledobject",
-            action,
-            "--cluster",
-            "sales",
-            "--namespace",
-            "sales",
-            "--name",
-            "consumer",
-            "--target",
-            "consumer",
-            "--queue-url",
-            "https://sqs.us-east-1.amazonaws.com/123456789012/reliable_q",
-            "--role-arn",
-            "arn:aws:iam::123456789012:role/consumer",
-            "--queue-length",
-            "10",
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    };
-
     let started = std::time::Instant::now();
-    let early = run(scaled_object("apply")).await.unwrap();
+    let early = run(scaled_object("apply", QUEUE_URL)).await.unwrap();
     assert_eq!(early.status.code(), Some(1));
     assert!(
         stderr(&early).contains("does not serve keda.sh/v1alpha1 TriggerAuthentication: is its CRD installed?"),
@@ -350,7 +336,7 @@ async fn scaledobject_apply_and_delete_go_through_the_lambdas_handler() {
         &format!("{}/keda.yaml", mirror.url),
     ];
     assert!(run(install.map(str::to_owned).to_vec()).await.unwrap().status.success());
-    let applied = run(scaled_object("apply")).await.unwrap();
+    let applied = run(scaled_object("apply", QUEUE_URL)).await.unwrap();
     assert!(applied.status.success(), "{}", stderr(&applied));
     assert!(
         stdout(&applied).starts_with("done: sales/sales/consumer\n"),
@@ -362,7 +348,7 @@ async fn scaledobject_apply_and_delete_go_through_the_lambdas_handler() {
         api.objects()[path]["spec"]["triggers"][0]["metadata"]["queueLength"],
         "10"
     );
-    let deleted = run(scaled_object("delete")).await.unwrap();
+    let deleted = run(scaled_object("delete", QUEUE_URL)).await.unwrap();
     assert!(deleted.status.success(), "{}", stderr(&deleted));
     assert!(!api.objects().contains_key(path));
 }

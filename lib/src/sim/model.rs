@@ -423,14 +423,7 @@ mod tests {
                 poll_backoff: 2,
                 startup_seconds: 5,
             },
-            keda: Settings {
-                queue_length: 10,
-                polling_interval: 10,
-                cooldown_period: 500,
-                min_replicas: 1,
-                max_replicas: 50,
-                ..Settings::default()
-            },
+            keda: crate::sim::plan::seed_settings(),
             initial_replicas: 1,
             kills: vec![],
         }
