@@ -7,6 +7,8 @@
 // Doc comments here are `--help` text, where Markdown backticks would print as they are.
 #![allow(clippy::doc_markdown)]
 
+mod demo;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -76,6 +78,9 @@ enum Command {
     /// Predict how a ScaledObject behaves on given traffic, and search for the cheapest
     /// settings that keep the oldest message under an age.
     Plan(PlanArgs),
+    /// The whole system on this machine against an AWS emulator (moto): trust policy, KEDA
+    /// render, producer and a consumer fleet scaled by a local stand-in for KEDA + HPA.
+    Demo(demo::DemoArgs),
     /// Run a CloudFormation custom-resource request through the matching handler and print
     /// the response it would send.
     Invoke {
@@ -503,6 +508,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Token { cluster } => exec_credential(&cluster, &aws).await,
         Command::Plan(args) => plan(&args, output),
+        Command::Demo(args) => demo::run(&args, &aws).await,
         Command::Invoke { event } => {
             let text = std::fs::read_to_string(&event).with_context(|| format!("cannot read {}", event.display()))?;
             let request: Value =

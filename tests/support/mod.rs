@@ -205,15 +205,22 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}-{nanos}", COUNTER.fetch_add(1, Ordering::SeqCst))
 }
 
-/// AWS configuration for moto, through the library's own loader. `make test` starts moto
-/// and exports `AWS_ENDPOINT_URL`; without it these tests must fail, not skip.
-pub async fn moto() -> aws_config::SdkConfig {
+/// Fails the test unless `AWS_ENDPOINT_URL` names a local moto (as `make test` sets it): for
+/// tests whose child processes talk to it.
+pub fn moto_endpoint() -> String {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     assert!(
         endpoint.starts_with("http://127.0.0.1:"),
-        "AWS_ENDPOINT_URL={endpoint:?}: these tests need a local moto server. Run `make test`, which installs \
+        "AWS_ENDPOINT_URL={endpoint:?}: this test needs a local moto server. Run `make test`, which installs \
          moto into .venv and starts it, or start `moto_server -H 127.0.0.1 -p PORT` yourself and export \
          AWS_ENDPOINT_URL=http://127.0.0.1:PORT AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1"
     );
+    endpoint
+}
+
+/// AWS configuration for moto, through the library's own loader. `make test` starts moto
+/// and exports `AWS_ENDPOINT_URL`; without it these tests must fail, not skip.
+pub async fn moto() -> aws_config::SdkConfig {
+    moto_endpoint();
     kedaform::aws::load().await
 }
