@@ -61,6 +61,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// How long the server takes to answer (without blocking anything else).
+    pub delay: std::time::Duration,
 }
 
 impl Reply {
@@ -69,7 +71,15 @@ impl Reply {
             status,
             headers: vec![("content-type".into(), content_type.into())],
             body: body.into(),
+            delay: std::time::Duration::ZERO,
         }
+    }
+
+    /// The same reply, sent after `delay`.
+    #[must_use]
+    pub fn after(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// 200 with an empty body, as S3 answers the pre-signed CloudFormation response URL.
@@ -126,6 +136,7 @@ impl LocalServer {
                         let index = counter.fetch_add(1, Ordering::SeqCst);
                         let reply = script(index, &request);
                         recorded.lock().unwrap().push(request);
+                        tokio::time::sleep(reply.delay).await;
                         let mut response = Response::builder().status(reply.status);
                         for (name, value) in &reply.headers {
                             response = response.header(name, value);

@@ -30,13 +30,12 @@ async fn fake_aws(visibility: u32, write_delay: Duration) -> LocalServer {
     let deletes = std::sync::atomic::AtomicUsize::new(0);
     LocalServer::start(move |_, request| {
         if request.method == "PUT" {
-            // The server shares the test's runtime: tests with slow writes give it spare workers.
-            std::thread::sleep(write_delay);
             return if request.path_and_query.contains(STORE_FAILS_FOR) {
                 Reply::new(500, "application/xml", "<Error><Code>InternalError</Code><Message>try again</Message></Error>")
             } else {
                 Reply::new(200, "application/xml", "").header("etag", "\"e\"")
-            };
+            }
+            .after(write_delay);
         }
         let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
         let ids = || body["Entries"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["Id"].clone());
@@ -119,7 +118,7 @@ async fn worker(fake: &LocalServer) -> Worker {
         .expect("the fake answers GetQueueAttributes and GetQueueUrl")
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn a_failed_write_is_left_for_redelivery_and_a_refused_delete_is_retried() {
     let fake = fake_aws(30, Duration::ZERO).await;
     let worker = worker(&fake).await;
@@ -200,7 +199,7 @@ async fn a_failed_write_is_left_for_redelivery_and_a_refused_delete_is_retried()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[tokio::test]
 async fn a_batch_slower_than_the_visibility_timeout_keeps_its_messages_invisible() {
     let fake = fake_aws(2, Duration::from_millis(4_600)).await;
     let worker = worker(&fake).await;
@@ -218,7 +217,7 @@ async fn a_batch_slower_than_the_visibility_timeout_keeps_its_messages_invisible
         .collect();
     assert!(
         extensions.len() >= 2,
-        "every second while the 2.6 s writes run: {extensions:?}"
+        "every second while the 4.6 s writes run: {extensions:?}"
     );
     for extension in &extensions {
         assert_eq!(
