@@ -484,20 +484,10 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let s3 = kedaform::aws::s3(&aws);
     let name = format!("bench-{}", std::process::id());
-    let dlq = sqs
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await?
-        .queue_url
-        .unwrap_or_default();
-    let queue = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await?
-        .queue_url
-        .unwrap_or_default();
+    let kedaform::aws::QueuePair {
+        url: queue,
+        dead_letter_url: dlq,
+    } = kedaform::aws::create_queue_with_dlq(&sqs, &name, 30, 0, 5).await?;
     s3.create_bucket().bucket(&name).send().await?;
 
     let (mut elapsed, mut consumer_cpu, mut moto_cpu) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);

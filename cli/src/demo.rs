@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use aws_sdk_sqs::types::QueueAttributeName as Attribute;
 use clap::Args;
 use kedaform::cfn::Runtime;
 use kedaform::iam::{TrustPolicies, TrustPolicyResource};
@@ -126,43 +125,6 @@ async fn response_endpoint() -> anyhow::Result<(String, tokio::task::JoinHandle<
     Ok((url, task))
 }
 
-async fn counts(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<QueueCounts> {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(Attribute::ApproximateNumberOfMessages)
-        .attribute_names(Attribute::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(Attribute::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await?
-        .attributes
-        .unwrap_or_default();
-    let get = |name| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Ok(QueueCounts {
-        visible: get(Attribute::ApproximateNumberOfMessages),
-        in_flight: get(Attribute::ApproximateNumberOfMessagesNotVisible),
-        delayed: get(Attribute::ApproximateNumberOfMessagesDelayed),
-    })
-}
-
-async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<HashSet<String>> {
-    let mut keys = HashSet::new();
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .set_continuation_token(token)
-            .send()
-            .await?;
-        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
-        token = page.next_continuation_token().map(str::to_owned);
-        if token.is_none() {
-            return Ok(keys);
-        }
-    }
-}
-
 /// Request ids in the dead-letter queue.
 async fn dead_lettered(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<HashSet<String>> {
     let mut ids = HashSet::new();
@@ -212,35 +174,10 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
         "1. the AWS side, on the emulator at {}",
         aws.endpoint_url().unwrap_or("(the real AWS!)")
     );
-    let dlq = sqs
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await?
-        .queue_url
-        .unwrap_or_default();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(Attribute::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .unwrap_or_default()[&Attribute::QueueArn]
-        .clone();
-    let queue = sqs
-        .create_queue()
-        .queue_name(&name)
-        .attributes(Attribute::VisibilityTimeout, "30")
-        .attributes(Attribute::DelaySeconds, "2")
-        .attributes(
-            Attribute::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}).to_string(),
-        )
-        .send()
-        .await?
-        .queue_url
-        .unwrap_or_default();
+    let kedaform::aws::QueuePair {
+        url: queue,
+        dead_letter_url: dlq,
+    } = kedaform::aws::create_queue_with_dlq(&sqs, &name, 30, 2, 5).await?;
     s3.create_bucket().bucket(&name).send().await?;
     let keda_role = iam
         .create_role()
@@ -438,13 +375,13 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
             stop_producing.cancel();
             println!("   producer stopped; draining the queue");
         }
-        let queue_counts = counts(&sqs, &queue).await?;
+        let queue_counts = kedaform::aws::queue_counts(&sqs, &queue).await?;
         replicas = scaler.tick(second, replicas, queue_counts);
         fleet.scale(replicas as usize)?;
         let total_arrivals = arrivals.load(Ordering::Relaxed);
         if second.is_multiple_of(demo.polling_interval) {
-            stored = keys(&s3, &name).await?.len() as u64;
-            let dead = counts(&sqs, &dlq).await?.visible;
+            stored = kedaform::aws::object_keys(&s3, &name).await?.len() as u64;
+            let dead = kedaform::aws::queue_counts(&sqs, &dlq).await?.visible;
             println!(
                 "   t={second:>4}s visible={:>4} in-flight={:>4} replicas={replicas} stored={stored:>5} dlq={dead:>4}",
                 queue_counts.visible, queue_counts.in_flight
@@ -486,10 +423,10 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
             expected.insert(sales_events::object_key("", event_type, &event), message.body.clone());
         }
     }
-    let stored_keys = keys(&s3, &name).await?;
+    let stored_keys = kedaform::aws::object_keys(&s3, &name).await?;
     let expected_keys: HashSet<String> = expected.keys().cloned().collect();
     let dead = dead_lettered(&sqs, &dlq).await?;
-    let left = counts(&sqs, &queue).await?;
+    let left = kedaform::aws::queue_counts(&sqs, &queue).await?;
     let missing = expected_keys.difference(&stored_keys).count();
     let unexpected = stored_keys.difference(&expected_keys).count();
     let bad_missing = bad.difference(&dead).count();

@@ -18,3 +18,110 @@ pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
             .build(),
     )
 }
+
+/// A queue and the dead-letter queue its redrive policy names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePair {
+    pub url: String,
+    pub dead_letter_url: String,
+}
+
+fn sqs_error(action: &'static str, queue: &str, source: aws_sdk_sqs::Error) -> crate::Error {
+    crate::Error::Sqs {
+        action,
+        queue: queue.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+/// Creates `name` and `name-dlq`, the first redriving to the second after `max_receive_count`.
+pub async fn create_queue_with_dlq(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility_timeout: u32,
+    delay_seconds: u32,
+    max_receive_count: u32,
+) -> Result<QueuePair, crate::Error> {
+    use aws_sdk_sqs::types::QueueAttributeName as Attribute;
+    let dlq_name = format!("{name}-dlq");
+    let dead_letter_url = sqs
+        .create_queue()
+        .queue_name(&dlq_name)
+        .send()
+        .await
+        .map_err(|e| sqs_error("CreateQueue", &dlq_name, e.into()))?
+        .queue_url
+        .unwrap_or_default();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dead_letter_url)
+        .attribute_names(Attribute::QueueArn)
+        .send()
+        .await
+        .map_err(|e| sqs_error("GetQueueAttributes", &dlq_name, e.into()))?
+        .attributes
+        .and_then(|mut a| a.remove(&Attribute::QueueArn))
+        .unwrap_or_default();
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string()});
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(Attribute::VisibilityTimeout, visibility_timeout.to_string())
+        .attributes(Attribute::DelaySeconds, delay_seconds.to_string())
+        .attributes(Attribute::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .map_err(|e| sqs_error("CreateQueue", name, e.into()))?
+        .queue_url
+        .unwrap_or_default();
+    Ok(QueuePair { url, dead_letter_url })
+}
+
+/// Visible, in-flight and delayed messages, as the KEDA scaler reads them.
+pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<crate::sim::keda::QueueCounts, crate::Error> {
+    use aws_sdk_sqs::types::QueueAttributeName as Attribute;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(Attribute::ApproximateNumberOfMessages)
+        .attribute_names(Attribute::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(Attribute::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(|e| sqs_error("GetQueueAttributes", url, e.into()))?
+        .attributes
+        .unwrap_or_default();
+    let count = |name| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(crate::sim::keda::QueueCounts {
+        visible: count(Attribute::ApproximateNumberOfMessages),
+        in_flight: count(Attribute::ApproximateNumberOfMessagesNotVisible),
+        delayed: count(Attribute::ApproximateNumberOfMessagesDelayed),
+    })
+}
+
+/// Every key in `bucket`.
+pub async fn object_keys(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<std::collections::HashSet<String>, crate::Error> {
+    let mut keys = std::collections::HashSet::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| crate::Error::S3 {
+                action: "ListObjectsV2",
+                bucket: bucket.to_owned(),
+                source: Box::new(e.into()),
+            })?;
+        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        token = page.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(keys);
+        }
+    }
+}

@@ -50,6 +50,22 @@ pub enum Error {
     #[error("{object} is not ready: {reason}")]
     NotReady { object: String, reason: String },
 
+    #[error("SQS {action} on {queue} failed")]
+    Sqs {
+        action: &'static str,
+        queue: String,
+        #[source]
+        source: Box<aws_sdk_sqs::Error>,
+    },
+
+    #[error("S3 {action} on bucket {bucket} failed")]
+    S3 {
+        action: &'static str,
+        bucket: String,
+        #[source]
+        source: Box<aws_sdk_s3::Error>,
+    },
+
     #[error("the deadline passed while {0}")]
     DeadlineExceeded(String),
 }

@@ -9,17 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use aws_sdk_sqs::types::QueueAttributeName;
 use futures_util::future::join_all;
 use kedaform_tests::{moto, unique};
 use sales_events::settings::Queue;
 use sales_events::{Message, object_key, validate};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const EVENTS: u64 = 2_000;
-const VISIBILITY_SECS: u64 = 5;
+const VISIBILITY_SECS: u32 = 5;
 const GRACE_SECS: u64 = 10;
 
 struct Consumer {
@@ -94,73 +92,14 @@ impl Drop for Consumer {
 }
 
 async fn queue_counts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<[u64; 3]> {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await?
-        .attributes
-        .unwrap_or_default();
-    let count = |name| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
-    Ok([
-        count(QueueAttributeName::ApproximateNumberOfMessages),
-        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
-    ])
-}
-
-async fn all_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<HashSet<String>> {
-    let mut keys = HashSet::new();
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .set_continuation_token(token)
-            .send()
-            .await?;
-        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
-        token = page.next_continuation_token().map(str::to_owned);
-        if token.is_none() {
-            return Ok(keys);
-        }
-    }
+    let counts = kedaform::aws::queue_counts(sqs, queue_url).await?;
+    Ok([counts.visible, counts.in_flight, counts.delayed])
 }
 
 /// The source queue (visibility 5 s, redrive after 10 receives) and its dead-letter queue.
 async fn queues(sqs: &aws_sdk_sqs::Client) -> anyhow::Result<(String, String)> {
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name(unique("events-dlq-"))
-        .send()
-        .await?
-        .queue_url
-        .unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("events-"))
-        .attributes(QueueAttributeName::VisibilityTimeout, VISIBILITY_SECS.to_string())
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"}).to_string(),
-        )
-        .send()
-        .await?
-        .queue_url
-        .unwrap();
-    Ok((queue_url, dlq_url))
+    let pair = kedaform::aws::create_queue_with_dlq(sqs, &unique("events-"), VISIBILITY_SECS, 0, 10).await?;
+    Ok((pair.url, pair.dead_letter_url))
 }
 
 /// What the bucket and the dead-letter queue must hold for what was sent.
@@ -272,7 +211,7 @@ async fn every_event_is_stored_once_or_dead_lettered_through_sigkill_and_sigterm
     // The killed consumer's batches come back after the visibility timeout.
     let started = Instant::now();
     while queue_counts(&sqs, &queue_url).await? != [0, 0, 0]
-        || all_keys(&s3, &bucket).await?.len() != expected.objects.len()
+        || kedaform::aws::object_keys(&s3, &bucket).await?.len() != expected.objects.len()
     {
         ensure!(
             started.elapsed() < Duration::from_secs(120),
@@ -283,7 +222,7 @@ async fn every_event_is_stored_once_or_dead_lettered_through_sigkill_and_sigterm
     }
     survivor.terminate().await?;
 
-    let keys = all_keys(&s3, &bucket).await?;
+    let keys = kedaform::aws::object_keys(&s3, &bucket).await?;
     let expected_keys: HashSet<String> = expected.objects.keys().cloned().collect();
     assert_eq!(
         keys, expected_keys,
