@@ -422,6 +422,18 @@ const CONSUMER_ROUNDS: u32 = 5;
 const CONSUMER_ROUND_MESSAGES: u32 = 500;
 const CONSUMER_CPU_TARGET_PERCENT: f64 = 5.0;
 
+/// `getconf CLK_TCK`, asked once: the drain loop reads /proc every few milliseconds.
+fn clock_ticks_per_second() -> anyhow::Result<u64> {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    if let Some(ticks) = TICKS.get() {
+        return Ok(*ticks);
+    }
+    let ticks = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
+        .trim()
+        .parse()?;
+    Ok(*TICKS.get_or_init(|| ticks))
+}
+
 /// State and user + system CPU time of a process, from /proc. An exited child that was not
 /// reaped yet is a zombie ('Z') whose final CPU time is still there.
 fn process_stat(pid: u32) -> anyhow::Result<(char, Duration)> {
@@ -435,9 +447,7 @@ fn process_stat(pid: u32) -> anyhow::Result<(char, Duration)> {
         .collect();
     let state = fields[0].chars().next().unwrap_or('?');
     let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    let per_second: u64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
-        .trim()
-        .parse()?;
+    let per_second = clock_ticks_per_second()?;
     Ok((state, Duration::from_nanos(ticks * 1_000_000_000 / per_second)))
 }
 

@@ -112,9 +112,8 @@ async fn keda_install_applies_the_manifest_with_the_irsa_overlay_and_waits_for_i
         account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
         OPERATOR_ROLE
     );
-    let webhook = &rig.api.objects()["/api/v1/namespaces/keda/serviceaccounts/keda-operator"];
     assert_eq!(
-        webhook["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        account["metadata"]["labels"]["app.kubernetes.io/managed-by"],
         "kedaform"
     );
 

@@ -236,12 +236,7 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
 
     println!("\n3. what would go onto a cluster");
     let location = keda_manifest(args);
-    let text = if location.contains("://") {
-        let access = kedaform::kube::resources::ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), s3.clone())?;
-        String::from_utf8(access.fetch(&location).await?)?
-    } else {
-        std::fs::read_to_string(&location).with_context(|| format!("cannot read {location}"))?
-    };
+    let text = String::from_utf8(crate::read_manifest(&location, aws).await?)?;
     let mut objects = kedaform::kube::plan::parse_manifest("ManifestUrl", &text)?;
     install::apply_overlay(
         &mut objects,
@@ -252,14 +247,7 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
             legacy_fs_group: false,
         },
     )?;
-    let mut per_kind: Vec<(String, usize)> = Vec::new();
-    for object in kedaform::kube::plan::apply_order(objects.clone()) {
-        let kind = object.types.map(|t| t.kind).unwrap_or_default();
-        match per_kind.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, n)) => *n += 1,
-            None => per_kind.push((kind, 1)),
-        }
-    }
+    let per_kind = kedaform::kube::plan::count_by_kind(&kedaform::kube::plan::apply_order(objects.clone()));
     println!(
         "   KEDA {}: {}",
         install::DEFAULT_VERSION,
@@ -269,10 +257,7 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let account_yaml = objects.iter().find(|o| {
-        o.metadata.name.as_deref() == Some(install::OPERATOR)
-            && o.types.as_ref().is_some_and(|t| t.kind == "ServiceAccount")
-    });
+    let account_yaml = install::operator_account(&objects);
     println!("{}", indent(&serde_yaml_ng::to_string(&account_yaml)?));
     let demo = settings();
     // The ScaledObject names the queue as it would be in AWS; the emulator's URL differs.

@@ -392,6 +392,16 @@ async fn trust(action: TrustAction, aws: &aws_config::SdkConfig, output: Output)
     Ok(ExitCode::SUCCESS)
 }
 
+/// KEDA's manifest from a URL (https://, s3://, loopback http://) or a local file.
+async fn read_manifest(location: &str, aws: &aws_config::SdkConfig) -> anyhow::Result<Vec<u8>> {
+    if location.contains("://") {
+        let access = ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?;
+        Ok(access.fetch(location).await?)
+    } else {
+        std::fs::read(location).with_context(|| format!("cannot read {location}"))
+    }
+}
+
 async fn keda_render(
     keda: &KedaArgs,
     helm_values: bool,
@@ -406,31 +416,15 @@ async fn keda_render(
         .manifest
         .clone()
         .unwrap_or_else(|| install::release_url(&keda.version));
-    let bytes = if location.contains("://") {
-        ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?
-            .fetch(&location)
-            .await?
-    } else {
-        std::fs::read(&location).with_context(|| format!("cannot read {location}"))?
-    };
+    let bytes = read_manifest(&location, aws).await?;
     if let Some(expected) = &keda.manifest_sha256 {
         install::verify(&bytes, expected)?;
     }
     let mut objects = parse_manifest("ManifestUrl", &String::from_utf8(bytes)?)?;
     install::apply_overlay(&mut objects, &keda.overlay())?;
     let objects = plan::apply_order(objects);
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for object in &objects {
-        let kind = object.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
-        match counts.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((kind, 1)),
-        }
-    }
-    let account = objects.iter().find(|o| {
-        o.types.as_ref().is_some_and(|t| t.kind == "ServiceAccount")
-            && o.metadata.name.as_deref() == Some(install::OPERATOR)
-    });
+    let counts = plan::count_by_kind(&objects);
+    let account = install::operator_account(&objects);
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&json!({"objects": objects}))?),
         Output::Text => {

@@ -206,6 +206,19 @@ fn scaledobject_render_and_its_bad_input() {
     assert!(stderr(&bad).contains("property QueueUrl:"), "{}", stderr(&bad));
 }
 
+/// Runs `kedaform` with EKS pointed at `eks_url`, on a blocking worker: the fakes serve on
+/// the test's runtime meanwhile.
+fn kedaform_with_eks(eks_url: &str, arguments: Vec<String>) -> tokio::task::JoinHandle<Output> {
+    let eks_url = eks_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_kedaform"))
+            .args(arguments)
+            .env("AWS_ENDPOINT_URL_EKS", eks_url)
+            .output()
+            .unwrap()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keda_install_and_uninstall_go_through_the_lambdas_handler() {
     let api = FakeApiServer::start(Behaviour::default()).await;
@@ -225,17 +238,7 @@ async fn keda_install_and_uninstall_go_through_the_lambdas_handler() {
         ]
         .map(str::to_owned)
     };
-    // The fakes serve on this runtime while the child blocks a worker of its own.
-    let run = |arguments: [String; 8]| {
-        let eks_url = eks.url.clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_kedaform"))
-                .args(arguments)
-                .env("AWS_ENDPOINT_URL_EKS", eks_url)
-                .output()
-                .unwrap()
-        })
-    };
+    let run = |arguments: [String; 8]| kedaform_with_eks(&eks.url, arguments.to_vec());
     let install = run(arguments("install")).await.unwrap();
     assert!(install.status.success(), "{}", stderr(&install));
     assert!(
@@ -301,16 +304,7 @@ async fn scaledobject_apply_and_delete_go_through_the_lambdas_handler() {
     let eks = fake_eks("sales", &api.server.url).await;
     let manifest = std::fs::read_to_string(keda_fixture()).unwrap();
     let mirror = LocalServer::start(move |_, _| Reply::new(200, "application/yaml", manifest.clone())).await;
-    let run = |arguments: Vec<String>| {
-        let eks_url = eks.url.clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_kedaform"))
-                .args(arguments)
-                .env("AWS_ENDPOINT_URL_EKS", eks_url)
-                .output()
-                .unwrap()
-        })
-    };
+    let run = |arguments: Vec<String>| kedaform_with_eks(&eks.url, arguments);
     let started = std::time::Instant::now();
     let early = run(scaled_object("apply", QUEUE_URL)).await.unwrap();
     assert_eq!(early.status.code(), Some(1));

@@ -131,11 +131,14 @@ pub fn helm_values(overlay: &Overlay) -> String {
 
 /// The operator's annotations as applied, for reports.
 pub fn operator_annotations(objects: &[DynamicObject]) -> Value {
-    objects
-        .iter()
-        .find(|o| is(o, "ServiceAccount", OPERATOR))
+    operator_account(objects)
         .and_then(|o| o.metadata.annotations.clone())
         .map_or(Value::Null, |a| json!(a))
+}
+
+/// The `keda-operator` ServiceAccount, the one object the IRSA overlay changes.
+pub fn operator_account(objects: &[DynamicObject]) -> Option<&DynamicObject> {
+    objects.iter().find(|o| is(o, "ServiceAccount", OPERATOR))
 }
 
 #[cfg(test)]

@@ -98,6 +98,19 @@ pub fn label(objects: &mut [DynamicObject], owner: &str) {
     }
 }
 
+/// How many objects of each kind, in the order the kinds first appear.
+pub fn count_by_kind(objects: &[DynamicObject]) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for object in objects {
+        let kind = object.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    counts
+}
+
 /// Identity of an object across apply and prune: apiVersion's group, kind, namespace, name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
@@ -166,6 +179,12 @@ mod tests {
     fn the_keda_release_manifest_is_ordered_dependencies_first() {
         let objects = keda();
         assert_eq!(objects.len(), 24);
+        let counts = count_by_kind(&apply_order(objects.clone()));
+        assert_eq!(
+            counts[..2],
+            [("Namespace".into(), 1), ("CustomResourceDefinition".into(), 6)]
+        );
+        assert_eq!(counts.iter().map(|(_, n)| n).sum::<usize>(), 24);
         let ordered = kinds(&apply_order(objects.clone()));
         let mut expected = vec!["Namespace"];
         expected.extend(["CustomResourceDefinition"; 6]);

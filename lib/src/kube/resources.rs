@@ -327,7 +327,10 @@ impl KubeResources {
         let applied = applier
             .apply_all(objects.clone(), &owner, invocation.deadline())
             .await?;
-        if let Some(previous) = previous.filter(|p| p.cluster() == desired.cluster()) {
+        // The same KEDA manifest yields the same objects: nothing to prune, nothing to fetch again.
+        let unchanged_source =
+            |p: &Desired| matches!((p, &desired), (Desired::Keda(old), Desired::Keda(new)) if old.url() == new.url());
+        if let Some(previous) = previous.filter(|p| p.cluster() == desired.cluster() && !unchanged_source(p)) {
             let before = previous.objects(&self.access, invocation).await?;
             let gone = plan::pruned(&before, &objects);
             if !gone.is_empty() {
