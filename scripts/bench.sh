@@ -5,8 +5,10 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
-ensure_venv "$ROOT/scripts/requirements.txt" "$ROOT/scripts/requirements-bench.txt"
-export PATH=$VENV/bin:$PATH
+ensure_venv
+ensure_venv_at "$SAM_VENV" "$ROOT/scripts/requirements-sam.txt"
+# cargo-lambda and zig come with the SAM CLI's venv, the same pins `sam build` uses.
+export PATH=$VENV/bin:$SAM_VENV/bin:$PATH
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
 echo "== cargo lambda build (release, x86_64, zip)"

@@ -15,17 +15,28 @@ stop_started() {
 trap stop_started EXIT
 trap 'exit 130' INT TERM
 
-# Creates the venv and installs each requirements file (default: scripts/requirements.txt)
-# that changed since it was last installed.
+# The SAM CLI and checkov pin their own dependencies, so each gets a venv beside $VENV.
+SAM_VENV=$VENV-sam
+CHECKOV_VENV=$VENV-checkov
+
+# ensure_venv [REQUIREMENTS...]: the project venv with scripts/requirements.txt, or with the
+# files given.
 ensure_venv() {
-  local requirements stamp
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || {
-    echo "cannot create $VENV: install Python 3 with venv (apt-get install python3-venv)" >&2; return 1; }
-  for requirements in "${@:-$ROOT/scripts/requirements.txt}"; do
-    stamp=$VENV/.$(basename "$requirements").sha256
+  ensure_venv_at "$VENV" "${@:-$ROOT/scripts/requirements.txt}"
+}
+
+# ensure_venv_at DIR REQUIREMENTS...: creates the venv DIR and installs each requirements file
+# that changed since it was last installed there.
+ensure_venv_at() {
+  local venv=$1 requirements stamp
+  shift
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || {
+    echo "cannot create $venv: install Python 3 with venv (apt-get install python3-venv)" >&2; return 1; }
+  for requirements in "$@"; do
+    stamp=$venv/.$(basename "$requirements").sha256
     sha256sum "$requirements" | cut -d' ' -f1 | cmp -s - "$stamp" && continue
-    echo "installing $requirements into $VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" || return 1
+    echo "installing $requirements into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" || return 1
     sha256sum "$requirements" | cut -d' ' -f1 > "$stamp"
   done
 }

@@ -1,26 +1,16 @@
-//! The workloads' Kubernetes templates against the code that reads them: known placeholders
-//! only, every env var one the workload reads, settings that parse, and a termination grace
-//! period longer than the consumer's own drain.
+//! The workloads' Kubernetes objects, as the infra template applies them
+//! (`Custom::KubernetesManifest`), against the code that reads them: variables the template
+//! provides, every env var one the workload reads, settings that parse, and a termination
+//! grace period longer than the consumer's own drain.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
+use kedaform_tests::template::{Evaluator, Template, sub_variables};
 use sales_events::settings::Env;
 use serde_yaml_ng::Value;
 
-/// The `Fn::Sub` variables the infra template provides.
-const PLACEHOLDERS: [&str; 10] = [
-    "Namespace",
-    "ProducerRoleArn",
-    "ProducerReplicas",
-    "ProducerImage",
-    "ConsumerRoleArn",
-    "ConsumerImage",
-    "QueueUrl",
-    "DeadLetterQueueUrl",
-    "BucketName",
-    "AWS::Region",
-];
+const TEMPLATE: &str = "infra/template.yaml";
 /// Read by the AWS SDK, not by the workload's own settings.
 const SDK_VARIABLES: [&str; 1] = ["AWS_REGION"];
 
@@ -37,47 +27,51 @@ impl Env for Recording {
     }
 }
 
-fn placeholders(text: &str) -> BTreeSet<String> {
-    text.split("${")
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}'))
-        .map(|(name, _)| name.to_owned())
-        .collect()
-}
-
-fn documents(path: &str) -> (String, Vec<Value>) {
-    let text = std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let filled = placeholders(&text)
-        .iter()
-        .fold(text.clone(), |text, name| text.replace(&format!("${{{name}}}"), "3"));
-    let documents = serde_yaml_ng::Deserializer::from_str(&filled)
-        .map(|document| serde::Deserialize::deserialize(document).unwrap())
-        .collect();
-    (text, documents)
-}
-
-/// Checks one template; returns the Deployment's env as the workload would see it.
-fn check(path: &str, container: &str) -> (Recording, Value) {
-    let (text, documents) = documents(path);
-    let unknown: Vec<String> = placeholders(&text)
+/// The manifest of template resource `id`, checked for variables the template does not
+/// provide, then evaluated with the parameters' defaults and parsed.
+fn documents(id: &str) -> Vec<Value> {
+    let template = Template::load(TEMPLATE);
+    let manifest = &template.resource(id)["Properties"]["Manifest"];
+    let parts = manifest["Fn::Sub"]
+        .as_array()
+        .expect("Manifest: !Sub [text, variables]");
+    let provided = parts[1].as_object().unwrap();
+    let unknown: Vec<&str> = sub_variables(parts[0].as_str().unwrap())
         .into_iter()
-        .filter(|p| !PLACEHOLDERS.contains(&p.as_str()))
+        .filter(|name| {
+            !provided.contains_key(*name)
+                && !name.starts_with("AWS::")
+                && template.root["Parameters"].get(*name).is_none()
+        })
         .collect();
     assert!(
         unknown.is_empty(),
-        "{path}: placeholders the infra template does not provide: {unknown:?}"
+        "{id}: variables the template does not provide: {unknown:?}"
     );
+    let images = [
+        ("ProducerImage", "example.com/producer:1"),
+        ("ConsumerImage", "example.com/consumer:1"),
+    ];
+    let text = Evaluator::new(&template, &images).eval(manifest).unwrap();
+    serde_yaml_ng::Deserializer::from_str(text.as_str().unwrap())
+        .map(|document| serde::Deserialize::deserialize(document).unwrap())
+        .collect()
+}
+
+/// Checks one manifest; returns the Deployment's env as the workload would see it.
+fn check(id: &str, container: &str) -> (Recording, Value) {
+    let documents = documents(id);
     let kinds: Vec<&str> = documents.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["Namespace", "ServiceAccount", "Deployment"], "{path}");
+    assert_eq!(kinds, ["Namespace", "ServiceAccount", "Deployment"], "{id}");
     assert_eq!(
         documents[1]["metadata"]["annotations"]["eks.amazonaws.com/audience"], "sts.amazonaws.com",
-        "{path}: IRSA audience"
+        "{id}: IRSA audience"
     );
     let deployment = documents[2].clone();
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(
         pod["serviceAccountName"], documents[1]["metadata"]["name"],
-        "{path}: the pod runs as the IRSA account"
+        "{id}: the pod runs as the IRSA account"
     );
     let spec = &pod["containers"][0];
     assert_eq!(spec["name"], container);
@@ -101,7 +95,7 @@ fn check(path: &str, container: &str) -> (Recording, Value) {
     )
 }
 
-fn assert_all_read(path: &str, env: &Recording) {
+fn assert_all_read(id: &str, env: &Recording) {
     let asked = env.asked.borrow();
     let unread: Vec<&String> = env
         .values
@@ -110,24 +104,24 @@ fn assert_all_read(path: &str, env: &Recording) {
         .collect();
     assert!(
         unread.is_empty(),
-        "{path}: env vars the workload never reads (typos?): {unread:?}"
+        "{id}: env vars the workload never reads (typos?): {unread:?}"
     );
 }
 
 #[test]
 fn producer_template_matches_the_producer() {
-    let (env, _) = check("workloads/producer/k8s.yaml", "producer");
+    let (env, _) = check("ProducerManifest", "producer");
     let config = producer::Config::from_env(&env).expect("the template's settings parse");
     assert_eq!(config.total, 10_000);
-    assert_all_read("workloads/producer/k8s.yaml", &env);
+    assert_all_read("ProducerManifest", &env);
 }
 
 #[test]
 fn consumer_template_matches_the_consumer() {
-    let (env, deployment) = check("workloads/consumer/k8s.yaml", "consumer");
+    let (env, deployment) = check("ConsumerManifest", "consumer");
     let config = consumer::Config::from_env(&env).expect("the template's settings parse");
     assert_eq!((config.max_batch, config.total), (5, 10_000), "the seed's settings");
-    assert_all_read("workloads/consumer/k8s.yaml", &env);
+    assert_all_read("ConsumerManifest", &env);
     let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         .as_u64()
         .unwrap();

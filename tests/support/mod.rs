@@ -3,6 +3,7 @@
 
 pub mod apiserver;
 pub mod iam;
+pub mod template;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};

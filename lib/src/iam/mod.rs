@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::Error;
-use crate::cfn::{CustomResource, Invocation, Outcome};
+use crate::cfn::{CustomResource, Invocation, Outcome, UnknownKeys, decode_properties};
 use policy::{KEDA_STATEMENT_SID, KedaTrust, Plan};
 
 /// Properties of `Custom::KedaTrustPolicy`.
@@ -29,6 +29,10 @@ pub struct TrustPolicyProperties {
     pub external_id: Option<String>,
     #[serde(default = "exclusive_by_default")]
     pub exclusive: bool,
+    /// Not read: any change to it makes CloudFormation send an Update, which re-applies the
+    /// statement after a stack update rewrote the role's own trust policy.
+    #[serde(default)]
+    pub triggers: Option<Value>,
 }
 
 fn exclusive_by_default() -> bool {
@@ -116,6 +120,14 @@ pub fn role_name(input: &str) -> Result<String, Error> {
         validate_role_name("RoleName", input)?;
         Ok(input.to_owned())
     }
+}
+
+/// The checks a Create makes before any call, for tools that check a template's properties.
+pub fn check_properties(properties: &Value) -> Result<TrustPolicyProperties, Error> {
+    let decoded: TrustPolicyProperties = decode_properties(properties, UnknownKeys::Reject)?;
+    role_name(&decoded.role_name)?;
+    RoleArn::parse("KedaRoleArn", &decoded.keda_role_arn)?;
+    Ok(decoded)
 }
 
 /// Physical id: one per consumer role, so that a new `RoleName` is a replacement.

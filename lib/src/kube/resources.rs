@@ -202,6 +202,12 @@ fn unsupported(resource_type: &str) -> Error {
     )
 }
 
+/// The checks a Create makes before any call (decoding with unknown properties rejected,
+/// manifest parsing, ScaledObject rendering), for tools that check a template's properties.
+pub fn check_properties(resource_type: &str, properties: &Value) -> Result<(), Error> {
+    Desired::decode(resource_type, properties, UnknownKeys::Reject)?.validate()
+}
+
 /// What a resource's objects are, for apply, prune and delete.
 enum Desired {
     Manifest(ManifestProperties),

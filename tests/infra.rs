@@ -1,0 +1,581 @@
+//! `infra/template.yaml` against the code it deploys: the wiring no linter sees. Each custom
+//! resource's properties go through the same decoding and checks as its handler; timeouts,
+//! dependencies, IRSA trust and IAM grants are read from the template itself.
+
+use std::collections::BTreeSet;
+
+use kedaform::keda::install;
+use kedaform_tests::template::{Evaluator, Template, intrinsic, points_at, references};
+use serde_json::{Value, json};
+
+const TEMPLATE: &str = "infra/template.yaml";
+const IMAGES: [(&str, &str); 2] = [
+    (
+        "ProducerImage",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/kedaform-producer:0.1.0",
+    ),
+    (
+        "ConsumerImage",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/kedaform-consumer:0.1.0",
+    ),
+];
+
+fn template() -> Template {
+    Template::load(TEMPLATE)
+}
+
+fn properties<'t>(template: &'t Template, id: &str) -> &'t Value {
+    &template.resource(id)["Properties"]
+}
+
+/// The one resource of a type.
+fn only<'t>(template: &'t Template, resource_type: &str) -> &'t str {
+    match template.of_type(resource_type)[..] {
+        [id] => id,
+        ref ids => panic!("expected one {resource_type}, found {ids:?}"),
+    }
+}
+
+/// The logical id a property points at (`!Ref X` or `!GetAtt X.Attr`).
+fn target<'t>(template: &'t Template, id: &str, property: &str) -> &'t str {
+    points_at(&properties(template, id)[property]).unwrap_or_else(|| panic!("{id}.{property} is not a Ref or GetAtt"))
+}
+
+/// A variable of a `!Sub [text, variables]` property.
+fn sub_variable<'t>(template: &'t Template, id: &str, property: &str, variable: &str) -> &'t Value {
+    &properties(template, id)[property]["Fn::Sub"][1][variable]
+}
+
+/// The consumer role: the one the consumer's service account is annotated with.
+fn consumer_role(template: &Template) -> &str {
+    points_at(sub_variable(
+        template,
+        "ConsumerManifest",
+        "Manifest",
+        "ConsumerRoleArn",
+    ))
+    .expect("a role")
+}
+
+/// The KEDA operator role: the one `Custom::KedaInstall` annotates KEDA's account with.
+fn keda_role(template: &Template) -> &str {
+    target(template, only(template, "Custom::KedaInstall"), "OperatorRoleArn")
+}
+
+fn custom_resources(template: &Template) -> Vec<&str> {
+    let ids: Vec<&str> = template
+        .resources()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str().is_some_and(|t| t.starts_with("Custom::")))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(ids.len(), 5, "trust, KEDA, two manifests, ScaledObject: {ids:?}");
+    ids
+}
+
+/// The properties a handler receives: intrinsics resolved, `ServiceToken` dropped as the
+/// runtime drops it.
+fn evaluated(template: &Template, id: &str) -> Value {
+    let mut value = Evaluator::new(template, &IMAGES)
+        .eval(properties(template, id))
+        .unwrap();
+    value.as_object_mut().unwrap().remove("ServiceToken");
+    value
+}
+
+fn check(resource_type: &str, properties: &Value) -> Result<(), kedaform::Error> {
+    match resource_type {
+        "Custom::KedaTrustPolicy" => kedaform::iam::check_properties(properties).map(|_| ()),
+        other => kedaform::kube::resources::check_properties(other, properties),
+    }
+}
+
+#[test]
+fn every_custom_resource_decodes_as_its_handler_decodes_it() {
+    let template = template();
+    for id in custom_resources(&template) {
+        let resource_type = template.type_of(id);
+        let properties = evaluated(&template, id);
+        if let Err(e) = check(resource_type, &properties) {
+            panic!("{id} ({resource_type}): its handler would answer FAILED: {e}");
+        }
+        // The check can fail: a misspelt property and a missing required one are caught.
+        let mut typo = properties.clone();
+        typo["ClusterNmae"] = json!("x");
+        assert!(check(resource_type, &typo).is_err(), "{id}: a typo must fail");
+        let required = if resource_type == "Custom::KedaTrustPolicy" {
+            "RoleName"
+        } else {
+            "ClusterName"
+        };
+        let mut missing = properties.clone();
+        missing.as_object_mut().unwrap().remove(required);
+        assert!(check(resource_type, &missing).is_err(), "{id}: {required} is required");
+    }
+}
+
+#[test]
+fn every_custom_resource_is_answered_before_cloudformation_gives_up() {
+    let template = template();
+    let evaluator = Evaluator::new(&template, &IMAGES);
+    let workspace = std::fs::read_to_string(format!("{}/../lambdas/kube/Cargo.toml", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        + &std::fs::read_to_string(format!(
+            "{}/../lambdas/trust-policy/Cargo.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+    for id in custom_resources(&template) {
+        let function = target(&template, id, "ServiceToken");
+        let resource = template.resource(function);
+        assert_eq!(resource["Type"], "AWS::Serverless::Function", "{id}: ServiceToken");
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let expected = if template.type_of(id) == "Custom::KedaTrustPolicy" {
+            "trust-policy"
+        } else {
+            "kube-resources"
+        };
+        assert_eq!(binary, expected, "{id} is served by the wrong binary");
+        assert!(
+            workspace.contains(&format!("name = \"{binary}\"")),
+            "no package builds {binary}"
+        );
+        assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda", "{function}");
+        assert_eq!(resource["Properties"]["Runtime"], "provided.al2023", "{function}");
+        assert_eq!(
+            resource["Properties"]["Architectures"],
+            json!([{"Ref": "Architecture"}])
+        );
+
+        let seconds = |v: &Value| {
+            evaluator
+                .eval(v)
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        };
+        let timeout = seconds(&resource["Properties"]["Timeout"]).expect("a Lambda timeout");
+        let service_timeout = seconds(&properties(&template, id)["ServiceTimeout"])
+            .unwrap_or_else(|| panic!("{id}: without ServiceTimeout a lost response hangs the stack for an hour"));
+        assert!(
+            service_timeout < timeout,
+            "{id}: ServiceTimeout {service_timeout} s must be below {function}'s timeout {timeout} s"
+        );
+
+        let logs = points_at(&resource["Properties"]["LoggingConfig"]["LogGroup"]).expect("a log group");
+        assert_eq!(template.type_of(logs), "AWS::Logs::LogGroup");
+        assert_eq!(
+            properties(&template, logs)["RetentionInDays"],
+            json!({"Ref": "LogRetentionDays"})
+        );
+    }
+}
+
+#[test]
+fn kubernetes_resources_keep_cluster_access_until_they_are_deleted() {
+    let template = template();
+    let cluster = only(&template, "AWS::EKS::Cluster");
+    let entry = only(&template, "AWS::EKS::AccessEntry");
+    assert_eq!(target(&template, entry, "ClusterName"), cluster);
+    let entry_policies = &properties(&template, entry)["AccessPolicies"];
+    assert_eq!(
+        entry_policies[0]["AccessScope"]["Type"], "cluster",
+        "KEDA's install is cluster-wide"
+    );
+    for id in custom_resources(&template) {
+        if template.type_of(id) == "Custom::KedaTrustPolicy" {
+            continue;
+        }
+        assert_eq!(target(&template, id, "ClusterName"), cluster, "{id}");
+        let function = target(&template, id, "ServiceToken");
+        let role = target(&template, function, "Role");
+        assert_eq!(
+            target(&template, entry, "PrincipalArn"),
+            role,
+            "{entry} is for {function}'s role"
+        );
+        let requires = template.requires(id);
+        assert!(
+            requires.contains(entry),
+            "{id} must depend on {entry}, or a delete removes access first"
+        );
+        assert!(
+            requires.contains(only(&template, "AWS::EKS::Nodegroup")),
+            "{id} waits for pods: it needs nodes"
+        );
+    }
+    let keda = only(&template, "Custom::KedaInstall");
+    assert!(
+        template
+            .depends_on(keda)
+            .contains(only(&template, "AWS::EKS::Nodegroup"))
+    );
+    let scaled = only(&template, "Custom::KedaScaledObject");
+    let depends = template.depends_on(scaled);
+    for before in [
+        only(&template, "Custom::KedaInstall"),
+        only(&template, "Custom::KedaTrustPolicy"),
+        "ConsumerManifest",
+    ] {
+        assert!(depends.contains(before), "{scaled} must come after {before}");
+    }
+}
+
+#[test]
+fn scaled_object_reads_the_consumers_queue_with_the_consumer_role() {
+    let template = template();
+    let scaled = only(&template, "Custom::KedaScaledObject");
+    let queue = points_at(sub_variable(&template, "ConsumerManifest", "Manifest", "QueueUrl")).unwrap();
+    assert_eq!(template.type_of(queue), "AWS::SQS::Queue");
+    assert_eq!(
+        target(&template, scaled, "QueueUrl"),
+        queue,
+        "KEDA must watch the queue the consumer reads"
+    );
+    assert_eq!(target(&template, scaled, "RoleArn"), consumer_role(&template));
+    assert_eq!(
+        properties(&template, scaled)["Namespace"],
+        *sub_variable(&template, "ConsumerManifest", "Manifest", "Namespace")
+    );
+    let manifest = Evaluator::new(&template, &IMAGES)
+        .eval(&properties(&template, "ConsumerManifest")["Manifest"])
+        .unwrap();
+    let deployment = manifest.as_str().unwrap().split("\n---\n").last().unwrap();
+    let name = properties(&template, scaled)["ScaleTargetName"].as_str().unwrap();
+    assert!(
+        deployment.contains("kind: Deployment") && deployment.contains(&format!("  name: {name}\n")),
+        "the ScaledObject scales Deployment {name}, which ConsumerManifest must create"
+    );
+
+    let dlq = points_at(sub_variable(
+        &template,
+        "ConsumerManifest",
+        "Manifest",
+        "DeadLetterQueueUrl",
+    ))
+    .unwrap();
+    let redrive = &properties(&template, queue)["RedrivePolicy"];
+    assert_eq!(
+        points_at(&redrive["deadLetterTargetArn"]),
+        Some(dlq),
+        "the consumer's DLQ is the queue's"
+    );
+    let settings = properties(&template, queue);
+    assert_eq!(
+        (&settings["VisibilityTimeout"], &settings["DelaySeconds"]),
+        (&json!(30), &json!(2))
+    );
+
+    // The seed's settings are the defaults.
+    let evaluated = evaluated(&template, scaled);
+    for (property, seed) in [
+        ("MinReplicas", "1"),
+        ("MaxReplicas", "50"),
+        ("PollingInterval", "10"),
+        ("CooldownPeriod", "500"),
+        ("QueueLength", "10"),
+    ] {
+        assert_eq!(evaluated[property], seed, "{property}");
+    }
+}
+
+#[test]
+fn trust_patch_targets_the_consumer_role_and_names_the_keda_role() {
+    let template = template();
+    let trust = only(&template, "Custom::KedaTrustPolicy");
+    assert_eq!(target(&template, trust, "RoleName"), consumer_role(&template));
+    assert_eq!(target(&template, trust, "KedaRoleArn"), keda_role(&template));
+    assert_eq!(properties(&template, trust)["Exclusive"], true);
+    // An update that rewrites the consumer role's trust policy drops the KEDA statement; the
+    // patch must run again then, so its Triggers follow every input of that policy.
+    let trust_inputs = references(&properties(&template, consumer_role(&template))["AssumeRolePolicyDocument"]);
+    let triggers = references(&properties(&template, trust)["Triggers"]);
+    let missing: Vec<&String> = trust_inputs
+        .difference(&triggers)
+        .filter(|r| !is_cluster(&template, r))
+        .collect();
+    assert!(missing.is_empty(), "{trust}.Triggers misses {missing:?}");
+}
+
+/// The issuer comes from the cluster, as the OIDC provider's URL does: the provider stands for it.
+fn is_cluster(template: &Template, id: &str) -> bool {
+    template
+        .resources()
+        .get(id)
+        .is_some_and(|r| r["Type"] == "AWS::EKS::Cluster")
+}
+
+/// Every IAM statement in the template, with the resource that holds it.
+fn statements(template: &Template) -> Vec<(String, Value)> {
+    let evaluator = Evaluator::new(template, &IMAGES);
+    let mut found = Vec::new();
+    for (id, resource) in template.resources() {
+        let documents: Vec<&Value> = match resource["Type"].as_str().unwrap() {
+            "AWS::IAM::Role" => resource["Properties"]["Policies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| &p["PolicyDocument"])
+                .collect(),
+            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => vec![&resource["Properties"]["PolicyDocument"]],
+            "AWS::Serverless::Function" => resource["Properties"]["Policies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .collect(),
+            _ => vec![],
+        };
+        for document in documents {
+            let document = evaluator.eval(document).unwrap();
+            for statement in document["Statement"].as_array().into_iter().flatten() {
+                found.push((id.clone(), statement.clone()));
+            }
+        }
+    }
+    assert!(found.len() >= 8, "the template's policies were not found: {found:?}");
+    found
+}
+
+fn list(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        Value::String(one) => vec![one.clone()],
+        _ => vec![],
+    }
+}
+
+#[test]
+fn only_the_keda_role_may_assume_the_consumer_role() {
+    let template = template();
+    let evaluator = Evaluator::new(&template, &IMAGES);
+    let consumer_arn = evaluator
+        .eval(&json!({"Fn::GetAtt": [consumer_role(&template), "Arn"]}))
+        .unwrap();
+    let mut granted = BTreeSet::new();
+    for (holder, statement) in statements(&template) {
+        let assumes = list(&statement["Action"])
+            .iter()
+            .any(|a| matches!(a.as_str(), "sts:AssumeRole" | "sts:*" | "*"));
+        let on_consumer = list(&statement["Resource"])
+            .iter()
+            .any(|r| r == consumer_arn.as_str().unwrap() || r.ends_with('*'));
+        if statement["Effect"] == "Allow" && assumes && on_consumer {
+            granted.insert(holder);
+        }
+    }
+    assert_eq!(granted, BTreeSet::from([keda_role(&template).to_owned()]));
+
+    // The consumer role's own trust: its service account only; KEDA is added by the patch.
+    let trust = evaluator
+        .eval(&properties(&template, consumer_role(&template))["AssumeRolePolicyDocument"])
+        .unwrap();
+    let trust: Value = serde_json::from_str(trust.as_str().unwrap()).unwrap();
+    for statement in trust["Statement"].as_array().unwrap() {
+        assert!(
+            statement["Principal"].get("AWS").is_none(),
+            "no AWS principal: {statement}"
+        );
+        assert_eq!(statement["Action"], "sts:AssumeRoleWithWebIdentity");
+    }
+}
+
+#[test]
+fn irsa_roles_trust_one_service_account_for_the_sts_audience() {
+    let template = template();
+    let evaluator = Evaluator::new(&template, &IMAGES);
+    let provider = only(&template, "AWS::IAM::OIDCProvider");
+    let issuer = kedaform_tests::template::OIDC_ISSUER.trim_start_matches("https://");
+    let service_accounts = [
+        ("ProducerManifest", "ProducerRoleArn", "producer"),
+        ("ConsumerManifest", "ConsumerRoleArn", "consumer"),
+    ];
+    let mut expected: Vec<(&str, String)> = service_accounts
+        .iter()
+        .map(|(manifest, variable, account)| {
+            let role = points_at(sub_variable(&template, manifest, "Manifest", variable)).unwrap();
+            let namespace = evaluator
+                .eval(sub_variable(&template, manifest, "Manifest", "Namespace"))
+                .unwrap();
+            (
+                role,
+                format!("system:serviceaccount:{}:{account}", namespace.as_str().unwrap()),
+            )
+        })
+        .collect();
+    expected.push((
+        keda_role(&template),
+        format!("system:serviceaccount:{}:{}", install::NAMESPACE, install::OPERATOR),
+    ));
+    for (role, subject) in expected {
+        let document = &properties(&template, role)["AssumeRolePolicyDocument"];
+        assert!(references(document).contains(provider), "{role} trusts {provider}");
+        let document: Value = serde_json::from_str(evaluator.eval(document).unwrap().as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{role}: the trust policy is not JSON: {e}"));
+        let [statement] = &document["Statement"].as_array().unwrap()[..] else {
+            panic!("{role}: one statement")
+        };
+        assert_eq!(statement["Action"], "sts:AssumeRoleWithWebIdentity", "{role}");
+        let conditions = &statement["Condition"]["StringEquals"];
+        assert_eq!(conditions[format!("{issuer}:aud")], "sts.amazonaws.com", "{role}");
+        assert_eq!(conditions[format!("{issuer}:sub")], subject, "{role}");
+    }
+}
+
+#[test]
+fn no_grant_uses_a_wildcard_resource_or_principal() {
+    let template = template();
+    for (holder, statement) in statements(&template) {
+        if statement["Effect"] != "Allow" {
+            continue;
+        }
+        let resources = list(&statement["Resource"]);
+        assert!(!resources.is_empty(), "{holder}: {statement}");
+        assert!(
+            resources.iter().all(|r| r != "*"),
+            "{holder} grants on every resource: {statement}"
+        );
+    }
+    let policy = only(&template, "AWS::S3::BucketPolicy");
+    for statement in properties(&template, policy)["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(
+            statement["Effect"] == "Deny" || statement["Principal"] != "*",
+            "{policy} grants to everyone: {statement}"
+        );
+    }
+}
+
+#[test]
+fn bucket_queue_and_nodes_are_set_up_as_the_issue_asks() {
+    let template = template();
+    let bucket = properties(&template, only(&template, "AWS::S3::Bucket"));
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    let block = &bucket["PublicAccessBlockConfiguration"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[setting], true, "{setting}");
+    }
+    assert!(bucket["BucketEncryption"].is_object());
+    let tls_only = &properties(&template, only(&template, "AWS::S3::BucketPolicy"))["PolicyDocument"]["Statement"][0];
+    assert_eq!(tls_only["Condition"]["Bool"]["aws:SecureTransport"], "false");
+    for queue in template.of_type("AWS::SQS::Queue") {
+        assert_eq!(properties(&template, queue)["SqsManagedSseEnabled"], true, "{queue}");
+    }
+    let cluster = properties(&template, only(&template, "AWS::EKS::Cluster"));
+    assert_eq!(cluster["AccessConfig"]["AuthenticationMode"], "API");
+    let node_role = target(&template, only(&template, "AWS::EKS::Nodegroup"), "NodeRole");
+    let managed = serde_json::to_string(&properties(&template, node_role)["ManagedPolicyArns"]).unwrap();
+    assert!(
+        managed.contains("AmazonSSMManagedInstanceCore"),
+        "Session Manager on the nodes"
+    );
+}
+
+#[test]
+fn outputs_give_an_operator_what_the_readme_uses() {
+    let template = template();
+    let outputs = template.root["Outputs"].as_object().unwrap();
+    for name in [
+        "ClusterName",
+        "KubeconfigCommand",
+        "QueueUrl",
+        "DeadLetterQueueUrl",
+        "BucketName",
+        "ProducerRoleArn",
+        "ConsumerRoleArn",
+        "KedaOperatorRoleArn",
+        "DeployerLogGroup",
+    ] {
+        assert!(outputs.contains_key(name), "output {name}");
+    }
+    let command = Evaluator::new(&template, &IMAGES)
+        .eval(&outputs["KubeconfigCommand"]["Value"])
+        .unwrap();
+    assert_eq!(
+        command,
+        "aws eks update-kubeconfig --region us-east-1 --name kedaform-Cluster"
+    );
+}
+
+/// `samconfig.toml` overrides only parameters the template has, and deploys this template.
+#[test]
+fn samconfig_names_the_template_and_its_parameters() {
+    let template = template();
+    let text = std::fs::read_to_string(format!("{}/../samconfig.toml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    assert!(text.contains(&format!("template_file = \"{TEMPLATE}\"")));
+    let overrides = text
+        .split("parameter_overrides = [")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap();
+    let names: Vec<&str> = overrides
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix('"')?.split_once('=').map(|(name, _)| name))
+        .collect();
+    assert!(names.len() >= 10, "{names:?}");
+    let parameters = template.root["Parameters"].as_object().unwrap();
+    for name in names {
+        assert!(
+            parameters.contains_key(name),
+            "samconfig.toml overrides {name}, which the template lacks"
+        );
+    }
+}
+
+/// Intrinsics the evaluator relies on are the ones the template uses.
+#[test]
+fn template_uses_only_intrinsics_the_checks_understand() {
+    fn walk(value: &Value, seen: &mut BTreeSet<String>) {
+        if let Some((name, _)) = intrinsic(value) {
+            seen.insert(name.to_owned());
+        }
+        match value {
+            Value::Array(items) => items.iter().for_each(|v| walk(v, seen)),
+            Value::Object(map) => map.values().for_each(|v| walk(v, seen)),
+            _ => {}
+        }
+    }
+    let mut seen = BTreeSet::new();
+    walk(&template().root["Resources"], &mut seen);
+    let known = [
+        "Ref",
+        "Fn::GetAtt",
+        "Fn::Sub",
+        "Fn::If",
+        "Fn::Select",
+        "Fn::Split",
+        "Fn::Join",
+        "Fn::GetAZs",
+    ];
+    let unknown: Vec<&String> = seen.iter().filter(|s| !known.contains(&s.as_str())).collect();
+    assert!(unknown.is_empty(), "extend tests/support/template.rs for {unknown:?}");
+}
+
+/// checkov passes only what the templates skip; each skip must say why.
+#[test]
+fn every_checkov_skip_gives_its_reason() {
+    let mut skips = 0;
+    for path in [TEMPLATE, "infra/trust-policy.yaml"] {
+        let template = Template::load(path);
+        for (id, resource) in template.resources() {
+            for skip in resource["Metadata"]["checkov"]["skip"].as_array().into_iter().flatten() {
+                let comment = skip["comment"].as_str().unwrap_or_default();
+                assert!(
+                    skip["id"].as_str().is_some_and(|c| c.starts_with("CKV")) && comment.len() >= 30,
+                    "{path} {id}: a checkov skip needs an id and a reason: {skip}"
+                );
+                skips += 1;
+            }
+        }
+    }
+    assert!(skips > 0, "no checkov skips found: is the Metadata path right?");
+}
