@@ -30,12 +30,13 @@ step "checkov (every skip carries its reason in the template)"
 "$CHECKOV_VENV/bin/checkov" -d infra --framework cloudformation --quiet --compact --skip-download
 
 step "sam build (offline: cargo-lambda and zig from PyPI)"
-# Build output and SAM's cache sit beside the Cargo target dir, so CI runs reuse them.
-SAM_BUILD=${CARGO_TARGET_DIR:-$ROOT/target}/sam
-PATH=$SAM_VENV/bin:$PATH "$SAM_VENV/bin/sam" build --build-dir "$SAM_BUILD/build" --cache-dir "$SAM_BUILD/cache"
+# The build dir sits in the Cargo target dir, out of the clone; cargo-lambda's own build uses
+# CARGO_TARGET_DIR, so a rebuild of unchanged code is quick.
+SAM_BUILD=${CARGO_TARGET_DIR:-$ROOT/target}/sam-build
+PATH=$SAM_VENV/bin:$PATH "$SAM_VENV/bin/sam" build --build-dir "$SAM_BUILD"
 for function in TrustPolicyFunction DeployerFunction; do
   # An x86_64 ELF executable named bootstrap, as provided.al2023 runs it.
-  head -c 20 "$SAM_BUILD/build/$function/bootstrap" | od -An -tx1 | tr -d ' \n' | grep -q '^7f454c46.*3e00$' || {
+  head -c 20 "$SAM_BUILD/$function/bootstrap" | od -An -tx1 | tr -d ' \n' | grep -q '^7f454c46.*3e00$' || {
     echo "sam build did not produce an x86_64 Linux bootstrap for $function" >&2; exit 1; }
 done
 
