@@ -7,8 +7,9 @@ cd "$ROOT"
 
 ensure_venv
 ensure_venv_at "$SAM_VENV" "$ROOT/scripts/requirements-sam.txt"
-# cargo-lambda and zig come with the SAM CLI's venv, the same pins `sam build` uses.
-export PATH=$VENV/bin:$SAM_VENV/bin:$PATH
+# cargo-lambda and zig come with the SAM CLI's venv, the same pins `sam build` uses; its
+# python first, because cargo-lambda finds zig through `python3 -m ziglang`.
+export PATH=$SAM_VENV/bin:$VENV/bin:$PATH
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
 echo "== cargo lambda build (release, x86_64, zip)"

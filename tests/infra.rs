@@ -220,6 +220,37 @@ fn kubernetes_resources_keep_cluster_access_until_they_are_deleted() {
 }
 
 #[test]
+fn nodes_have_their_route_out_before_they_start() {
+    let template = template();
+    let nodes = only(&template, "AWS::EKS::Nodegroup");
+    let requires = template.requires(nodes);
+    let subnets = properties(&template, nodes)["Subnets"].as_array().unwrap();
+    assert_eq!(subnets.len(), 2, "two AZs");
+    for subnet in subnets {
+        let subnet = points_at(subnet).unwrap();
+        let association = template
+            .of_type("AWS::EC2::SubnetRouteTableAssociation")
+            .into_iter()
+            .find(|a| target(&template, a, "SubnetId") == subnet)
+            .unwrap_or_else(|| panic!("{subnet} has no route table"));
+        let table = target(&template, association, "RouteTableId");
+        let route = template
+            .of_type("AWS::EC2::Route")
+            .into_iter()
+            .find(|r| target(&template, r, "RouteTableId") == table)
+            .unwrap_or_else(|| panic!("{table} has no default route"));
+        assert_eq!(properties(&template, route)["DestinationCidrBlock"], "0.0.0.0/0");
+        assert!(
+            properties(&template, route).get("NatGatewayId").is_some(),
+            "{route} goes through a NAT"
+        );
+        for needed in [association, route] {
+            assert!(requires.contains(needed), "{nodes} must wait for {needed}");
+        }
+    }
+}
+
+#[test]
 fn scaled_object_reads_the_consumers_queue_with_the_consumer_role() {
     let template = template();
     let scaled = only(&template, "Custom::KedaScaledObject");
