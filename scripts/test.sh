@@ -40,7 +40,26 @@ for function in TrustPolicyFunction DeployerFunction; do
     echo "sam build did not produce an x86_64 Linux bootstrap for $function" >&2; exit 1; }
 done
 
-step "cargo test (moto server)"
+step "moto server"
 export PATH=$VENV/bin:$PATH
 start_moto
+
+step "sam package (the upload sam deploy does, to moto's S3)"
+bucket=kedaform-sam-artifacts
+aws s3api create-bucket --bucket "$bucket" > /dev/null
+"$SAM_VENV/bin/sam" package --template-file "$SAM_BUILD/template.yaml" --s3-bucket "$bucket" \
+  --output-template-file "$SAM_BUILD/packaged.yaml" > /dev/null
+uploads=$(grep -o "CodeUri: s3://$bucket/[0-9a-f]*" "$SAM_BUILD/packaged.yaml" | cut -d' ' -f2)
+[ "$(echo "$uploads" | wc -w)" -eq 2 ] || { echo "expected 2 uploaded functions, got: $uploads" >&2; exit 1; }
+for uri in $uploads; do
+  aws s3 cp --quiet "$uri" "$SAM_BUILD/upload.zip"
+  # What Lambda unpacks: one executable named bootstrap.
+  python3 -c 'import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1]); names = z.namelist()
+mode = z.getinfo("bootstrap").external_attr >> 16 if names == ["bootstrap"] else 0
+sys.exit(0 if mode & 0o111 else f"{sys.argv[2]}: {names} is not one executable bootstrap")' "$SAM_BUILD/upload.zip" "$uri"
+  echo "$uri: bootstrap, executable"
+done
+
+step "cargo test (moto server)"
 cargo test --workspace --locked
