@@ -47,8 +47,10 @@ start_moto
 step "sam package (the upload sam deploy does, to moto's S3)"
 bucket=kedaform-sam-artifacts
 aws s3api create-bucket --bucket "$bucket" > /dev/null
+# Its upload progress goes to the log, shown only when it fails.
 "$SAM_VENV/bin/sam" package --template-file "$SAM_BUILD/template.yaml" --s3-bucket "$bucket" \
-  --output-template-file "$SAM_BUILD/packaged.yaml" > /dev/null
+  --output-template-file "$SAM_BUILD/packaged.yaml" > "$SAM_BUILD/package.log" 2>&1 || {
+  cat "$SAM_BUILD/package.log" >&2; exit 1; }
 uploads=$(grep -o "CodeUri: s3://$bucket/[0-9a-f]*" "$SAM_BUILD/packaged.yaml" | cut -d' ' -f2)
 [ "$(echo "$uploads" | wc -w)" -eq 2 ] || { echo "expected 2 uploaded functions, got: $uploads" >&2; exit 1; }
 for uri in $uploads; do
