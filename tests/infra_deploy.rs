@@ -15,23 +15,11 @@ use std::time::Duration;
 
 use aws_sdk_cloudformation::types::{Parameter, StackStatus};
 use kedaform::cfn::Runtime;
-use kedaform::iam::TrustPolicyResource;
-use kedaform::iam::policy::parse_document;
-use kedaform_tests::template::{Evaluator, OIDC_ISSUER, Template, references};
+use kedaform::iam::{TrustPolicies, TrustPolicyResource};
+use kedaform_tests::template::{Evaluator, IMAGES, OIDC_ISSUER, Template, references};
 use kedaform_tests::{LocalServer, cfn_request, moto, unique};
 use serde_json::{Value, json};
 use tokio::time::Instant;
-
-const IMAGES: [(&str, &str); 2] = [
-    (
-        "ProducerImage",
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/kedaform-producer:0.1.0",
-    ),
-    (
-        "ConsumerImage",
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/kedaform-consumer:0.1.0",
-    ),
-];
 
 /// Queues, the bucket and the roles pods assume through the OIDC provider.
 fn plain_aws_part(template: &Template) -> BTreeSet<String> {
@@ -116,39 +104,33 @@ async fn deploy(cfn: &aws_sdk_cloudformation::Client, template: &Template) -> (S
     (stack, outputs)
 }
 
-/// The queue as the consumer and KEDA expect it.
-async fn check_queue(sqs: &aws_sdk_sqs::Client, outputs: &BTreeMap<String, String>) {
+/// Every attribute of a queue, by name.
+async fn queue_attributes(sqs: &aws_sdk_sqs::Client, url: &str) -> BTreeMap<String, String> {
     let attributes = sqs
         .get_queue_attributes()
-        .queue_url(&outputs["QueueUrl"])
+        .queue_url(url)
         .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
         .send()
         .await
         .unwrap()
         .attributes
-        .unwrap();
-    let attribute = |name: &str| {
-        attributes
-            .get(&aws_sdk_sqs::types::QueueAttributeName::from(name))
-            .cloned()
-            .unwrap_or_default()
-    };
+        .unwrap_or_default();
+    attributes
+        .into_iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v))
+        .collect()
+}
+
+/// The queue as the consumer and KEDA expect it.
+async fn check_queue(sqs: &aws_sdk_sqs::Client, outputs: &BTreeMap<String, String>) {
+    let queue = queue_attributes(sqs, &outputs["QueueUrl"]).await;
     assert_eq!(
-        (attribute("VisibilityTimeout"), attribute("DelaySeconds")),
-        ("30".into(), "2".into())
+        (queue["VisibilityTimeout"].as_str(), queue["DelaySeconds"].as_str()),
+        ("30", "2")
     );
-    let redrive: Value = serde_json::from_str(&attribute("RedrivePolicy")).unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&outputs["DeadLetterQueueUrl"])
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    assert_eq!(redrive["deadLetterTargetArn"], dlq_arn.as_str());
+    let redrive: Value = serde_json::from_str(&queue["RedrivePolicy"]).unwrap();
+    let dlq = queue_attributes(sqs, &outputs["DeadLetterQueueUrl"]).await;
+    assert_eq!(redrive["deadLetterTargetArn"], dlq["QueueArn"].as_str());
     assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), "5");
 }
 
@@ -167,11 +149,6 @@ async fn check_bucket(s3: &aws_sdk_s3::Client, outputs: &BTreeMap<String, String
     assert_eq!(rule.sse_algorithm().as_str(), "AES256");
 }
 
-async fn trust_of(iam: &aws_sdk_iam::Client, name: &str) -> Value {
-    let role = iam.get_role().role_name(name).send().await.unwrap().role.unwrap();
-    parse_document(role.assume_role_policy_document.as_deref().unwrap()).unwrap()
-}
-
 /// The consumer role trusts its own service account; the template's `Custom::KedaTrustPolicy`,
 /// run through its handler on the deployed role, adds the KEDA role. Returns the role's name.
 async fn patch_consumer_trust(
@@ -179,8 +156,17 @@ async fn patch_consumer_trust(
     template: &Template,
     outputs: &BTreeMap<String, String>,
 ) -> String {
+    let policies = TrustPolicies::new(iam.clone());
+    let trust_of = async |name: &str| {
+        policies
+            .read(name)
+            .await
+            .unwrap()
+            .expect("the role exists")
+            .trust_policy
+    };
     let consumer_role = outputs["ConsumerRoleArn"].rsplit('/').next().unwrap().to_owned();
-    let trust = trust_of(iam, &consumer_role).await;
+    let trust = trust_of(&consumer_role).await;
     let issuer = OIDC_ISSUER.trim_start_matches("https://");
     assert_eq!(
         trust["Statement"][0]["Condition"]["StringEquals"][format!("{issuer}:sub")],
@@ -188,11 +174,12 @@ async fn patch_consumer_trust(
         "{trust}"
     );
 
-    // The template's Custom::KedaTrustPolicy, with the deployed role, through its handler.
-    let mut properties = template.resource("ConsumerTrust")["Properties"].clone();
+    // The template's Custom::KedaTrustPolicy, with the deployed roles, through its handler.
+    let mut properties = Evaluator::new(template, &IMAGES)
+        .eval(&template.resource("ConsumerTrust")["Properties"])
+        .unwrap();
     properties["RoleName"] = json!(consumer_role);
     properties["KedaRoleArn"] = json!(outputs["KedaOperatorRoleArn"]);
-    properties["Triggers"] = json!({"ServiceAccount": "system:serviceaccount:consumer:consumer"});
     let endpoint = LocalServer::cloudformation().await;
     Runtime::new(TrustPolicyResource::new(iam.clone()))
         .handle(
@@ -202,7 +189,7 @@ async fn patch_consumer_trust(
         .await;
     let response = endpoint.only_request().json();
     assert_eq!(response["Status"], "SUCCESS", "{response}");
-    let patched = trust_of(iam, &consumer_role).await;
+    let patched = trust_of(&consumer_role).await;
     let principals: Vec<&Value> = patched["Statement"]
         .as_array()
         .unwrap()
@@ -245,7 +232,7 @@ async fn plain_aws_part_deploys_as_written_and_deletes_cleanly() {
         "the queue is deleted with the stack"
     );
     assert!(
-        iam.get_role().role_name(&consumer_role).send().await.is_err(),
+        TrustPolicies::new(iam).read(&consumer_role).await.unwrap().is_none(),
         "roles are deleted"
     );
     let bucket = &outputs["BucketName"];

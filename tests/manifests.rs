@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
-use kedaform_tests::template::{Evaluator, Template, sub_variables};
+use kedaform_tests::template::{Evaluator, IMAGES, Template, sub_variables};
 use sales_events::settings::Env;
 use serde_yaml_ng::Value;
 
@@ -48,11 +48,7 @@ fn documents(id: &str) -> Vec<Value> {
         unknown.is_empty(),
         "{id}: variables the template does not provide: {unknown:?}"
     );
-    let images = [
-        ("ProducerImage", "example.com/producer:1"),
-        ("ConsumerImage", "example.com/consumer:1"),
-    ];
-    let text = Evaluator::new(&template, &images).eval(manifest).unwrap();
+    let text = Evaluator::new(&template, &IMAGES).eval(manifest).unwrap();
     serde_yaml_ng::Deserializer::from_str(text.as_str().unwrap())
         .map(|document| serde::Deserialize::deserialize(document).unwrap())
         .collect()

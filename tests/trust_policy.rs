@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aws_sdk_iam::Client;
 use kedaform::cfn::Runtime;
-use kedaform::iam::TrustPolicyResource;
-use kedaform::iam::policy::{KEDA_STATEMENT_SID, parse_document};
+use kedaform::iam::policy::KEDA_STATEMENT_SID;
+use kedaform::iam::{TrustPolicies, TrustPolicyResource};
 use kedaform_tests::iam::{ACCOUNT, FAKE_IAM_ROLE, OIDC, fake_iam, seed_trust, web_identity_statement};
 use kedaform_tests::{LocalServer, cfn_request, moto, unique};
 use serde_json::{Value, json};
@@ -50,16 +50,8 @@ impl Fixture {
     }
 
     async fn trust_of(&self, role_name: &str) -> Value {
-        let role = self
-            .iam
-            .get_role()
-            .role_name(role_name)
-            .send()
-            .await
-            .unwrap()
-            .role
-            .unwrap();
-        parse_document(role.assume_role_policy_document.as_deref().unwrap()).unwrap()
+        let role = TrustPolicies::new(self.iam.clone()).read(role_name).await.unwrap();
+        role.expect("the role exists").trust_policy
     }
 
     /// Sends one request through the runtime and returns the response CloudFormation got.

@@ -123,11 +123,10 @@ pub fn role_name(input: &str) -> Result<String, Error> {
 }
 
 /// The checks a Create makes before any call, for tools that check a template's properties.
-pub fn check_properties(properties: &Value) -> Result<TrustPolicyProperties, Error> {
+pub fn check_properties(properties: &Value) -> Result<(), Error> {
     let decoded: TrustPolicyProperties = decode_properties(properties, UnknownKeys::Reject)?;
     role_name(&decoded.role_name)?;
-    RoleArn::parse("KedaRoleArn", &decoded.keda_role_arn)?;
-    Ok(decoded)
+    RoleArn::parse("KedaRoleArn", &decoded.keda_role_arn).map(|_| ())
 }
 
 /// Physical id: one per consumer role, so that a new `RoleName` is a replacement.
