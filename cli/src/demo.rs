@@ -127,25 +127,14 @@ async fn response_endpoint() -> anyhow::Result<(String, tokio::task::JoinHandle<
 
 /// Request ids in the dead-letter queue.
 async fn dead_lettered(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<HashSet<String>> {
-    let mut ids = HashSet::new();
-    let mut empty = 0;
-    while empty < 2 {
-        let messages = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .visibility_timeout(600)
-            .send()
-            .await?
-            .messages
-            .unwrap_or_default();
-        empty = if messages.is_empty() { empty + 1 } else { 0 };
-        for message in messages {
+    Ok(kedaform::aws::receive_all(sqs, url)
+        .await?
+        .iter()
+        .map(|message| {
             let body: Value = serde_json::from_str(message.body().unwrap_or_default()).unwrap_or_default();
-            ids.insert(body["request_id"].as_str().unwrap_or_default().to_owned());
-        }
-    }
-    Ok(ids)
+            body["request_id"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect())
 }
 
 fn keda_manifest(args: &DemoArgs) -> String {

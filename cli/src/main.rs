@@ -463,24 +463,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trust { action } => trust(action, &aws, output).await,
         Command::Keda { action } => match action {
             KedaAction::Render { keda, helm_values } => keda_render(&keda, helm_values, &aws, output).await,
-            KedaAction::Install { cluster, keda } => {
-                let request = request(
-                    "Create",
-                    "Custom::KedaInstall",
-                    "KedaInstall",
-                    &keda.properties(&cluster),
-                );
-                Ok(respond(cluster_access(&aws)?, request, output).await)
-            }
-            KedaAction::Uninstall { cluster, keda } => {
-                let request = request(
-                    "Delete",
-                    "Custom::KedaInstall",
-                    "KedaInstall",
-                    &keda.properties(&cluster),
-                );
-                Ok(respond(cluster_access(&aws)?, request, output).await)
-            }
+            KedaAction::Install { cluster, keda } => keda_install("Create", &cluster, &keda, &aws, output).await,
+            KedaAction::Uninstall { cluster, keda } => keda_install("Delete", &cluster, &keda, &aws, output).await,
         },
         Command::Scaledobject { action } => match action {
             ScaledObjectAction::Render(args) => {
@@ -520,6 +504,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(code)
         }
     }
+}
+
+async fn keda_install(
+    kind: &str,
+    cluster: &str,
+    keda: &KedaArgs,
+    aws: &aws_config::SdkConfig,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let request = request(kind, "Custom::KedaInstall", "KedaInstall", &keda.properties(cluster));
+    Ok(respond(cluster_access(aws)?, request, output).await)
 }
 
 async fn scaled_object(

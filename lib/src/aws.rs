@@ -99,6 +99,32 @@ pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<crate:
     })
 }
 
+/// Receives every message of `url`, with its attributes, until three receives in a row come
+/// back empty; each is hidden for ten minutes, so none comes back while this runs.
+pub async fn receive_all(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Result<Vec<aws_sdk_sqs::types::Message>, crate::Error> {
+    let mut all = Vec::new();
+    let mut empty = 0;
+    while empty < 3 {
+        let messages = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| sqs_error("ReceiveMessage", url, e.into()))?
+            .messages
+            .unwrap_or_default();
+        empty = if messages.is_empty() { empty + 1 } else { 0 };
+        all.extend(messages);
+    }
+    Ok(all)
+}
+
 /// Every key in `bucket`.
 pub async fn object_keys(
     s3: &aws_sdk_s3::Client,

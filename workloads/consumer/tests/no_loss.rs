@@ -134,28 +134,15 @@ fn expected(sent: &[Message]) -> anyhow::Result<Expected> {
 /// Request ids in the dead-letter queue; each message must carry the reason.
 async fn dead_lettered(sqs: &aws_sdk_sqs::Client, dlq_url: &str) -> anyhow::Result<HashSet<Uuid>> {
     let mut dead = HashSet::new();
-    let mut empty_polls = 0;
-    while empty_polls < 3 {
-        let received = sqs
-            .receive_message()
-            .queue_url(dlq_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(600)
-            .message_attribute_names("All")
-            .send()
-            .await?;
-        let messages = received.messages.unwrap_or_default();
-        empty_polls = if messages.is_empty() { empty_polls + 1 } else { 0 };
-        for message in messages {
-            let reason = message
-                .message_attributes()
-                .and_then(|a| a.get(consumer::DLQ_REASON_ATTRIBUTE))
-                .and_then(|v| v.string_value())
-                .unwrap_or_default();
-            ensure!(reason == "missing field store_id", "{message:?}");
-            let body: serde_json::Value = serde_json::from_str(message.body().unwrap_or_default())?;
-            dead.insert(body["request_id"].as_str().unwrap_or_default().parse()?);
-        }
+    for message in kedaform::aws::receive_all(sqs, dlq_url).await? {
+        let reason = message
+            .message_attributes()
+            .and_then(|a| a.get(consumer::DLQ_REASON_ATTRIBUTE))
+            .and_then(|v| v.string_value())
+            .unwrap_or_default();
+        ensure!(reason == "missing field store_id", "{message:?}");
+        let body: serde_json::Value = serde_json::from_str(message.body().unwrap_or_default())?;
+        dead.insert(body["request_id"].as_str().unwrap_or_default().parse()?);
     }
     Ok(dead)
 }
