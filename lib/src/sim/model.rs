@@ -7,6 +7,16 @@ use std::collections::VecDeque;
 
 use super::keda::{QueueCounts, Scaler, Settings};
 
+/// `SECOND@VALUE,…` as pairs; None when any item does not parse.
+fn at_pairs<T: std::str::FromStr>(list: &str) -> Option<Vec<(u64, T)>> {
+    list.split(',')
+        .map(|item| {
+            let (second, value) = item.split_once('@')?;
+            Some((second.trim().parse().ok()?, value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 /// Messages arriving each second.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Traffic {
@@ -29,15 +39,7 @@ impl Traffic {
             )
         };
         if let Some(bursts) = spec.strip_prefix("bursts:") {
-            let mut series = Vec::new();
-            for burst in bursts.split(',') {
-                let (second, count) = burst.split_once('@').ok_or_else(bad)?;
-                series.push((
-                    second.trim().parse().map_err(|_| bad())?,
-                    count.trim().parse().map_err(|_| bad())?,
-                ));
-            }
-            return Ok(Self::Series(series));
+            return at_pairs(bursts).map(Self::Series).ok_or_else(bad);
         }
         if let Some(rate) = spec.strip_prefix("constant:") {
             return rate
@@ -49,14 +51,7 @@ impl Traffic {
                 .ok_or_else(bad);
         }
         let steps = spec.strip_prefix("steps:").ok_or_else(bad)?;
-        let mut parsed = Vec::new();
-        for step in steps.split(',') {
-            let (second, rate) = step.split_once('@').ok_or_else(bad)?;
-            parsed.push((
-                second.trim().parse().map_err(|_| bad())?,
-                rate.trim().parse().map_err(|_| bad())?,
-            ));
-        }
+        let mut parsed: Vec<(u64, f64)> = at_pairs(steps).ok_or_else(bad)?;
         parsed.sort_by_key(|(second, _)| *second);
         Ok(Self::Steps(parsed))
     }
