@@ -1,4 +1,4 @@
-.PHONY: test demo bench fmt
+.PHONY: test demo bench fmt cluster cluster-stop
 SHELL := /bin/bash
 
 ## Every check: fmt, clippy, cfn-lint, unit and integration tests against a local moto.
@@ -15,3 +15,11 @@ bench:
 
 fmt:
 	cargo fmt --all
+
+## A local control plane from upstream (Kubernetes 1.35.5, kwok, KEDA 2.20.2); built once, cached.
+cluster:
+	scripts/cluster.sh up
+
+## Stops exactly what `make cluster` started.
+cluster-stop:
+	scripts/cluster.sh down

@@ -65,3 +65,14 @@ done
 
 step "cargo test (moto server)"
 cargo test --workspace --locked
+
+step "local cluster: upstream kube-apiserver, controller-manager, scheduler, kwok, KEDA 2.20.2"
+# The first run builds them from their Go modules (see README); later runs take them from the cache.
+# A namespace and run directory of its own, so that a `make cluster` of the developer's stays up.
+export KEDAFORM_NETNS=kedaform-test KEDAFORM_CLUSTER_DIR=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}/cluster/test-run
+trap 'scripts/cluster.sh down; stop_started' EXIT
+scripts/cluster.sh down > /dev/null
+scripts/cluster.sh up
+step "cargo test --test cluster (inside the cluster's network namespace)"
+cargo test --locked --test cluster --no-run
+scripts/cluster.sh exec cargo test --locked --offline --test cluster

@@ -99,14 +99,14 @@ async fn keda_install_applies_the_manifest_with_the_irsa_overlay_and_waits_for_i
     assert_eq!(response["Status"], "SUCCESS", "{response}");
     assert_eq!(response["PhysicalResourceId"], "sales/keda");
     assert_eq!(response["Data"]["Version"], "2.20.2");
-    assert_eq!(response["Data"]["ObjectCount"], "24");
+    assert_eq!(response["Data"]["ObjectCount"], "28");
     assert!(
         response["Data"]["HelmValues"]
             .as_str()
             .unwrap()
             .contains(&format!("roleArn: {OPERATOR_ROLE}"))
     );
-    assert_eq!(rig.patched().len(), 24);
+    assert_eq!(rig.patched().len(), 28);
     let account = &rig.api.objects()["/api/v1/namespaces/keda/serviceaccounts/keda-operator"];
     assert_eq!(
         account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
@@ -145,7 +145,7 @@ async fn keda_install_takes_its_manifest_from_an_http_mirror_too() {
         )
         .await;
     assert_eq!(response["Status"], "SUCCESS", "{response}");
-    assert_eq!(rig.patched().len(), 24);
+    assert_eq!(rig.patched().len(), 28);
     let missing = rig
         .send(
             "Custom::KedaInstall",

@@ -9,7 +9,7 @@
 
 mod demo;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
@@ -45,6 +45,10 @@ struct Cli {
     /// Output format.
     #[arg(long, value_enum, global = true, default_value = "text")]
     output: Output,
+    /// Reach the cluster through this kubeconfig (its current context) instead of EKS; the
+    /// `--cluster` given must be that context's cluster.
+    #[arg(long, global = true, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -326,8 +330,11 @@ async fn respond<H: CustomResource>(handler: H, request: Value, output: Output) 
     if success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-fn cluster_access(aws: &aws_config::SdkConfig) -> anyhow::Result<KubeResources> {
-    let access = ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?;
+async fn cluster_access(aws: &aws_config::SdkConfig, kubeconfig: Option<&Path>) -> anyhow::Result<KubeResources> {
+    let mut access = ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?;
+    if let Some(path) = kubeconfig {
+        access = access.with_kubeconfig(kedaform::kube::Kubeconfig::read(path).await?);
+    }
     Ok(KubeResources::new(access))
 }
 
@@ -459,12 +466,17 @@ async fn exec_credential(cluster: &str, aws: &aws_config::SdkConfig) -> anyhow::
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let aws = kedaform::aws::load().await;
     let output = cli.output;
+    let kubeconfig = cli.kubeconfig.as_deref();
     match cli.command {
         Command::Trust { action } => trust(action, &aws, output).await,
         Command::Keda { action } => match action {
             KedaAction::Render { keda, helm_values } => keda_render(&keda, helm_values, &aws, output).await,
-            KedaAction::Install { cluster, keda } => keda_install("Create", &cluster, &keda, &aws, output).await,
-            KedaAction::Uninstall { cluster, keda } => keda_install("Delete", &cluster, &keda, &aws, output).await,
+            KedaAction::Install { cluster, keda } => {
+                keda_install("Create", &cluster, &keda, &aws, kubeconfig, output).await
+            }
+            KedaAction::Uninstall { cluster, keda } => {
+                keda_install("Delete", &cluster, &keda, &aws, kubeconfig, output).await
+            }
         },
         Command::Scaledobject { action } => match action {
             ScaledObjectAction::Render(args) => {
@@ -481,8 +493,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            ScaledObjectAction::Apply(args) => scaled_object("Create", &args, &aws, output).await,
-            ScaledObjectAction::Delete(args) => scaled_object("Delete", &args, &aws, output).await,
+            ScaledObjectAction::Apply(args) => scaled_object("Create", &args, &aws, kubeconfig, output).await,
+            ScaledObjectAction::Delete(args) => scaled_object("Delete", &args, &aws, kubeconfig, output).await,
         },
         Command::Token { cluster } => exec_credential(&cluster, &aws).await,
         Command::Plan(args) => plan(&args, output),
@@ -499,7 +511,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
                 .await
             } else {
-                respond(cluster_access(&aws)?, request, Output::Json).await
+                respond(cluster_access(&aws, kubeconfig).await?, request, Output::Json).await
             };
             Ok(code)
         }
@@ -511,21 +523,23 @@ async fn keda_install(
     cluster: &str,
     keda: &KedaArgs,
     aws: &aws_config::SdkConfig,
+    kubeconfig: Option<&Path>,
     output: Output,
 ) -> anyhow::Result<ExitCode> {
     let request = request(kind, "Custom::KedaInstall", "KedaInstall", &keda.properties(cluster));
-    Ok(respond(cluster_access(aws)?, request, output).await)
+    Ok(respond(cluster_access(aws, kubeconfig).await?, request, output).await)
 }
 
 async fn scaled_object(
     kind: &str,
     args: &ScaledObjectArgs,
     aws: &aws_config::SdkConfig,
+    kubeconfig: Option<&Path>,
     output: Output,
 ) -> anyhow::Result<ExitCode> {
     let logical = format!("ScaledObject-{}-{}", args.namespace, args.name);
     let request = request(kind, "Custom::KedaScaledObject", &logical, &args.properties());
-    Ok(respond(cluster_access(aws)?, request, output).await)
+    Ok(respond(cluster_access(aws, kubeconfig).await?, request, output).await)
 }
 
 fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {

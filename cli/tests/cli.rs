@@ -150,7 +150,7 @@ fn keda_render_counts_the_objects_and_shows_the_annotated_operator_account() {
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
-        text.starts_with("24 objects, in apply order:\n   1 Namespace\n   6 CustomResourceDefinition\n"),
+        text.starts_with("28 objects, in apply order:\n   1 Namespace\n   6 CustomResourceDefinition\n"),
         "{text}"
     );
     assert!(text.contains(&format!("eks.amazonaws.com/role-arn: {role}")), "{text}");
@@ -246,7 +246,7 @@ async fn keda_install_and_uninstall_go_through_the_lambdas_handler() {
         "{}",
         stdout(&install)
     );
-    assert_eq!(api.objects().len(), 24);
+    assert_eq!(api.objects().len(), 28);
     let uninstall = run(arguments("uninstall")).await.unwrap();
     assert!(uninstall.status.success(), "{}", stderr(&uninstall));
     assert!(api.objects().is_empty(), "uninstall removed what install applied");

@@ -47,6 +47,19 @@ pub enum Error {
         source: Box<::kube::Error>,
     },
 
+    /// The API server answered with a Status: its message says it all.
+    #[error("Kubernetes {action} of {object} was refused: {message} ({code} {reason})")]
+    KubeRefused {
+        action: &'static str,
+        object: String,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig { path: String, message: String },
+
     #[error("{object} is not ready: {reason}")]
     NotReady { object: String, reason: String },
 

@@ -123,7 +123,8 @@ fn ready_status(kind: &str, object: &Value, behaviour: &Behaviour) -> Value {
             Some((reason, message)) => {
                 json!({"conditions": [{"type": "Ready", "status": "False", "reason": reason, "message": message}]})
             }
-            None => json!({"conditions": [{"type": "Ready", "status": "True", "reason": "ScaledObjectReady"}]}),
+            None => json!({"conditions": [{"type": "Ready", "status": "True", "reason": "ScaledObjectReady"},
+                                          {"type": "Active", "status": "False", "reason": "ScalerNotActive"}]}),
         },
         _ => Value::Null,
     }

@@ -14,6 +14,17 @@ pub const OPERATOR: &str = "keda-operator";
 /// metrics API.
 pub const READY_DEPLOYMENTS: [&str; 3] = ["keda-operator", "keda-metrics-apiserver", "keda-admission"];
 pub const METRICS_API_SERVICE: &str = "v1beta1.external.metrics.k8s.io";
+/// Service accounts of their own for the metrics API server and the admission webhooks, as
+/// KEDA's Helm chart has them, so that only the operator's pods get the operator's AWS role.
+pub const METRICS_SERVER_ACCOUNT: &str = "keda-metrics-server";
+pub const WEBHOOK_ACCOUNT: &str = "keda-webhook";
+const METRICS_SERVER: &str = "keda-metrics-apiserver";
+const WEBHOOKS: &str = "keda-admission";
+/// The manifest binds these to `keda-operator`; they are the metrics API server's.
+const METRICS_SERVER_BINDINGS: [(&str, &str); 2] = [
+    ("ClusterRoleBinding", "keda-system-auth-delegator"),
+    ("RoleBinding", "keda-auth-reader"),
+];
 
 /// How the operator gets AWS credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -66,18 +77,89 @@ fn is(object: &DynamicObject, kind: &str, name: &str) -> bool {
         && object.metadata.namespace.as_deref() == Some(NAMESPACE)
 }
 
-/// Applies the overlay to KEDA's objects: only the `keda-operator` ServiceAccount (and, with
-/// `legacy_fs_group`, the `keda-operator` Deployment) change.
-pub fn apply_overlay(objects: &mut [DynamicObject], overlay: &Overlay) -> Result<(), Error> {
+fn is_named(object: &DynamicObject, kind: &str, name: &str) -> bool {
+    object.types.as_ref().is_some_and(|t| t.kind == kind) && object.metadata.name.as_deref() == Some(name)
+}
+
+fn missing(what: &str) -> Error {
+    Error::invalid(
+        "ManifestUrl",
+        format!("the manifest has no {what}: is it KEDA's release manifest (2.10 or later)?"),
+    )
+}
+
+fn object(value: Value) -> DynamicObject {
+    serde_json::from_value(value).unwrap_or_else(|e| unreachable!("a literal object: {e}"))
+}
+
+/// What KEDA's Helm chart grants the admission webhooks: reading what they validate against.
+fn webhook_rbac() -> [DynamicObject; 2] {
+    let rule = |group: &str, resources: &[&str], verbs: &[&str]| json!({"apiGroups": [group], "resources": resources, "verbs": verbs});
+    [
+        object(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": WEBHOOK_ACCOUNT, "labels": {"app.kubernetes.io/part-of": "keda-operator"}},
+            "rules": [
+                rule("autoscaling", &["horizontalpodautoscalers"], &["list", "watch"]),
+                rule("keda.sh", &["scaledobjects"], &["list", "watch"]),
+                rule("apps", &["deployments", "statefulsets"], &["get", "list", "watch"]),
+                rule("", &["limitranges"], &["list"]),
+                rule("events.k8s.io", &["events"], &["create", "patch"]),
+            ],
+        })),
+        object(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": WEBHOOK_ACCOUNT, "labels": {"app.kubernetes.io/part-of": "keda-operator"}},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": WEBHOOK_ACCOUNT},
+            "subjects": [{"kind": "ServiceAccount", "name": WEBHOOK_ACCOUNT, "namespace": NAMESPACE}],
+        })),
+    ]
+}
+
+/// Gives the metrics API server and the admission webhooks service accounts of their own, as
+/// KEDA's Helm chart does: the release manifest runs all three Deployments as `keda-operator`,
+/// which would hand the operator's AWS role to all of them.
+fn separate_accounts(objects: &mut Vec<DynamicObject>) -> Result<(), Error> {
+    let template = objects
+        .iter()
+        .find(|o| is(o, "ServiceAccount", OPERATOR))
+        .cloned()
+        .ok_or_else(|| missing("keda-operator ServiceAccount in namespace keda"))?;
+    for (deployment, account) in [(METRICS_SERVER, METRICS_SERVER_ACCOUNT), (WEBHOOKS, WEBHOOK_ACCOUNT)] {
+        let found = objects
+            .iter_mut()
+            .find(|o| is(o, "Deployment", deployment))
+            .ok_or_else(|| missing(&format!("{deployment} Deployment in namespace keda")))?;
+        found.data["spec"]["template"]["spec"]["serviceAccountName"] = json!(account);
+        let mut created = template.clone();
+        created.metadata.name = Some(account.to_owned());
+        created.metadata.annotations = None;
+        if let Some(labels) = created.metadata.labels.as_mut() {
+            labels.insert("app.kubernetes.io/name".into(), account.to_owned());
+        }
+        objects.push(created);
+    }
+    for (kind, name) in METRICS_SERVER_BINDINGS {
+        let binding = objects
+            .iter_mut()
+            .find(|o| is_named(o, kind, name))
+            .ok_or_else(|| missing(&format!("{kind} {name}")))?;
+        binding.data["subjects"] =
+            json!([{"kind": "ServiceAccount", "name": METRICS_SERVER_ACCOUNT, "namespace": NAMESPACE}]);
+    }
+    objects.extend(webhook_rbac());
+    Ok(())
+}
+
+/// Applies the overlay to KEDA's objects: the metrics API server and the webhooks get service
+/// accounts of their own, the `keda-operator` ServiceAccount gets the IRSA annotations (and,
+/// with `legacy_fs_group`, the `keda-operator` Deployment its pod security context).
+pub fn apply_overlay(objects: &mut Vec<DynamicObject>, overlay: &Overlay) -> Result<(), Error> {
+    separate_accounts(objects)?;
     let account = objects
         .iter_mut()
         .find(|o| is(o, "ServiceAccount", OPERATOR))
-        .ok_or_else(|| {
-            Error::invalid(
-                "ManifestUrl",
-                "the manifest has no keda-operator ServiceAccount in namespace keda: is it KEDA's?",
-            )
-        })?;
+        .ok_or_else(|| missing("keda-operator ServiceAccount in namespace keda"))?;
     if overlay.identity == IdentityMode::Irsa {
         let annotations = account.metadata.annotations.get_or_insert_with(Default::default);
         annotations.insert("eks.amazonaws.com/role-arn".into(), overlay.operator_role_arn.clone());
@@ -92,12 +174,7 @@ pub fn apply_overlay(objects: &mut [DynamicObject], overlay: &Overlay) -> Result
         let deployment = objects
             .iter_mut()
             .find(|o| is(o, "Deployment", OPERATOR))
-            .ok_or_else(|| {
-                Error::invalid(
-                    "ManifestUrl",
-                    "the manifest has no keda-operator Deployment in namespace keda",
-                )
-            })?;
+            .ok_or_else(|| missing("keda-operator Deployment in namespace keda"))?;
         let pod = &mut deployment.data["spec"]["template"]["spec"];
         for (field, value) in [("fsGroup", 1001), ("runAsUser", 1001), ("runAsGroup", 1001)] {
             pod["securityContext"][field] = json!(value);
@@ -110,7 +187,11 @@ pub fn apply_overlay(objects: &mut [DynamicObject], overlay: &Overlay) -> Result
 /// with Helm themselves.
 pub fn helm_values(overlay: &Overlay) -> String {
     let mut values = json!({
-        "serviceAccount": {"operator": {"create": true, "name": OPERATOR}},
+        "serviceAccount": {
+            "operator": {"create": true, "name": OPERATOR},
+            "metricServer": {"create": true, "name": METRICS_SERVER_ACCOUNT},
+            "webhooks": {"create": true, "name": WEBHOOK_ACCOUNT},
+        },
         "podIdentity": {"aws": {"irsa": {"enabled": false}}},
     });
     if overlay.identity == IdentityMode::Irsa {
@@ -165,8 +246,16 @@ mod tests {
         }
     }
 
+    fn kind_and_name(object: &DynamicObject) -> String {
+        format!(
+            "{}/{}",
+            object.types.as_ref().unwrap().kind,
+            object.metadata.name.as_deref().unwrap()
+        )
+    }
+
     #[test]
-    fn only_the_operator_service_account_changes() {
+    fn the_overlay_changes_accounts_and_bindings_only() {
         let (_, original) = keda();
         let mut objects = original.clone();
         apply_overlay(&mut objects, &overlay(false)).unwrap();
@@ -174,15 +263,28 @@ mod tests {
             .iter()
             .zip(&original)
             .filter(|(a, b)| serde_json::to_value(a).unwrap() != serde_json::to_value(b).unwrap())
-            .map(|(a, _)| {
-                format!(
-                    "{}/{}",
-                    a.types.as_ref().unwrap().kind,
-                    a.metadata.name.as_deref().unwrap()
-                )
-            })
+            .map(|(a, _)| kind_and_name(a))
             .collect();
-        assert_eq!(changed, ["ServiceAccount/keda-operator"]);
+        assert_eq!(
+            changed,
+            [
+                "ServiceAccount/keda-operator",
+                "RoleBinding/keda-auth-reader",
+                "ClusterRoleBinding/keda-system-auth-delegator",
+                "Deployment/keda-admission",
+                "Deployment/keda-metrics-apiserver",
+            ]
+        );
+        let added: Vec<String> = objects[original.len()..].iter().map(kind_and_name).collect();
+        assert_eq!(
+            added,
+            [
+                "ServiceAccount/keda-metrics-server",
+                "ServiceAccount/keda-webhook",
+                "ClusterRole/keda-webhook",
+                "ClusterRoleBinding/keda-webhook",
+            ]
+        );
         assert_eq!(
             operator_annotations(&objects),
             json!({
@@ -192,6 +294,41 @@ mod tests {
                 "eks.amazonaws.com/token-expiration": "86400",
             })
         );
+    }
+
+    #[test]
+    fn only_the_operator_pods_run_as_the_account_with_the_role() {
+        let (_, mut objects) = keda();
+        apply_overlay(&mut objects, &overlay(false)).unwrap();
+        let accounts: Vec<(String, String)> = objects
+            .iter()
+            .filter(|o| o.types.as_ref().unwrap().kind == "Deployment")
+            .map(|o| {
+                (
+                    o.metadata.name.clone().unwrap(),
+                    o.data["spec"]["template"]["spec"]["serviceAccountName"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            accounts,
+            [
+                ("keda-admission".to_owned(), WEBHOOK_ACCOUNT.to_owned()),
+                ("keda-metrics-apiserver".to_owned(), METRICS_SERVER_ACCOUNT.to_owned()),
+                ("keda-operator".to_owned(), OPERATOR.to_owned()),
+            ]
+        );
+        for account in [METRICS_SERVER_ACCOUNT, WEBHOOK_ACCOUNT] {
+            let found = objects.iter().find(|o| is(o, "ServiceAccount", account)).unwrap();
+            assert!(found.metadata.annotations.is_none(), "{account} carries no role");
+        }
+        for (kind, name) in METRICS_SERVER_BINDINGS {
+            let binding = objects.iter().find(|o| is_named(o, kind, name)).unwrap();
+            assert_eq!(binding.data["subjects"][0]["name"], METRICS_SERVER_ACCOUNT, "{name}");
+        }
     }
 
     #[test]
@@ -217,8 +354,7 @@ mod tests {
 
     #[test]
     fn pod_identity_leaves_the_service_account_alone() {
-        let (_, original) = keda();
-        let mut objects = original.clone();
+        let (_, mut objects) = keda();
         apply_overlay(
             &mut objects,
             &Overlay {
@@ -227,10 +363,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(
-            serde_json::to_value(&objects).unwrap(),
-            serde_json::to_value(&original).unwrap()
-        );
+        assert_eq!(operator_annotations(&objects), Value::Null);
         assert!(
             helm_values(&Overlay {
                 identity: IdentityMode::PodIdentity,

@@ -35,15 +35,26 @@ impl std::fmt::Debug for Applier {
 }
 
 fn kube_error(action: &'static str, object: &ObjectKey, source: ::kube::Error) -> Error {
-    Error::Kube {
-        action,
-        object: object.to_string(),
-        source: Box::new(source),
+    match source {
+        ::kube::Error::Api(status) => Error::KubeRefused {
+            action,
+            object: object.to_string(),
+            code: status.code,
+            reason: status.reason.clone(),
+            message: status.message.clone(),
+        },
+        source => Error::Kube {
+            action,
+            object: object.to_string(),
+            source: Box::new(source),
+        },
     }
 }
 
+/// A 404 by code: an API server answers an unknown group's discovery with a plain-text 404
+/// that is no Status object.
 fn is_not_found(error: &::kube::Error) -> bool {
-    matches!(error, ::kube::Error::Api(status) if status.is_not_found())
+    matches!(error, ::kube::Error::Api(status) if status.code == 404)
 }
 
 impl Applier {
@@ -182,9 +193,10 @@ impl Applier {
                 match readiness(&current) {
                     Readiness::Ready => break,
                     Readiness::Failed(reason) => {
+                        let events = self.events(&key).await;
                         return Err(Error::NotReady {
                             object: key.to_string(),
-                            reason,
+                            reason: format!("{reason}{events}"),
                         });
                     }
                     Readiness::Pending(reason) => {

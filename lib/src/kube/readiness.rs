@@ -49,12 +49,22 @@ pub fn readiness(object: &DynamicObject) -> Readiness {
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => needs(&status, "Established"),
         ("apiregistration.k8s.io/v1", "APIService") => needs(&status, "Available"),
         ("apps/v1", "Deployment") => deployment(object, &status),
-        (api_version, "ScaledObject") if api_version.starts_with("keda.sh/") => match condition(&status, "Ready") {
-            Some(c) if c["status"] == "True" => Readiness::Ready,
-            Some(c) if c["status"] == "False" => Readiness::Failed(describe(c)),
-            _ => Readiness::Pending("KEDA has not reported Ready yet".into()),
-        },
+        (api_version, "ScaledObject") if api_version.starts_with("keda.sh/") => scaled_object(&status),
         _ => Readiness::Ready,
+    }
+}
+
+/// KEDA's controller sets `Ready=True` once the HPA exists, before any trigger was read; its
+/// scale loop then sets `Active` (True or False) after reading the triggers, or `Ready=False`
+/// when they fail. So a ScaledObject is ready once both are known: KEDA read the queue.
+fn scaled_object(status: &Value) -> Readiness {
+    match condition(status, "Ready") {
+        Some(c) if c["status"] == "False" => Readiness::Failed(describe(c)),
+        Some(c) if c["status"] == "True" => match condition(status, "Active") {
+            Some(active) if active["status"] == "True" || active["status"] == "False" => Readiness::Ready,
+            _ => Readiness::Pending("KEDA has not read the triggers yet (Active is unknown)".into()),
+        },
+        _ => Readiness::Pending("KEDA has not reported Ready yet".into()),
     }
 }
 
@@ -176,9 +186,19 @@ mod tests {
             )
         );
         assert_eq!(
-            readiness(&so(json!([{"type": "Ready", "status": "True"}]))),
-            Readiness::Ready
+            readiness(&so(
+                json!([{"type": "Ready", "status": "True"}, {"type": "Active", "status": "Unknown"}])
+            )),
+            Readiness::Pending("KEDA has not read the triggers yet (Active is unknown)".into())
         );
+        for active in ["True", "False"] {
+            assert_eq!(
+                readiness(&so(
+                    json!([{"type": "Ready", "status": "True"}, {"type": "Active", "status": active}])
+                )),
+                Readiness::Ready
+            );
+        }
         let namespace = object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}));
         assert_eq!(readiness(&namespace), Readiness::Ready);
     }

@@ -23,12 +23,14 @@ pub struct ClusterAccess {
     http: reqwest::Client,
     credentials: SharedCredentialsProvider,
     region: String,
+    kubeconfig: Option<super::Kubeconfig>,
 }
 
 impl std::fmt::Debug for ClusterAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterAccess")
             .field("region", &self.region)
+            .field("kubeconfig", &self.kubeconfig)
             .finish_non_exhaustive()
     }
 }
@@ -52,11 +54,27 @@ impl ClusterAccess {
                 .region()
                 .map(ToString::to_string)
                 .ok_or_else(|| Error::Token("no AWS region is configured".into()))?,
+            kubeconfig: None,
         })
+    }
+
+    /// Any cluster, not only EKS: the cluster of `kubeconfig`'s current context serves the
+    /// `ClusterName` that matches it, and no other (local clusters, clusters outside EKS).
+    #[must_use]
+    pub fn with_kubeconfig(mut self, kubeconfig: super::Kubeconfig) -> Self {
+        self.kubeconfig = Some(kubeconfig);
+        self
     }
 
     /// An applier for the cluster, or None when the cluster does not exist.
     pub async fn applier(&self, invocation: &Invocation, cluster: &str) -> Result<Option<Applier>, Error> {
+        if let Some(kubeconfig) = &self.kubeconfig {
+            invocation.step(format!(
+                "connecting to cluster {cluster} of kubeconfig {}",
+                kubeconfig.path
+            ));
+            return Ok(Some(Applier::new(kubeconfig.client(cluster)?)));
+        }
         invocation.step(format!("describing EKS cluster {cluster}"));
         let Some(cluster) = eks::describe(&self.eks, cluster, invocation.deadline()).await? else {
             return Ok(None);

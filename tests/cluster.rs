@@ -1,0 +1,612 @@
+//! The three Kubernetes custom resources against a real control plane: upstream
+//! kube-apiserver, kube-controller-manager (with its HPA controller) and kube-scheduler, kwok's
+//! fake nodes, and the KEDA v2.20.2 operator, metrics API server and admission webhooks run as
+//! the processes of the pods KEDA's own manifest creates (`scripts/cluster.sh`). AWS is the
+//! cluster's moto. `make test` starts the cluster and runs this file inside its network
+//! namespace; run alone: `scripts/cluster.sh up && scripts/cluster.sh exec cargo test --test cluster`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use kedaform::cfn::Runtime;
+use kedaform::kube::Kubeconfig;
+use kedaform::kube::resources::{ClusterAccess, KubeResources};
+use kedaform_tests::{LocalServer, cfn_request, unique};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// The cluster entry of the local kubeconfig.
+const CLUSTER: &str = "local";
+const ACCOUNT: &str = "123456789012";
+const OPERATOR_ROLE: &str = "arn:aws:iam::123456789012:role/keda-operator";
+const CONSUMER_ROLE: &str = "arn:aws:iam::123456789012:role/consumer";
+
+fn kubeconfig_path() -> String {
+    let path = std::env::var("KUBECONFIG").unwrap_or_default();
+    assert!(
+        path.ends_with("/kubeconfig") && Path::new(&path).exists() && std::env::var("KEDAFORM_NETNS").is_ok(),
+        "KUBECONFIG={path:?}: these tests need the local cluster. Run `make test`, or `make cluster` and then \
+         `scripts/cluster.sh exec cargo test --test cluster` (it needs root, Go and the first build takes ~15 min)"
+    );
+    path
+}
+
+struct Rig {
+    runtime: Runtime<KubeResources>,
+    client: kube::Client,
+    aws: aws_config::SdkConfig,
+}
+
+async fn rig() -> Rig {
+    let kubeconfig = Kubeconfig::read(Path::new(&kubeconfig_path())).await.unwrap();
+    let client = kubeconfig.client(CLUSTER).unwrap();
+    let aws = kedaform_tests::moto().await;
+    let access = ClusterAccess::new(&aws, aws_sdk_eks::Client::new(&aws), kedaform::aws::s3(&aws))
+        .unwrap()
+        .with_kubeconfig(kubeconfig);
+    Rig {
+        runtime: Runtime::new(KubeResources::new(access)).with_response_margin(Duration::from_secs(1)),
+        client,
+        aws,
+    }
+}
+
+impl Rig {
+    /// One request through the runtime, as CloudFormation would send it; the response it got.
+    async fn send(
+        &self,
+        resource_type: &str,
+        kind: &str,
+        logical_id: &str,
+        properties: Value,
+        old: Option<Value>,
+        secs: u64,
+    ) -> Value {
+        let endpoint = LocalServer::cloudformation().await;
+        let mut request = cfn_request(
+            kind,
+            &endpoint.url,
+            properties,
+            (kind != "Create").then_some("prior-id"),
+            old,
+        );
+        request["ResourceType"] = json!(resource_type);
+        request["LogicalResourceId"] = json!(logical_id);
+        self.runtime
+            .handle(request, Instant::now() + Duration::from_secs(secs))
+            .await;
+        endpoint.only_request().json()
+    }
+
+    fn namespaced<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Polls `check` every second until it returns Some, or panics naming `what`.
+    async fn eventually<T, F, Fut>(&self, what: &str, secs: u64, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "{what} did not happen within {secs} s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn replicas(&self, namespace: &str, name: &str) -> i32 {
+        let deployment = self.namespaced::<Deployment>(namespace).get(name).await.unwrap();
+        deployment.spec.and_then(|s| s.replicas).unwrap_or_default()
+    }
+}
+
+fn manifest(namespace: &str, documents: &[&str]) -> Value {
+    let mut text = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n");
+    for document in documents {
+        text.push_str("---\n");
+        text.push_str(&document.replace("NAMESPACE", namespace));
+    }
+    json!({"ClusterName": CLUSTER, "Manifest": text})
+}
+
+const SETTINGS: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: NAMESPACE}\ndata: {level: info}\n";
+const EXTRA: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra, namespace: NAMESPACE}\ndata: {a: b}\n";
+const WEB: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: NAMESPACE}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: registry.k8s.io/pause:3.10}]}\n";
+
+#[tokio::test]
+async fn a_manifest_is_created_waited_for_updated_with_pruning_and_deleted() {
+    let rig = rig().await;
+    let namespace = unique("manifest-").replace('_', "-");
+    let created = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Create",
+            "Web",
+            manifest(&namespace, &[SETTINGS, EXTRA, WEB]),
+            None,
+            120,
+        )
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    assert_eq!(created["Data"]["ObjectCount"], "4");
+    // WaitForReady (default): the real Deployment controller and kwok brought both pods up.
+    let web = rig.namespaced::<Deployment>(&namespace).get("web").await.unwrap();
+    assert_eq!(web.status.unwrap().available_replicas, Some(2));
+
+    let updated = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Update",
+            "Web",
+            manifest(&namespace, &[SETTINGS, WEB]),
+            Some(manifest(&namespace, &[SETTINGS, EXTRA, WEB])),
+            120,
+        )
+        .await;
+    assert_eq!(updated["Status"], "SUCCESS", "{updated}");
+    let configs = rig.namespaced::<ConfigMap>(&namespace);
+    assert!(
+        configs.get_opt("extra").await.unwrap().is_none(),
+        "pruned: it left the set"
+    );
+    assert!(configs.get_opt("settings").await.unwrap().is_some());
+
+    let deleted = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Delete",
+            "Web",
+            manifest(&namespace, &[SETTINGS, WEB]),
+            None,
+            120,
+        )
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    let namespaces: Api<Namespace> = Api::all(rig.client.clone());
+    assert!(
+        namespaces.get_opt(&namespace).await.unwrap().is_none(),
+        "the namespace and its objects are gone"
+    );
+}
+
+#[tokio::test]
+async fn kedaform_takes_back_a_field_another_manager_changed_and_leaves_objects_it_does_not_own() {
+    let rig = rig().await;
+    let namespace = unique("conflict-").replace('_', "-");
+    let properties = manifest(&namespace, &[SETTINGS]);
+    let created = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Create",
+            "Settings",
+            properties.clone(),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+
+    // Someone edits the field with a field manager of their own, and adds an object.
+    let configs = rig.namespaced::<ConfigMap>(&namespace);
+    let theirs =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"level": "debug"}});
+    let error = configs
+        .patch("settings", &PatchParams::apply("kubectl"), &Patch::Apply(&theirs))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("conflict"),
+        "the real server reports the conflict: {error}"
+    );
+    configs
+        .patch(
+            "settings",
+            &PatchParams::apply("kubectl").force(),
+            &Patch::Apply(&theirs),
+        )
+        .await
+        .unwrap();
+    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "theirs"}, "data": {"x": "y"}});
+    configs
+        .patch("theirs", &PatchParams::apply("kubectl"), &Patch::Apply(&other))
+        .await
+        .unwrap();
+
+    let updated = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Update",
+            "Settings",
+            properties.clone(),
+            Some(properties.clone()),
+            60,
+        )
+        .await;
+    assert_eq!(updated["Status"], "SUCCESS", "{updated}");
+    let settings = configs.get("settings").await.unwrap();
+    assert_eq!(
+        settings.data.unwrap()["level"],
+        "info",
+        "kedaform's apply forces its own value back"
+    );
+    let owners: Vec<String> = settings
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| {
+            f.fields_v1
+                .as_ref()
+                .is_some_and(|v| v.0.to_string().contains("f:level"))
+        })
+        .filter_map(|f| f.manager)
+        .collect();
+    assert_eq!(owners, ["kedaform"], "data.level now has one manager");
+
+    // The namespace is ours, the ConfigMap `theirs` is not: Delete removes what it owns, and the
+    // namespace's deletion is the API server's to finish.
+    let deleted = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Delete",
+            "Settings",
+            properties,
+            None,
+            120,
+        )
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+}
+
+#[tokio::test]
+async fn an_object_the_server_rejects_fails_naming_it_and_the_servers_reason() {
+    let rig = rig().await;
+    let namespace = unique("rejected-").replace('_', "-");
+    let bad = WEB.replace("replicas: 2", "replicas: -1");
+    let response = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Create",
+            "Bad",
+            manifest(&namespace, &[&bad]),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(response["Status"], "FAILED", "{response}");
+    let reason = response["Reason"].as_str().unwrap();
+    assert_eq!(
+        reason,
+        format!(
+            "Kubernetes apply of Deployment.apps {namespace}/web was refused: Deployment.apps \"web\" is invalid: \
+             spec.replicas: Invalid value: -1: must be greater than or equal to 0 (422 Invalid)"
+        ),
+        "names the object and gives the API server's own words"
+    );
+    let deleted = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Delete",
+            "Bad",
+            manifest(&namespace, &[]),
+            None,
+            120,
+        )
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+}
+
+#[tokio::test]
+async fn an_unknown_kind_fails_naming_its_api_version_and_kind() {
+    let rig = rig().await;
+    let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: NAMESPACE}\n";
+    let namespace = unique("unknown-").replace('_', "-");
+    let response = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Create",
+            "Widget",
+            manifest(&namespace, &[widget]),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(response["Status"], "FAILED", "{response}");
+    let reason = response["Reason"].as_str().unwrap();
+    assert!(reason.contains("does not serve example.com/v1 Widget"), "{reason}");
+    let deleted = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Delete",
+            "Widget",
+            manifest(&namespace, &[]),
+            None,
+            120,
+        )
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+}
+
+fn fixture() -> Vec<u8> {
+    let path = format!(
+        "{}/../../shared/fixtures/keda/keda-2.20.2.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (the KEDA fixtures live in ../shared)"))
+}
+
+const CONSUMER: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: consumer, namespace: NAMESPACE}\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: consumer}}\n  template:\n    metadata: {labels: {app: consumer}}\n    spec: {containers: [{name: consumer, image: kedaform/consumer:test}]}\n";
+
+fn scaled_object(namespace: &str, name: &str, queue: &str) -> Value {
+    json!({
+        "ClusterName": CLUSTER, "Namespace": namespace, "Name": name, "ScaleTargetName": "consumer",
+        "QueueUrl": format!("https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/{queue}"),
+        "QueueLength": 10, "MinReplicas": 0, "MaxReplicas": 5, "PollingInterval": 5, "CooldownPeriod": 10,
+        "RoleArn": CONSUMER_ROLE,
+    })
+}
+
+/// KEDA from its release manifest, then ScaledObjects that the real operator reads and the
+/// real HPA controller acts on, then KEDA's removal. One test: each step needs the one before.
+#[tokio::test]
+async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
+    let rig = rig().await;
+    let s3 = kedaform::aws::s3(&rig.aws);
+    let bucket = unique("keda-mirror-");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    s3.put_object()
+        .bucket(&bucket)
+        .key("keda.yaml")
+        .body(fixture().into())
+        .send()
+        .await
+        .unwrap();
+    let install = json!({"ClusterName": CLUSTER, "ManifestUrl": format!("s3://{bucket}/keda.yaml"),
+                         "OperatorRoleArn": OPERATOR_ROLE});
+
+    let started = Instant::now();
+    let installed = rig
+        .send("Custom::KedaInstall", "Create", "Keda", install.clone(), None, 600)
+        .await;
+    assert_eq!(installed["Status"], "SUCCESS", "{installed}");
+    eprintln!("KEDA installed and ready in {:.1} s", started.elapsed().as_secs_f64());
+    let crds: Api<CustomResourceDefinition> = Api::all(rig.client.clone());
+    for name in ["scaledobjects.keda.sh", "triggerauthentications.keda.sh"] {
+        let crd = crds.get(name).await.unwrap();
+        let conditions = crd.status.unwrap().conditions.unwrap_or_default();
+        assert!(
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True"),
+            "{name}"
+        );
+    }
+    for name in ["keda-operator", "keda-metrics-apiserver", "keda-admission"] {
+        let deployment = rig.namespaced::<Deployment>("keda").get(name).await.unwrap();
+        assert_eq!(deployment.status.unwrap().available_replicas, Some(1), "{name}");
+    }
+    // Only the operator's pods run as the service account with the AWS role (the IRSA
+    // annotation is what EKS's pod identity webhook, and the local pod runner, turn into
+    // AWS_ROLE_ARN and a web-identity token).
+    let pods = rig
+        .namespaced::<Pod>("keda")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let accounts = rig.namespaced::<ServiceAccount>("keda");
+    let mut roles: Vec<(String, Option<String>)> = Vec::new();
+    for pod in pods.items {
+        let app = pod.metadata.labels.unwrap_or_default()["app"].clone();
+        let account = accounts
+            .get(&pod.spec.unwrap().service_account_name.unwrap())
+            .await
+            .unwrap();
+        let role = account
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .remove("eks.amazonaws.com/role-arn");
+        roles.push((app, role));
+    }
+    roles.sort();
+    assert_eq!(
+        roles,
+        [
+            ("keda-admission-webhooks".to_owned(), None),
+            ("keda-metrics-apiserver".to_owned(), None),
+            ("keda-operator".to_owned(), Some(OPERATOR_ROLE.to_owned())),
+        ]
+    );
+    let services: Api<APIService> = Api::all(rig.client.clone());
+    let metrics = services.get("v1beta1.external.metrics.k8s.io").await.unwrap();
+    let conditions = metrics.status.unwrap().conditions.unwrap_or_default();
+    assert!(
+        conditions.iter().any(|c| c.type_ == "Available" && c.status == "True"),
+        "the aggregation layer reaches KEDA's metrics server: {conditions:?}"
+    );
+
+    // The consumer, its queue, and the ScaledObject.
+    let namespace = unique("sales-").replace('_', "-");
+    let workload = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Create",
+            "Consumer",
+            manifest(&namespace, &[CONSUMER]),
+            None,
+            120,
+        )
+        .await;
+    assert_eq!(workload["Status"], "SUCCESS", "{workload}");
+    let sqs = aws_sdk_sqs::Client::new(&rig.aws);
+    let queue = unique("orders-");
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&queue)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+
+    let properties = scaled_object(&namespace, "consumer", &queue);
+    let ready = rig
+        .send(
+            "Custom::KedaScaledObject",
+            "Create",
+            "ScaledObject",
+            properties.clone(),
+            None,
+            180,
+        )
+        .await;
+    assert_eq!(
+        ready["Status"], "SUCCESS",
+        "KEDA read the queue through our TriggerAuthentication: {ready}"
+    );
+    let hpa = rig
+        .namespaced::<HorizontalPodAutoscaler>(&namespace)
+        .get("keda-hpa-consumer")
+        .await
+        .unwrap();
+    assert_eq!(
+        hpa.spec.unwrap().max_replicas,
+        5,
+        "KEDA created the HPA from our ScaledObject"
+    );
+
+    // 35 messages at 10 per replica: KEDA activates (0 -> 1), the HPA controller takes it to 4.
+    for i in 0..35 {
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(format!("{{\"n\": {i}}}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let scaled_up = Instant::now();
+    rig.eventually("scale-up to 4 replicas", 180, || async {
+        (rig.replicas(&namespace, "consumer").await == 4).then_some(())
+    })
+    .await;
+    eprintln!("0 -> 4 replicas in {:.1} s", scaled_up.elapsed().as_secs_f64());
+    sqs.purge_queue().queue_url(&queue_url).send().await.unwrap();
+    let scaled_down = Instant::now();
+    rig.eventually("scale-in to 0 after the cooldown", 180, || async {
+        (rig.replicas(&namespace, "consumer").await == 0).then_some(())
+    })
+    .await;
+    eprintln!(
+        "4 -> 0 replicas in {:.1} s after the queue emptied",
+        scaled_down.elapsed().as_secs_f64()
+    );
+
+    // KEDA's admission webhooks, running under their own service account, refuse a second
+    // ScaledObject for the same Deployment; the resource fails with their words.
+    let second = scaled_object(&namespace, "second", &queue);
+    let refused = rig
+        .send("Custom::KedaScaledObject", "Create", "Second", second.clone(), None, 60)
+        .await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    let reason = refused["Reason"].as_str().unwrap();
+    assert!(
+        reason
+            .contains("denied the request: the workload 'consumer' of type 'apps/v1.Deployment' is already managed by"),
+        "{reason}"
+    );
+
+    // A queue that does not exist: KEDA's scaler fails, and so does the resource, with KEDA's reason.
+    let other = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Create",
+            "Other",
+            manifest(&namespace, &[&CONSUMER.replace("consumer", "other")]),
+            None,
+            120,
+        )
+        .await;
+    assert_eq!(other["Status"], "SUCCESS", "{other}");
+    let mut wrong = scaled_object(&namespace, "wrong-queue", "no-such-queue");
+    wrong["ScaleTargetName"] = json!("other");
+    let failed = rig
+        .send("Custom::KedaScaledObject", "Create", "Wrong", wrong.clone(), None, 120)
+        .await;
+    assert_eq!(failed["Status"], "FAILED", "{failed}");
+    let reason = failed["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("ScaledObject.keda.sh {namespace}/wrong-queue")),
+        "names the object: {reason}"
+    );
+    assert!(reason.contains("TriggerError"), "KEDA's condition: {reason}");
+    assert!(
+        reason.contains("NonExistentQueue"),
+        "KEDA's scaler error, from its events: {reason}"
+    );
+    for (logical, properties) in [("Second", second), ("Wrong", wrong)] {
+        let deleted = rig
+            .send("Custom::KedaScaledObject", "Delete", logical, properties, None, 120)
+            .await;
+        assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    }
+    let deleted = rig
+        .send(
+            "Custom::KedaScaledObject",
+            "Delete",
+            "ScaledObject",
+            properties,
+            None,
+            120,
+        )
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    let deleted = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Delete",
+            "Other",
+            manifest(&namespace, &[]),
+            None,
+            120,
+        )
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    let deleted = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Delete",
+            "Consumer",
+            manifest(&namespace, &[CONSUMER]),
+            None,
+            120,
+        )
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+
+    let uninstalled = rig
+        .send("Custom::KedaInstall", "Delete", "Keda", install, None, 600)
+        .await;
+    assert_eq!(uninstalled["Status"], "SUCCESS", "{uninstalled}");
+    assert!(crds.get_opt("scaledobjects.keda.sh").await.unwrap().is_none());
+    let namespaces: Api<Namespace> = Api::all(rig.client.clone());
+    assert!(namespaces.get_opt("keda").await.unwrap().is_none());
+}
