@@ -170,7 +170,12 @@ up() {
   # The pod range is local to the namespace: any pod IP reaches whatever listens on it there.
   in_netns ip route add local "$POD_CIDR" dev lo
   pki
-  images > "$RUN/images.json"
+  # $KEDAFORM_EXTRA_IMAGES: more images for the pod runner (make demo adds the consumer's).
+  if [ -n "${KEDAFORM_EXTRA_IMAGES:-}" ]; then
+    jq -s '.[0] + .[1]' <(images) "$KEDAFORM_EXTRA_IMAGES" > "$RUN/images.json"
+  else
+    images > "$RUN/images.json"
+  fi
   cat > "$RUN/env" << EOF
 export KUBECONFIG=$RUN/kubeconfig
 export AWS_ENDPOINT_URL=http://127.0.0.1:5000

@@ -76,3 +76,7 @@ scripts/cluster.sh up
 step "cargo test --test cluster (inside the cluster's network namespace)"
 cargo test --locked --test cluster --no-run
 scripts/cluster.sh exec cargo test --locked --offline --test cluster
+scripts/cluster.sh down
+
+step "make demo, 30 s: real KEDA and HPA controller scale the consumers on the local cluster"
+DEMO_SECONDS=30 scripts/demo.sh

@@ -1,9 +1,13 @@
 //! `kedaform demo`: the whole system on one machine against an AWS emulator. The parts are the
-//! project's real code (library, trust-policy handler, producer, consumer binary, the KEDA +
-//! HPA model); the fleet supervisor below is a local stand-in for KEDA and the HPA on a cluster.
+//! project's real code (library, trust-policy handler, producer, consumer binary). With a
+//! kubeconfig (`make demo`: the local cluster of `scripts/cluster.sh`), KEDA is installed with
+//! `Custom::KedaInstall`, the consumer Deployment and the ScaledObject are applied with the
+//! Kubernetes resources, and the real KEDA operator and HPA controller decide the fleet size,
+//! whose processes the cluster's pod runner starts and stops. Without one (`--fast`), a local
+//! stand-in for KEDA and the HPA (the planner's model) supervises local consumer processes.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,9 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use clap::Args;
-use kedaform::cfn::Runtime;
+use k8s_openapi::api::apps::v1::Deployment;
+use kedaform::cfn::{CustomResource, Runtime};
 use kedaform::iam::{TrustPolicies, TrustPolicyResource};
 use kedaform::keda::install::{self, IdentityMode, Overlay};
+use kedaform::kube::Kubeconfig;
+use kedaform::kube::resources::{ClusterAccess, KubeResources};
 use kedaform::sim::keda::{QueueCounts, Scaler, Settings};
 use kedaform::sim::model::{Run, Sample};
 use sales_events::Message;
@@ -91,6 +98,162 @@ impl Drop for Fleet {
     }
 }
 
+/// Who decides how many consumers run.
+enum Scaling {
+    /// The planner's KEDA + HPA model, supervising local consumer processes.
+    StandIn { scaler: Scaler, fleet: Fleet },
+    /// KEDA and the HPA controller of a real cluster; its pod runner runs the processes.
+    Cluster { deployments: kube::Api<Deployment> },
+}
+
+impl Scaling {
+    /// The fleet size now: decided by the model (and applied), or read from the Deployment.
+    async fn tick(&mut self, second: u64, replicas: u32, counts: QueueCounts) -> anyhow::Result<u32> {
+        match self {
+            Self::StandIn { scaler, fleet } => {
+                let replicas = scaler.tick(second, replicas, counts);
+                fleet.scale(replicas as usize)?;
+                Ok(replicas)
+            }
+            Self::Cluster { deployments } => {
+                let consumer = deployments.get("consumer").await?;
+                let replicas = consumer.spec.and_then(|s| s.replicas).unwrap_or_default();
+                Ok(u32::try_from(replicas).unwrap_or_default())
+            }
+        }
+    }
+
+    /// Lets the stand-in's consumers drain and stop; a cluster's stay with the cluster.
+    async fn stop(self) -> anyhow::Result<()> {
+        if let Self::StandIn { mut fleet, .. } = self {
+            fleet.scale(0)?;
+            let deadline = Instant::now() + Duration::from_secs(12);
+            while !fleet.draining.is_empty() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                fleet.scale(0)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One custom-resource request through `runtime`, answered to a local response endpoint.
+async fn send<H: CustomResource>(runtime: &Runtime<H>, mut request: Value, seconds: u64) -> anyhow::Result<Value> {
+    let (response_url, response) = response_endpoint().await?;
+    request["ResponseURL"] = json!(response_url);
+    let resource_type = request["ResourceType"].clone();
+    runtime
+        .handle(request, tokio::time::Instant::now() + Duration::from_secs(seconds))
+        .await;
+    let response = response.await??;
+    ensure!(
+        response["Status"] == "SUCCESS",
+        "{resource_type} failed: {}",
+        response["Reason"]
+    );
+    Ok(response)
+}
+
+/// What the demo puts on a cluster, named as the template names it.
+struct Deploy<'a> {
+    cluster: String,
+    stack_id: String,
+    queue_url: &'a str,
+    keda_role: &'a str,
+    consumer_role: &'a str,
+    manifest_url: String,
+    consumer_env: &'a [(String, String)],
+}
+
+/// KEDA, the consumer and the ScaledObject on the cluster, through the same handlers the
+/// Lambda runs; the consumer Deployment's API for the scaling loop.
+async fn deploy(
+    kubeconfig: Kubeconfig,
+    aws: &aws_config::SdkConfig,
+    deploy: &Deploy<'_>,
+    scaled_object: &Value,
+) -> anyhow::Result<kube::Api<Deployment>> {
+    let client = kubeconfig.client(&deploy.cluster)?;
+    let access =
+        ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?.with_kubeconfig(kubeconfig);
+    let runtime = Runtime::new(KubeResources::new(access));
+    let request = |resource_type: &str, logical: &str, properties: Value| {
+        let mut properties = properties;
+        properties["ServiceToken"] = json!("demo");
+        json!({"RequestType": "Create", "StackId": deploy.stack_id, "RequestId": format!("demo-{logical}"),
+               "ResourceType": resource_type, "LogicalResourceId": logical, "ResourceProperties": properties})
+    };
+    let started = Instant::now();
+    send(
+        &runtime,
+        request(
+            "Custom::KedaInstall",
+            "KedaInstall",
+            json!({"ClusterName": deploy.cluster, "ManifestUrl": deploy.manifest_url, "OperatorRoleArn": deploy.keda_role}),
+        ),
+        600,
+    )
+    .await?;
+    println!(
+        "   Custom::KedaInstall: KEDA {} installed and ready in {:.1} s",
+        install::DEFAULT_VERSION,
+        started.elapsed().as_secs_f64()
+    );
+    let env: Vec<Value> = deploy
+        .consumer_env
+        .iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
+    let workload = json!([
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sales"}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "consumer", "namespace": "sales",
+            "annotations": {"eks.amazonaws.com/role-arn": deploy.consumer_role}}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "consumer", "namespace": "sales"},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "consumer"}},
+                  "template": {"metadata": {"labels": {"app": "consumer"}},
+                               "spec": {"serviceAccountName": "consumer", "terminationGracePeriodSeconds": 15,
+                                        "containers": [{"name": "consumer", "image": CONSUMER_IMAGE, "env": env}]}}}},
+    ]);
+    let manifest = workload
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(serde_yaml_ng::to_string)
+        .collect::<Result<Vec<_>, _>>()?
+        .join("---\n");
+    let started = Instant::now();
+    send(
+        &runtime,
+        request(
+            "Custom::KubernetesManifest",
+            "Consumer",
+            json!({"ClusterName": deploy.cluster, "Manifest": manifest}),
+        ),
+        120,
+    )
+    .await?;
+    println!(
+        "   Custom::KubernetesManifest: namespace sales, service account and Deployment consumer ready in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    send(
+        &runtime,
+        request("Custom::KedaScaledObject", "ScaledObject", scaled_object.clone()),
+        120,
+    )
+    .await?;
+    println!(
+        "   Custom::KedaScaledObject: KEDA read {} and reported Ready in {:.1} s",
+        deploy.queue_url,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(kube::Api::namespaced(client, "sales"))
+}
+
+/// The image the cluster's pod runner maps to the consumer binary (scripts/demo.sh).
+const CONSUMER_IMAGE: &str = "kedaform/consumer:local";
+
 /// Plays CloudFormation's pre-signed response URL for one request: answers 200, keeps the body.
 async fn response_endpoint() -> anyhow::Result<(String, tokio::task::JoinHandle<anyhow::Result<Value>>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -150,7 +313,7 @@ fn keda_manifest(args: &DemoArgs) -> String {
 }
 
 #[allow(clippy::too_many_lines)]
-pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Option<&Path>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (sqs, s3, iam) = (
         aws_sdk_sqs::Client::new(aws),
@@ -199,14 +362,10 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
         .await?
         .context("the consumer role")?
         .trust_policy;
-    let (response_url, response) = response_endpoint().await?;
-    let request = json!({"RequestType": "Create", "ResponseURL": response_url, "StackId": format!("arn:aws:cloudformation:us-east-1:{account}:stack/kedaform-demo/1"),
+    let request = json!({"RequestType": "Create", "StackId": format!("arn:aws:cloudformation:us-east-1:{account}:stack/kedaform-demo/1"),
         "RequestId": "demo-1", "ResourceType": "Custom::KedaTrustPolicy", "LogicalResourceId": "ConsumerTrust",
         "ResourceProperties": {"ServiceToken": "demo", "RoleName": consumer_role, "KedaRoleArn": keda_role}});
-    Runtime::new(TrustPolicyResource::new(iam.clone()))
-        .handle(request, tokio::time::Instant::now() + Duration::from_secs(60))
-        .await;
-    let response = response.await??;
+    let response = send(&Runtime::new(TrustPolicyResource::new(iam.clone())), request, 60).await?;
     let after = policies
         .read(&consumer_role)
         .await?
@@ -217,13 +376,15 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
         "   response: {} ({}), removed: {}",
         response["Status"], response["PhysicalResourceId"], response["Data"]["RemovedPrincipals"]
     );
-    ensure!(
-        response["Status"] == "SUCCESS",
-        "the trust-policy handler failed: {}",
-        response["Reason"]
-    );
 
-    println!("\n3. what would go onto a cluster");
+    let kubeconfig = match kubeconfig {
+        Some(path) => Some(Kubeconfig::read(path).await?),
+        None => None,
+    };
+    match &kubeconfig {
+        Some(kubeconfig) => println!("\n3. onto the cluster of {} (what would go onto EKS)", kubeconfig.path),
+        None => println!("\n3. what would go onto a cluster"),
+    }
     let location = keda_manifest(args);
     let text = String::from_utf8(crate::read_manifest(&location, aws).await?)?;
     let mut objects = kedaform::kube::plan::parse_manifest("ManifestUrl", &text)?;
@@ -250,51 +411,93 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
     println!("{}", indent(&serde_yaml_ng::to_string(&account_yaml)?));
     let demo = settings();
     // The ScaledObject names the queue as it would be in AWS; the emulator's URL differs.
-    let properties: kedaform::keda::scaled_object::ScaledObjectProperties = kedaform::cfn::decode_properties(
-        &json!({"ClusterName": "demo", "Namespace": "sales", "Name": "consumer", "ScaleTargetName": "consumer",
-                "QueueUrl": format!("https://sqs.us-east-1.amazonaws.com/{account}/{name}"), "QueueLength": demo.queue_length,
-                "MinReplicas": demo.min_replicas, "MaxReplicas": demo.max_replicas, "PollingInterval": demo.polling_interval,
-                "CooldownPeriod": demo.cooldown_period, "RoleArn": format!("arn:aws:iam::{account}:role/{consumer_role}")}),
-        kedaform::cfn::UnknownKeys::Reject,
-    )?;
+    let queue_in_aws = format!("https://sqs.us-east-1.amazonaws.com/{account}/{name}");
+    let consumer_role_arn = format!("arn:aws:iam::{account}:role/{consumer_role}");
+    let properties_json = json!({"ClusterName": "demo", "Namespace": "sales", "Name": "consumer", "ScaleTargetName": "consumer",
+        "QueueUrl": queue_in_aws, "QueueLength": demo.queue_length,
+        "MinReplicas": demo.min_replicas, "MaxReplicas": demo.max_replicas, "PollingInterval": demo.polling_interval,
+        "CooldownPeriod": demo.cooldown_period, "RoleArn": consumer_role_arn});
+    let properties: kedaform::keda::scaled_object::ScaledObjectProperties =
+        kedaform::cfn::decode_properties(&properties_json, kedaform::cfn::UnknownKeys::Reject)?;
     let (auth, scaled) = properties.render()?;
     println!(
         "{}\n   ---\n{}",
         indent(&serde_yaml_ng::to_string(&auth)?),
         indent(&serde_yaml_ng::to_string(&scaled)?)
     );
-
-    println!(
-        "\n4. producer and consumers for {} s; the fleet size is decided by a local stand-in for KEDA + HPA",
-        args.seconds
-    );
-    let binary = match &args.consumer {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?.with_file_name("consumer"),
-    };
-    ensure!(
-        binary.exists(),
-        "{} is missing: build it with `cargo build -p consumer` (make demo does)",
-        binary.display()
-    );
-    let mut fleet = Fleet {
-        binary,
-        env: [
-            ("QUEUE_URL", queue.as_str()),
-            ("DLQ_URL", dlq.as_str()),
-            ("STORE_EVENTS_BKT", name.as_str()),
-            ("MSG_PROCESS_DELAY", "2"),
-            ("MAX_MSGS_PER_BATCH", "5"),
-            ("MSG_POLL_BACKOFF", "1"),
-            ("TOT_MSGS_TO_PROCESS", "1000000000"),
-            ("SHUTDOWN_GRACE_SECS", "10"),
-            ("RUST_LOG", "warn"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect(),
-        running: Vec::new(),
-        draining: Vec::new(),
+    let consumer_env: Vec<(String, String)> = [
+        ("QUEUE_URL", queue.as_str()),
+        ("DLQ_URL", dlq.as_str()),
+        ("STORE_EVENTS_BKT", name.as_str()),
+        ("MSG_PROCESS_DELAY", "2"),
+        ("MAX_MSGS_PER_BATCH", "5"),
+        ("MSG_POLL_BACKOFF", "1"),
+        ("TOT_MSGS_TO_PROCESS", "1000000000"),
+        ("SHUTDOWN_GRACE_SECS", "10"),
+        ("RUST_LOG", "warn"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let mut scaling = if let Some(kubeconfig) = kubeconfig {
+        // A mirror bucket of its own: the events' bucket must hold only events for the verdict.
+        let mirror = format!("{name}-mirror");
+        s3.create_bucket().bucket(&mirror).send().await?;
+        s3.put_object()
+            .bucket(&mirror)
+            .key("keda.yaml")
+            .body(text.into_bytes().into())
+            .send()
+            .await?;
+        let cluster = kubeconfig.cluster_name.clone();
+        let mut scaled_object = properties_json;
+        scaled_object["ClusterName"] = json!(cluster);
+        let deployments = deploy(
+            kubeconfig,
+            aws,
+            &Deploy {
+                cluster,
+                stack_id: format!("arn:aws:cloudformation:us-east-1:{account}:stack/kedaform-demo/1"),
+                queue_url: &queue_in_aws,
+                keda_role: &keda_role,
+                consumer_role: &consumer_role_arn,
+                manifest_url: format!("s3://{mirror}/keda.yaml"),
+                consumer_env: &consumer_env,
+            },
+            &scaled_object,
+        )
+        .await?;
+        println!(
+            "\n4. producer and consumers for {} s; the fleet size is decided by KEDA {} and the HPA controller",
+            args.seconds,
+            install::DEFAULT_VERSION
+        );
+        Scaling::Cluster { deployments }
+    } else {
+        println!(
+            "\n4. producer and consumers for {} s; the fleet size is decided by a local stand-in for KEDA + HPA",
+            args.seconds
+        );
+        let binary = match &args.consumer {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?.with_file_name("consumer"),
+        };
+        ensure!(
+            binary.exists(),
+            "{} is missing: build it with `cargo build -p consumer` (make demo does)",
+            binary.display()
+        );
+        let mut fleet = Fleet {
+            binary,
+            env: consumer_env,
+            running: Vec::new(),
+            draining: Vec::new(),
+        };
+        fleet.scale(demo.min_replicas as usize)?;
+        Scaling::StandIn {
+            scaler: Scaler::new(demo.clone()),
+            fleet,
+        }
     };
     let sent: Arc<Mutex<Vec<Message>>> = Arc::default();
     let arrivals = Arc::new(AtomicU64::new(0));
@@ -323,10 +526,8 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
             .await
         })
     };
-    let mut scaler = Scaler::new(demo.clone());
     let mut run = Run::default();
     let mut replicas = demo.min_replicas;
-    fleet.scale(replicas as usize)?;
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let mut second = 0u64;
@@ -350,8 +551,7 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
             println!("   producer stopped; draining the queue");
         }
         let queue_counts = kedaform::aws::queue_counts(&sqs, &queue).await?;
-        replicas = scaler.tick(second, replicas, queue_counts);
-        fleet.scale(replicas as usize)?;
+        replicas = scaling.tick(second, replicas, queue_counts).await?;
         let total_arrivals = arrivals.load(Ordering::Relaxed);
         if second.is_multiple_of(demo.polling_interval) {
             stored = kedaform::aws::object_keys(&s3, &name).await?.len() as u64;
@@ -377,13 +577,7 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
         }
     }
     let summary = producing.await??;
-    fleet.scale(0)?;
-    let deadline = Instant::now() + Duration::from_secs(12);
-    while !fleet.draining.is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        fleet.scale(0)?;
-    }
-    drop(fleet);
+    scaling.stop().await?;
 
     println!("\n5. verdict");
     let sent = sent.lock().expect("not poisoned").clone();
@@ -418,6 +612,12 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig) -> anyhow::Result
         bad.len() - bad_missing,
         bad.len()
     );
+    for key in stored_keys.difference(&expected_keys).take(5) {
+        println!("   unexpected object: {key}");
+    }
+    for key in expected_keys.difference(&stored_keys).take(5) {
+        println!("   missing object: {key}");
+    }
     println!(
         "   {}",
         if holds {

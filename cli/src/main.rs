@@ -498,7 +498,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Token { cluster } => exec_credential(&cluster, &aws).await,
         Command::Plan(args) => plan(&args, output),
-        Command::Demo(args) => demo::run(&args, &aws).await,
+        Command::Demo(args) => demo::run(&args, &aws, kubeconfig).await,
         Command::Invoke { event } => {
             let text = std::fs::read_to_string(&event).with_context(|| format!("cannot read {}", event.display()))?;
             let request: Value =
@@ -695,7 +695,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Steps {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let spinner = progress();
-    let result = run(cli).await;
+    let result = Box::pin(run(cli)).await;
     if let Some(spinner) = spinner {
         spinner.finish_and_clear();
     }

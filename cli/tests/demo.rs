@@ -47,7 +47,7 @@ fn a_short_demo_holds_its_verdict_and_writes_the_plot_and_the_summary() {
         assert!(stdout.contains(step), "{step} missing from:\n{stdout}");
     }
     assert!(
-        stdout.contains("KEDA 2.20.2: 1 Namespace, 6 CustomResourceDefinition, 1 ServiceAccount"),
+        stdout.contains("KEDA 2.20.2: 1 Namespace, 6 CustomResourceDefinition, 3 ServiceAccount"),
         "{stdout}"
     );
     assert!(stdout.contains("every distinct valid event stored exactly once, bad events in the DLQ, nothing lost"));
