@@ -18,6 +18,24 @@ cargo lambda build --release --x86-64 --output-format zip --package trust-policy
 echo "== release workloads"
 cargo build --release --locked --package consumer
 
+echo "== Custom::KedaInstall on the local cluster (scripts/cluster.sh)"
+cargo build --release --locked --package kedaform-cli
+export KEDAFORM_NETNS=kedaform-bench KEDAFORM_CLUSTER_DIR=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}/cluster/bench-run
+trap 'scripts/cluster.sh down; stop_started' EXIT
+scripts/cluster.sh down > /dev/null
+scripts/cluster.sh up
+run=$KEDAFORM_CLUSTER_DIR
+scripts/cluster.sh exec "$VENV/bin/aws" s3api create-bucket --bucket keda-mirror > /dev/null
+scripts/cluster.sh exec "$VENV/bin/aws" s3 cp --quiet ../shared/fixtures/keda/keda-2.20.2.yaml s3://keda-mirror/keda.yaml
+# The CLI runs the handler the kube Lambda runs (same library path, no Lambda runtime around it).
+/usr/bin/time -f '%e %M' -o "$run/install.time" scripts/cluster.sh exec "$TARGET/release/kedaform" \
+  --kubeconfig "$run/kubeconfig" keda install --cluster local \
+  --operator-role arn:aws:iam::123456789012:role/keda-operator --manifest s3://keda-mirror/keda.yaml > "$run/install.log"
+read -r seconds rss < "$run/install.time"
+requests=$(jq -c 'select(.userAgent // "" | startswith("kedaform/"))' "$run/audit.log" | wc -l)
+echo "{\"seconds\": $seconds, \"peak_rss_kib\": $rss, \"requests\": $requests}" > "$TARGET/cluster-bench.json"
+scripts/cluster.sh down
+
 start_moto
 
 echo "== benchmarks"
@@ -26,4 +44,5 @@ KEDAFORM_LAMBDA_BINARIES=$TARGET/x86_64-unknown-linux-gnu/release \
 KEDAFORM_BENCH_JSON=$TARGET/bench.json \
 KEDAFORM_CONSUMER_BIN=$TARGET/release/consumer \
 KEDAFORM_MOTO_PID=$MOTO_PID \
+KEDAFORM_CLUSTER_BENCH=$TARGET/cluster-bench.json \
   cargo bench --package kedaform-tests --bench bench

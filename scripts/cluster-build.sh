@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the local control plane from upstream Go modules, pinned by cluster/*/go.mod and go.sum:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the KEDA operator, metrics
-# API server and admission webhooks (and helm for `make bench`). Each component is built once
+# API server and admission webhooks. Each component is built once
 # into $KEDAFORM_CACHE/cluster/bin and rebuilt only when its go.mod, go.sum or flags change.
-#   scripts/cluster-build.sh [COMPONENT...]   components: etcd k8s kwok keda helm (default: all but helm)
+#   scripts/cluster-build.sh [COMPONENT...]   components: etcd k8s kwok keda (default: all)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}
@@ -59,7 +59,6 @@ for component in "${components[@]}"; do
       keda-operator=github.com/kedacore/keda/v2/cmd/operator \
       keda-adapter=github.com/kedacore/keda/v2/cmd/adapter \
       keda-admission-webhooks=github.com/kedacore/keda/v2/cmd/webhooks ;;
-    helm) build helm "-s -w" helm=helm.sh/helm/v3/cmd/helm ;;
-    *) echo "unknown component $component (etcd k8s kwok keda helm)" >&2; exit 2 ;;
+    *) echo "unknown component $component (etcd k8s kwok keda)" >&2; exit 2 ;;
   esac
 done

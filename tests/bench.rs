@@ -4,7 +4,8 @@
 //! `KEDAFORM_LAMBDA_DIR` (cargo-lambda's output, one folder per Lambda with `bootstrap.zip`),
 //! `KEDAFORM_LAMBDA_BINARIES` (the folder with the release binaries of those zips) and
 //! `KEDAFORM_BENCH_JSON` (where to write the table as JSON), `KEDAFORM_CONSUMER_BIN` (the release
-//! consumer) and `KEDAFORM_MOTO_PID` (the moto server it started, whose CPU time is read too).
+//! consumer), `KEDAFORM_MOTO_PID` (the moto server it started, whose CPU time is read too) and
+//! `KEDAFORM_CLUSTER_BENCH` (what it measured of `Custom::KedaInstall` on the local cluster).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -560,6 +561,43 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
     ])
 }
 
+/// `Custom::KedaInstall` on the local control plane, as scripts/bench.sh measured it.
+fn cluster_install(path: &Path) -> anyhow::Result<Rows> {
+    let measured: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).with_context(|| path.display().to_string())?)?;
+    let number = |key: &str| {
+        measured[key]
+            .as_f64()
+            .with_context(|| format!("{key} in {}", path.display()))
+    };
+    let how = "kedaform --kubeconfig … keda install (release build, the kube Lambda's library path): KEDA 2.20.2's \
+               release manifest to CRDs Established, 3 Deployments available and the metrics APIService Available on \
+               kube-apiserver 1.35.5 + kwok (scripts/cluster.sh)";
+    Ok(vec![
+        Row {
+            benchmark: "Custom::KedaInstall create to ready, local control plane".into(),
+            value: number("seconds")?,
+            unit: "s",
+            target: None,
+            how: how.into(),
+        },
+        Row {
+            benchmark: "Custom::KedaInstall create: requests to a real API server".into(),
+            value: number("requests")?,
+            unit: "requests",
+            target: None,
+            how: "counted in kube-apiserver's audit log by User-Agent kedaform/…".into(),
+        },
+        Row {
+            benchmark: "Custom::KedaInstall create: peak RSS".into(),
+            value: number("peak_rss_kib")? / 1024.0,
+            unit: "MiB",
+            target: Some(("≤", 256.0)),
+            how: "GNU time's maximum resident set size of that process; the kube Lambda (DeployerFunction) has MemorySize 256".into(),
+        },
+    ])
+}
+
 fn print(rows: &[Row]) {
     let width = rows.iter().map(|r| r.benchmark.chars().count()).max().unwrap_or(10);
     println!(
@@ -592,6 +630,7 @@ async fn main() -> anyhow::Result<()> {
     rows.extend(token_mint()?);
     rows.extend(request_counts().await?);
     rows.extend(consumer_throughput().await?);
+    rows.extend(cluster_install(&env_path("KEDAFORM_CLUSTER_BENCH")?)?);
     print(&rows);
     let json: Vec<Value> = rows
         .iter()

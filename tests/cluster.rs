@@ -610,3 +610,70 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
     let namespaces: Api<Namespace> = Api::all(rig.client.clone());
     assert!(namespaces.get_opt("keda").await.unwrap().is_none());
 }
+
+/// The `kedaform` binary of this build (`make test` builds the workspace first).
+fn kedaform_cli() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.parent().and_then(Path::parent).unwrap().join("kedaform");
+    assert!(
+        binary.exists(),
+        "{} is missing: cargo build -p kedaform-cli",
+        binary.display()
+    );
+    binary
+}
+
+#[tokio::test]
+async fn the_cli_reaches_any_cluster_through_a_kubeconfig_and_only_the_one_it_names() {
+    let rig = rig().await;
+    let namespace = unique("cli-").replace('_', "-");
+    let event = |kind: &str, cluster: &str| {
+        let mut properties = manifest(&namespace, &[SETTINGS]);
+        properties["ClusterName"] = json!(cluster);
+        let mut request = cfn_request(
+            kind,
+            "http://127.0.0.1:9",
+            properties,
+            (kind == "Delete").then_some("id"),
+            None,
+        );
+        request["ResourceType"] = json!("Custom::KubernetesManifest");
+        let path = std::env::temp_dir().join(format!("{namespace}-{kind}-{cluster}.json"));
+        std::fs::write(&path, request.to_string()).unwrap();
+        path
+    };
+    let invoke = |path: &Path| {
+        let output = std::process::Command::new(kedaform_cli())
+            .args(["--kubeconfig", &kubeconfig_path(), "invoke", "--event"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let response: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+        (output.status.success(), response)
+    };
+
+    let (ok, response) = invoke(&event("Create", "production"));
+    assert!(!ok);
+    assert_eq!(
+        response["Reason"],
+        format!(
+            "property ClusterName: production is not the cluster of kubeconfig {} (its current context names local)",
+            kubeconfig_path()
+        )
+    );
+    let namespaces: Api<Namespace> = Api::all(rig.client.clone());
+    assert!(
+        namespaces.get_opt(&namespace).await.unwrap().is_none(),
+        "nothing was applied"
+    );
+
+    let (ok, response) = invoke(&event("Create", CLUSTER));
+    assert!(ok, "{response}");
+    assert_eq!(response["Data"]["ObjectCount"], "2");
+    let settings = rig.namespaced::<ConfigMap>(&namespace).get("settings").await.unwrap();
+    assert_eq!(settings.data.unwrap()["level"], "info");
+    let (ok, response) = invoke(&event("Delete", CLUSTER));
+    assert!(ok, "{response}");
+    assert!(namespaces.get_opt(&namespace).await.unwrap().is_none());
+}

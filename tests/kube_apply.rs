@@ -85,6 +85,11 @@ async fn the_keda_manifest_is_applied_in_order_by_server_side_apply_then_deleted
             request.header("authorization"),
             Some(format!("Bearer {TOKEN}").as_str())
         );
+        assert_eq!(
+            request.header("user-agent"),
+            Some("kedaform/0.1.0"),
+            "named in audit logs"
+        );
         let labels = &request.json()["metadata"]["labels"];
         assert_eq!(labels["app.kubernetes.io/managed-by"], "kedaform");
         assert_eq!(labels["kedaform.io/owner"], owner.as_str());

@@ -234,7 +234,7 @@ async fn a_scaled_object_is_applied_after_kedas_crds_and_reports_kedas_verdict()
     assert_eq!(response["Data"]["TriggerAuthenticationName"], "consumer-aws");
     let patched = rig.patched();
     assert_eq!(
-        patched[24..],
+        patched[28..],
         [
             "/apis/keda.sh/v1alpha1/namespaces/sales/triggerauthentications/consumer-aws",
             "/apis/keda.sh/v1alpha1/namespaces/sales/scaledobjects/consumer"

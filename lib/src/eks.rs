@@ -254,7 +254,7 @@ pub async fn kube_client(cluster: &Cluster, bearer: &Bearer) -> Result<::kube::C
     }))
     .map_err(|e| Error::Token(format!("in-memory kubeconfig: {e}")))?;
     let options = ::kube::config::KubeConfigOptions::default();
-    let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+    let mut config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| {
             Error::invalid(
@@ -262,6 +262,7 @@ pub async fn kube_client(cluster: &Cluster, bearer: &Bearer) -> Result<::kube::C
                 format!("cluster {} endpoint or CA unusable: {e}", cluster.name),
             )
         })?;
+    crate::kube::identify(&mut config);
     ::kube::Client::try_from(config).map_err(|e| {
         Error::invalid(
             "ClusterName",

@@ -10,6 +10,15 @@ use std::path::Path;
 
 use crate::Error;
 
+/// Names kedaform in every request's User-Agent, so that a cluster's audit log tells its
+/// requests apart.
+pub fn identify(config: &mut ::kube::Config) {
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!("kedaform/", env!("CARGO_PKG_VERSION"))),
+    ));
+}
+
 /// A cluster reached through a kubeconfig file rather than by EKS cluster name.
 #[derive(Clone)]
 pub struct Kubeconfig {
@@ -49,9 +58,10 @@ impl Kubeconfig {
             .rsplit_once(":cluster/")
             .map_or(cluster.as_str(), |(_, name)| name)
             .to_owned();
-        let config = ::kube::Config::from_custom_kubeconfig(file, &::kube::config::KubeConfigOptions::default())
+        let mut config = ::kube::Config::from_custom_kubeconfig(file, &::kube::config::KubeConfigOptions::default())
             .await
             .map_err(|e| failed(e.to_string()))?;
+        identify(&mut config);
         Ok(Self {
             config,
             cluster_name,
