@@ -16,7 +16,7 @@ use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kedaform::cfn::Runtime;
 use kedaform::kube::Kubeconfig;
 use kedaform::kube::resources::{ClusterAccess, KubeResources};
-use kedaform_tests::{LocalServer, cfn_request, unique};
+use kedaform_tests::{cfn_request, round_trip, unique};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -69,20 +69,28 @@ impl Rig {
         old: Option<Value>,
         secs: u64,
     ) -> Value {
-        let endpoint = LocalServer::cloudformation().await;
-        let mut request = cfn_request(
+        round_trip(&self.runtime, resource_type, (kind, logical_id), properties, old, secs).await
+    }
+
+    /// `Custom::KubernetesManifest` with `documents` after a Namespace `namespace`.
+    async fn manifest_request(
+        &self,
+        kind: &str,
+        logical_id: &str,
+        namespace: &str,
+        documents: &[&str],
+        old: Option<&[&str]>,
+    ) -> Value {
+        let old = old.map(|documents| manifest(namespace, documents));
+        self.send(
+            "Custom::KubernetesManifest",
             kind,
-            &endpoint.url,
-            properties,
-            (kind != "Create").then_some("prior-id"),
+            logical_id,
+            manifest(namespace, documents),
             old,
-        );
-        request["ResourceType"] = json!(resource_type);
-        request["LogicalResourceId"] = json!(logical_id);
-        self.runtime
-            .handle(request, Instant::now() + Duration::from_secs(secs))
-            .await;
-        endpoint.only_request().json()
+            120,
+        )
+        .await
     }
 
     fn namespaced<K>(&self, namespace: &str) -> Api<K>
@@ -118,6 +126,11 @@ impl Rig {
     }
 }
 
+/// A namespace name no other test of this run uses.
+fn namespace(prefix: &str) -> String {
+    unique(prefix).replace('_', "-")
+}
+
 fn manifest(namespace: &str, documents: &[&str]) -> Value {
     let mut text = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n");
     for document in documents {
@@ -135,16 +148,9 @@ const WEB: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, 
 #[tokio::test]
 async fn a_manifest_is_created_waited_for_updated_with_pruning_and_deleted() {
     let rig = rig().await;
-    let namespace = unique("manifest-").replace('_', "-");
+    let namespace = namespace("manifest-");
     let created = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Create",
-            "Web",
-            manifest(&namespace, &[SETTINGS, EXTRA, WEB]),
-            None,
-            120,
-        )
+        .manifest_request("Create", "Web", &namespace, &[SETTINGS, EXTRA, WEB], None)
         .await;
     assert_eq!(created["Status"], "SUCCESS", "{created}");
     assert_eq!(created["Data"]["ObjectCount"], "4");
@@ -153,13 +159,12 @@ async fn a_manifest_is_created_waited_for_updated_with_pruning_and_deleted() {
     assert_eq!(web.status.unwrap().available_replicas, Some(2));
 
     let updated = rig
-        .send(
-            "Custom::KubernetesManifest",
+        .manifest_request(
             "Update",
             "Web",
-            manifest(&namespace, &[SETTINGS, WEB]),
-            Some(manifest(&namespace, &[SETTINGS, EXTRA, WEB])),
-            120,
+            &namespace,
+            &[SETTINGS, WEB],
+            Some(&[SETTINGS, EXTRA, WEB]),
         )
         .await;
     assert_eq!(updated["Status"], "SUCCESS", "{updated}");
@@ -171,14 +176,7 @@ async fn a_manifest_is_created_waited_for_updated_with_pruning_and_deleted() {
     assert!(configs.get_opt("settings").await.unwrap().is_some());
 
     let deleted = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Delete",
-            "Web",
-            manifest(&namespace, &[SETTINGS, WEB]),
-            None,
-            120,
-        )
+        .manifest_request("Delete", "Web", &namespace, &[SETTINGS, WEB], None)
         .await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
     let namespaces: Api<Namespace> = Api::all(rig.client.clone());
@@ -191,21 +189,33 @@ async fn a_manifest_is_created_waited_for_updated_with_pruning_and_deleted() {
 #[tokio::test]
 async fn kedaform_takes_back_a_field_another_manager_changed_and_leaves_objects_it_does_not_own() {
     let rig = rig().await;
-    let namespace = unique("conflict-").replace('_', "-");
-    let properties = manifest(&namespace, &[SETTINGS]);
-    let created = rig
-        .send(
+    // Someone else's namespace; kedaform manages one ConfigMap in it.
+    let namespace = namespace("conflict-");
+    let namespaces: Api<Namespace> = Api::all(rig.client.clone());
+    let theirs_namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+    namespaces
+        .patch(
+            &namespace,
+            &PatchParams::apply("kubectl"),
+            &Patch::Apply(&theirs_namespace),
+        )
+        .await
+        .unwrap();
+    let properties = json!({"ClusterName": CLUSTER, "Manifest": SETTINGS.replace("NAMESPACE", &namespace)});
+    let send = |kind: &'static str, old: Option<Value>| {
+        rig.send(
             "Custom::KubernetesManifest",
-            "Create",
+            kind,
             "Settings",
             properties.clone(),
-            None,
+            old,
             60,
         )
-        .await;
+    };
+    let created = send("Create", None).await;
     assert_eq!(created["Status"], "SUCCESS", "{created}");
 
-    // Someone edits the field with a field manager of their own, and adds an object.
+    // They change kedaform's field with a field manager of their own, and add an object.
     let configs = rig.namespaced::<ConfigMap>(&namespace);
     let theirs =
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"level": "debug"}});
@@ -231,16 +241,7 @@ async fn kedaform_takes_back_a_field_another_manager_changed_and_leaves_objects_
         .await
         .unwrap();
 
-    let updated = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Update",
-            "Settings",
-            properties.clone(),
-            Some(properties.clone()),
-            60,
-        )
-        .await;
+    let updated = send("Update", Some(properties.clone())).await;
     assert_eq!(updated["Status"], "SUCCESS", "{updated}");
     let settings = configs.get("settings").await.unwrap();
     assert_eq!(
@@ -262,36 +263,26 @@ async fn kedaform_takes_back_a_field_another_manager_changed_and_leaves_objects_
         .collect();
     assert_eq!(owners, ["kedaform"], "data.level now has one manager");
 
-    // The namespace is ours, the ConfigMap `theirs` is not: Delete removes what it owns, and the
-    // namespace's deletion is the API server's to finish.
-    let deleted = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Delete",
-            "Settings",
-            properties,
-            None,
-            120,
-        )
-        .await;
+    let deleted = send("Delete", None).await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    assert!(
+        configs.get_opt("settings").await.unwrap().is_none(),
+        "its own object is gone"
+    );
+    assert!(configs.get_opt("theirs").await.unwrap().is_some(), "theirs stays");
+    assert!(
+        namespaces.get_opt(&namespace).await.unwrap().is_some(),
+        "so does their namespace"
+    );
+    namespaces.delete(&namespace, &Default::default()).await.unwrap();
 }
 
 #[tokio::test]
 async fn an_object_the_server_rejects_fails_naming_it_and_the_servers_reason() {
     let rig = rig().await;
-    let namespace = unique("rejected-").replace('_', "-");
+    let namespace = namespace("rejected-");
     let bad = WEB.replace("replicas: 2", "replicas: -1");
-    let response = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Create",
-            "Bad",
-            manifest(&namespace, &[&bad]),
-            None,
-            60,
-        )
-        .await;
+    let response = rig.manifest_request("Create", "Bad", &namespace, &[&bad], None).await;
     assert_eq!(response["Status"], "FAILED", "{response}");
     let reason = response["Reason"].as_str().unwrap();
     assert_eq!(
@@ -302,16 +293,7 @@ async fn an_object_the_server_rejects_fails_naming_it_and_the_servers_reason() {
         ),
         "names the object and gives the API server's own words"
     );
-    let deleted = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Delete",
-            "Bad",
-            manifest(&namespace, &[]),
-            None,
-            120,
-        )
-        .await;
+    let deleted = rig.manifest_request("Delete", "Bad", &namespace, &[], None).await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
 }
 
@@ -319,30 +301,14 @@ async fn an_object_the_server_rejects_fails_naming_it_and_the_servers_reason() {
 async fn an_unknown_kind_fails_naming_its_api_version_and_kind() {
     let rig = rig().await;
     let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: NAMESPACE}\n";
-    let namespace = unique("unknown-").replace('_', "-");
+    let namespace = namespace("unknown-");
     let response = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Create",
-            "Widget",
-            manifest(&namespace, &[widget]),
-            None,
-            60,
-        )
+        .manifest_request("Create", "Widget", &namespace, &[widget], None)
         .await;
     assert_eq!(response["Status"], "FAILED", "{response}");
     let reason = response["Reason"].as_str().unwrap();
     assert!(reason.contains("does not serve example.com/v1 Widget"), "{reason}");
-    let deleted = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Delete",
-            "Widget",
-            manifest(&namespace, &[]),
-            None,
-            120,
-        )
-        .await;
+    let deleted = rig.manifest_request("Delete", "Widget", &namespace, &[], None).await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
 }
 
@@ -445,16 +411,9 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
     );
 
     // The consumer, its queue, and the ScaledObject.
-    let namespace = unique("sales-").replace('_', "-");
+    let namespace = namespace("sales-");
     let workload = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Create",
-            "Consumer",
-            manifest(&namespace, &[CONSUMER]),
-            None,
-            120,
-        )
+        .manifest_request("Create", "Consumer", &namespace, &[CONSUMER], None)
         .await;
     assert_eq!(workload["Status"], "SUCCESS", "{workload}");
     let sqs = aws_sdk_sqs::Client::new(&rig.aws);
@@ -536,13 +495,12 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
 
     // A queue that does not exist: KEDA's scaler fails, and so does the resource, with KEDA's reason.
     let other = rig
-        .send(
-            "Custom::KubernetesManifest",
+        .manifest_request(
             "Create",
             "Other",
-            manifest(&namespace, &[&CONSUMER.replace("consumer", "other")]),
+            &namespace,
+            &[&CONSUMER.replace("consumer", "other")],
             None,
-            120,
         )
         .await;
     assert_eq!(other["Status"], "SUCCESS", "{other}");
@@ -579,26 +537,10 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
         )
         .await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
-    let deleted = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Delete",
-            "Other",
-            manifest(&namespace, &[]),
-            None,
-            120,
-        )
-        .await;
+    let deleted = rig.manifest_request("Delete", "Other", &namespace, &[], None).await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
     let deleted = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Delete",
-            "Consumer",
-            manifest(&namespace, &[CONSUMER]),
-            None,
-            120,
-        )
+        .manifest_request("Delete", "Consumer", &namespace, &[CONSUMER], None)
         .await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
 
@@ -626,7 +568,7 @@ fn kedaform_cli() -> std::path::PathBuf {
 #[tokio::test]
 async fn the_cli_reaches_any_cluster_through_a_kubeconfig_and_only_the_one_it_names() {
     let rig = rig().await;
-    let namespace = unique("cli-").replace('_', "-");
+    let namespace = namespace("cli-");
     let event = |kind: &str, cluster: &str| {
         let mut properties = manifest(&namespace, &[SETTINGS]);
         properties["ClusterName"] = json!(cluster);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kedaform::cfn::Runtime;
 use kedaform::kube::resources::{ClusterAccess, KubeResources};
 use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
-use kedaform_tests::{LocalServer, Reply, cfn_request, moto, unique};
+use kedaform_tests::{LocalServer, Reply, moto, round_trip, unique};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -60,19 +60,7 @@ async fn rig(behaviour: Behaviour) -> Rig {
 impl Rig {
     /// One request of `resource_type` through the runtime; the response CloudFormation got.
     async fn send(&self, resource_type: &str, kind: &str, properties: Value, old: Option<Value>, secs: u64) -> Value {
-        let endpoint = LocalServer::cloudformation().await;
-        let mut request = cfn_request(
-            kind,
-            &endpoint.url,
-            properties,
-            (kind != "Create").then_some("prior-id"),
-            old,
-        );
-        request["ResourceType"] = json!(resource_type);
-        self.runtime
-            .handle(request, Instant::now() + Duration::from_secs(secs))
-            .await;
-        endpoint.only_request().json()
+        round_trip(&self.runtime, resource_type, (kind, "Resource"), properties, old, secs).await
     }
 
     fn patched(&self) -> Vec<String> {

@@ -207,6 +207,35 @@ pub fn cfn_request(
     request
 }
 
+/// One CloudFormation request of `resource_type` through `runtime`, answered to a local
+/// response endpoint: the response CloudFormation got. Update and Delete carry `prior-id`.
+pub async fn round_trip<H: kedaform::cfn::CustomResource>(
+    runtime: &kedaform::cfn::Runtime<H>,
+    resource_type: &str,
+    (kind, logical_id): (&str, &str),
+    properties: Value,
+    old: Option<Value>,
+    secs: u64,
+) -> Value {
+    let endpoint = LocalServer::cloudformation().await;
+    let mut request = cfn_request(
+        kind,
+        &endpoint.url,
+        properties,
+        (kind != "Create").then_some("prior-id"),
+        old,
+    );
+    request["ResourceType"] = json!(resource_type);
+    request["LogicalResourceId"] = json!(logical_id);
+    runtime
+        .handle(
+            request,
+            tokio::time::Instant::now() + std::time::Duration::from_secs(secs),
+        )
+        .await;
+    endpoint.only_request().json()
+}
+
 /// A name no other test of this run uses (moto's state is shared by every test).
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
