@@ -11,8 +11,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
 use uuid::Uuid;
 
 pub const CATEGORIES: [&str; 16] = [
@@ -149,9 +150,9 @@ pub fn validate(body: &str, event_type: Option<&str>) -> Result<(EventType, Even
     let variant = fields.string("variant")?.to_owned();
     let priority_shipping = fields.boolean("priority_shipping")?;
     let ts = fields.string("ts")?;
-    OffsetDateTime::parse(ts, &Rfc3339).map_err(|_| ValidationError::WrongType {
+    timestamp(ts).ok_or(ValidationError::WrongType {
         field: "ts",
-        expected: "an RFC 3339 timestamp",
+        expected: "an RFC 3339 timestamp, or one without offset as Python's isoformat() writes it",
     })?;
     let is_return = match object.get("is_return") {
         None | Some(Value::Null) => None,
@@ -245,10 +246,28 @@ impl Fields<'_> {
     }
 }
 
-/// `[prefix/]<event_type>/dt=YYYY-MM-DD/<request_id>.json`, dated by the event's own
-/// timestamp, so a redelivered or duplicated event lands on the same key.
+/// `ts` as an instant: RFC 3339, or a date-time without offset as the seed's producer writes it
+/// (`datetime.now().isoformat()`: `2026-11-29T18:15:57.405282`, or without the fraction when
+/// it is zero), which is read as UTC.
+pub fn timestamp(ts: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(ts, &Rfc3339).ok().or_else(|| {
+        let naive = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]");
+        PrimitiveDateTime::parse(ts, naive)
+            .ok()
+            .map(PrimitiveDateTime::assume_utc)
+    })
+}
+
+/// The partition day of an event: the UTC day of its timestamp, whatever offset it was
+/// written with, so that events of one instant share a partition.
+pub fn utc_day(ts: &str) -> Option<Date> {
+    timestamp(ts).map(|t| t.to_offset(time::UtcOffset::UTC).date())
+}
+
+/// `[prefix/]<event_type>/dt=YYYY-MM-DD/<request_id>.json`, dated by the UTC day of the
+/// event's own timestamp, so a redelivered or duplicated event lands on the same key.
 pub fn object_key(prefix: &str, event_type: EventType, event: &Event) -> String {
-    let date = event.ts.get(..10).unwrap_or("unknown");
+    let date = utc_day(&event.ts).map_or_else(|| "unknown".to_owned(), |d| d.to_string());
     let prefix = prefix.trim_matches('/');
     let separator = if prefix.is_empty() { "" } else { "/" };
     format!(
@@ -424,7 +443,16 @@ mod tests {
                 json!("Cars"),
                 "field category is Cars, outside the 16 categories",
             ),
-            ("ts", json!("yesterday"), "field ts should be an RFC 3339 timestamp"),
+            (
+                "ts",
+                json!("yesterday"),
+                "field ts should be an RFC 3339 timestamp, or one without offset as Python's isoformat() writes it",
+            ),
+            (
+                "ts",
+                json!("2026-11-29 18:15:57"),
+                "field ts should be an RFC 3339 timestamp, or one without offset as Python's isoformat() writes it",
+            ),
             ("request_id", json!("42"), "field request_id should be a UUID"),
             ("is_return", json!("yes"), "field is_return should be true or false"),
         ];
@@ -443,6 +471,31 @@ mod tests {
         assert!(matches!(validate("[1]", sale), Err(ValidationError::NotJson(_))));
         assert!(matches!(validate("{", sale), Err(ValidationError::NotJson(_))));
         assert!(validate(&valid().to_string(), sale).is_ok());
+    }
+
+    #[test]
+    fn timestamps_without_offset_are_read_as_utc_and_partitions_are_utc_days() {
+        for (ts, day) in [
+            ("2026-11-29T18:15:57.405282", "2026-11-29"),
+            ("2026-11-29T18:15:57", "2026-11-29"),
+            ("2024-01-01T23:30:00-05:00", "2024-01-02"),
+            ("2024-01-02T00:30:00+01:00", "2024-01-01"),
+            ("2026-11-28T10:00:00.000Z", "2026-11-28"),
+        ] {
+            let mut body = valid();
+            body["ts"] = json!(ts);
+            let (event_type, event) = validate(&body.to_string(), Some("sale_event")).unwrap();
+            assert_eq!(event.ts, ts, "kept as written");
+            assert_eq!(
+                object_key("", event_type, &event),
+                format!("sale_event/dt={day}/5f0e7d7c-8f2f-4b8e-9a43-0c7f6f1b2a10.json"),
+                "{ts}"
+            );
+        }
+        assert_eq!(
+            timestamp("2026-11-29T18:15:57.405282"),
+            Some(time::macros::datetime!(2026-11-29 18:15:57.405282 UTC))
+        );
     }
 
     #[test]
