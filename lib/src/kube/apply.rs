@@ -11,7 +11,7 @@ use ::kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use tokio::time::Instant;
 
 use super::plan::{self, OWNER_LABEL, ObjectKey};
-use super::readiness::{Readiness, readiness};
+use super::readiness::{Readiness, readiness, scaler_failure};
 use crate::Error;
 
 /// Field manager of every server-side apply; with force, kedaform owns the fields it sets.
@@ -189,9 +189,26 @@ impl Applier {
             let (api, key) = self.api(object, deadline).await?;
             let mut current = object.clone();
             let mut backoff = Duration::from_millis(500);
+            // A ready-looking object is looked at once more, a second later, with its events:
+            // KEDA's conditions flap on a failing trigger and its events come asynchronously.
+            let mut confirmed = false;
             loop {
                 match readiness(&current) {
-                    Readiness::Ready => break,
+                    Readiness::Ready if key.kind != "ScaledObject" || confirmed => break,
+                    Readiness::Ready => {
+                        if let Some(reason) = scaler_failure(&current, &self.event_list(&key).await) {
+                            let events = self.events(&key).await;
+                            return Err(Error::NotReady {
+                                object: key.to_string(),
+                                reason: format!("{reason}{events}"),
+                            });
+                        }
+                        if Instant::now() + Duration::from_secs(1) >= deadline {
+                            break;
+                        }
+                        confirmed = true;
+                        backoff = Duration::from_secs(1);
+                    }
                     Readiness::Failed(reason) => {
                         let events = self.events(&key).await;
                         return Err(Error::NotReady {
@@ -217,17 +234,22 @@ impl Applier {
         Ok(())
     }
 
-    /// The object's latest events, as `; events: …`, or nothing.
-    async fn events(&self, key: &ObjectKey) -> String {
+    /// Events about the object (by name and kind), as listed; none when they cannot be read.
+    async fn event_list(&self, key: &ObjectKey) -> Vec<k8s_openapi::api::core::v1::Event> {
         let api: Api<k8s_openapi::api::core::v1::Event> = match &key.namespace {
             Some(namespace) => Api::namespaced(self.client.clone(), namespace),
             None => Api::default_namespaced(self.client.clone()),
         };
         let selector = format!("involvedObject.name={},involvedObject.kind={}", key.name, key.kind);
-        let Ok(list) = api.list(&ListParams::default().fields(&selector).limit(20)).await else {
-            return String::new();
-        };
-        let mut events = list.items;
+        api.list(&ListParams::default().fields(&selector).limit(20))
+            .await
+            .map(|list| list.items)
+            .unwrap_or_default()
+    }
+
+    /// The object's latest events, as `; events: …`, or nothing.
+    async fn events(&self, key: &ObjectKey) -> String {
+        let mut events = self.event_list(key).await;
         events.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
         let latest: Vec<String> = events
             .iter()

@@ -1,6 +1,7 @@
 //! Whether an applied object is ready, kstatus-style, from its own status: a pure function.
 
 use ::kube::api::DynamicObject;
+use k8s_openapi::api::core::v1::Event;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +68,29 @@ fn scaled_object(status: &Value) -> Readiness {
         _ => Readiness::Pending("KEDA has not reported Ready yet".into()),
     }
 }
+
+/// KEDA's `Ready` flaps on a failing trigger: its scale loop sets `Ready=False`, and its
+/// controller sets `Ready=True` again on its next reconcile. The scale loop's
+/// `KEDAScalerFailed` warnings for this very object (its uid) are the stable sign: the reason to
+/// fail a ScaledObject whose conditions look ready.
+pub fn scaler_failure(object: &DynamicObject, events: &[Event]) -> Option<String> {
+    let is_scaled_object = object
+        .types
+        .as_ref()
+        .is_some_and(|t| t.kind == "ScaledObject" && t.api_version.starts_with("keda.sh/"));
+    let uid = object.metadata.uid.as_deref()?;
+    if !is_scaled_object {
+        return None;
+    }
+    events
+        .iter()
+        .filter(|e| e.involved_object.uid.as_deref() == Some(uid))
+        .find(|e| e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some(KEDA_SCALER_FAILED))
+        .map(|e| format!("{KEDA_SCALER_FAILED}: {}", e.message.as_deref().unwrap_or_default()))
+}
+
+/// The reason of KEDA's event when a trigger cannot be read (`pkg/eventreason`).
+const KEDA_SCALER_FAILED: &str = "KEDAScalerFailed";
 
 fn deployment(object: &DynamicObject, status: &Value) -> Readiness {
     let generation = object.metadata.generation.unwrap_or(0);
@@ -201,5 +225,39 @@ mod tests {
         }
         let namespace = object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}));
         assert_eq!(readiness(&namespace), Readiness::Ready);
+    }
+
+    #[test]
+    fn a_scaler_failure_event_of_the_same_object_fails_it_whatever_its_conditions() {
+        let so = object(
+            json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "s", "namespace": "n", "uid": "u-1"}}),
+        );
+        let event = |uid: &str, kind: &str, reason: &str| -> Event {
+            serde_json::from_value(json!({"metadata": {"name": "e"}, "involvedObject": {"uid": uid},
+                "type": kind, "reason": reason, "message": "NonExistentQueue"}))
+            .unwrap()
+        };
+        assert_eq!(scaler_failure(&so, &[]), None);
+        assert_eq!(
+            scaler_failure(
+                &so,
+                &[
+                    event("u-1", "Normal", "KEDAScalersStarted"),
+                    event("u-0", "Warning", "KEDAScalerFailed")
+                ]
+            ),
+            None,
+            "another object's, or not a failure"
+        );
+        assert_eq!(
+            scaler_failure(&so, &[event("u-1", "Warning", "KEDAScalerFailed")]),
+            Some("KEDAScalerFailed: NonExistentQueue".into())
+        );
+        let namespace =
+            object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n", "uid": "u-1"}}));
+        assert_eq!(
+            scaler_failure(&namespace, &[event("u-1", "Warning", "KEDAScalerFailed")]),
+            None
+        );
     }
 }
