@@ -216,11 +216,12 @@ def command(api, pod, container):
     """The container's command line with mount paths rewritten, plus the map's extra args; None
     while a referenced service has no ready endpoint."""
     mounts = sorted((m["mountPath"] for m in container.get("volumeMounts", [])), key=len, reverse=True)
+    # One pass, longest mount path first: a rewritten path (under the pod's own directory, which
+    # may itself start with a mount path such as /tmp) is never rewritten again.
+    pattern = re.compile(rf"(^|=)({'|'.join(map(re.escape, mounts))})(?=/|$)") if mounts else None
 
     def rewrite(arg):
-        for path in mounts:
-            arg = re.sub(rf"(^|=){re.escape(path)}(?=/|$)", lambda m: m.group(1) + pod.mount(path), arg)
-        return arg
+        return pattern.sub(lambda m: m.group(1) + pod.mount(m.group(2)), arg) if pattern else arg
 
     extra = [fill(api, pod, arg) for arg in pod.spec.get("args", [])]
     if None in extra:
