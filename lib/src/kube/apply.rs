@@ -196,11 +196,11 @@ impl Applier {
                 match readiness(&current) {
                     Readiness::Ready if key.kind != "ScaledObject" || confirmed => break,
                     Readiness::Ready => {
-                        if let Some(reason) = scaler_failure(&current, &self.event_list(&key).await) {
-                            let events = self.events(&key).await;
+                        let events = self.event_list(&key).await;
+                        if let Some(reason) = scaler_failure(&current, &events) {
                             return Err(Error::NotReady {
                                 object: key.to_string(),
-                                reason: format!("{reason}{events}"),
+                                reason: format!("{reason}{}", describe_events(events)),
                             });
                         }
                         if Instant::now() + Duration::from_secs(1) >= deadline {
@@ -249,25 +249,7 @@ impl Applier {
 
     /// The object's latest events, as `; events: …`, or nothing.
     async fn events(&self, key: &ObjectKey) -> String {
-        let mut events = self.event_list(key).await;
-        events.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
-        let latest: Vec<String> = events
-            .iter()
-            .rev()
-            .take(3)
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.reason.as_deref().unwrap_or(""),
-                    e.message.as_deref().unwrap_or("")
-                )
-            })
-            .collect();
-        if latest.is_empty() {
-            String::new()
-        } else {
-            format!("; events: {}", latest.join(" | "))
-        }
+        describe_events(self.event_list(key).await)
     }
 
     /// Deletes `objects` in reverse apply order, only those labelled as owned by `owner`;
@@ -311,5 +293,27 @@ impl Applier {
             }
         }
         Ok(())
+    }
+}
+
+/// Events as `; events: <reason>: <message> | …`, the latest three, or nothing.
+fn describe_events(mut events: Vec<k8s_openapi::api::core::v1::Event>) -> String {
+    events.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+    let latest: Vec<String> = events
+        .iter()
+        .rev()
+        .take(3)
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.reason.as_deref().unwrap_or(""),
+                e.message.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    if latest.is_empty() {
+        String::new()
+    } else {
+        format!("; events: {}", latest.join(" | "))
     }
 }
