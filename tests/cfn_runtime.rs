@@ -415,11 +415,126 @@ async fn the_lambda_entry_point_answers_and_returns_ok() {
             .as_millis(),
     )
     .unwrap();
-    let result = runtime
-        .invoke(lambda_runtime::LambdaEvent::new(request.clone(), context))
-        .await;
+    let payload = serde_json::value::RawValue::from_string(request.to_string()).unwrap();
+    let result = runtime.invoke(lambda_runtime::LambdaEvent::new(payload, context)).await;
     assert!(result.is_ok(), "a failed resource must not make Lambda retry the event");
     let body = assert_protocol(&server, &request);
     assert_eq!(body["Status"], "FAILED");
     assert_eq!(body["PhysicalResourceId"], "thing/a");
+}
+
+/// `"Triggers": [[[…]]]` nested `depth` levels inside the properties.
+fn nested_request(url: &str, depth: usize) -> String {
+    let request = cfn_request("Create", url, json!({"Name": "deep", "Count": "1", "Triggers": "NEST"}), None, None);
+    let nest = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    request.to_string().replace("\"NEST\"", &nest)
+}
+
+#[tokio::test]
+async fn a_request_nested_deeper_than_the_json_decoder_allows_still_gets_one_failed_answer() {
+    let server = LocalServer::cloudformation().await;
+    let (runtime, calls) = runtime();
+    let text = nested_request(&server.url, 200);
+    assert!(serde_json::from_str::<Value>(&text).is_err(), "the decoder must refuse it");
+    runtime.handle_text(&text, in_secs(10)).await.expect("an answer");
+    let request: Value = serde_json::from_str(&nested_request(&server.url, 1)).unwrap();
+    let sent = server.only_request();
+    let body = sent.json();
+    assert_eq!(body["Status"], "FAILED");
+    assert_eq!(body["StackId"], STACK_ID);
+    assert_eq!(body["LogicalResourceId"], "Resource");
+    assert!(body["RequestId"].as_str().unwrap().starts_with("req-Create-"), "{body}");
+    assert_ne!(body["RequestId"], request["RequestId"], "ids come from the request itself");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the request could not be read: ResourceProperties (recursion limit exceeded"),
+        "{reason}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    // Just under the limit, it is an ordinary request (whose handler knows no Triggers).
+    let server = LocalServer::cloudformation().await;
+    let sent = runtime.handle_text(&nested_request(&server.url, 100), in_secs(10)).await.unwrap();
+    assert_eq!(
+        sent.reason.as_deref(),
+        Some("unknown property: Triggers; check the spelling against the resource reference in the README")
+    );
+}
+
+#[tokio::test]
+async fn a_service_timeout_outside_cloudformations_range_fails_the_request_without_a_panic() {
+    for timeout in [json!("18446744073709551615"), json!(u64::MAX), json!("0"), json!("3601")] {
+        let server = LocalServer::cloudformation().await;
+        let (runtime, calls) = runtime();
+        let request = cfn_request(
+            "Create",
+            &server.url,
+            json!({"Name": "t", "Count": "1", "ServiceTimeout": timeout}),
+            None,
+            None,
+        );
+        runtime.handle(request.clone(), in_secs(10)).await;
+        let body = assert_protocol(&server, &request);
+        assert_eq!(body["Status"], "FAILED");
+        assert_eq!(
+            body["Reason"],
+            "property ServiceTimeout: expected whole seconds from 1 to 3600, as CloudFormation accepts"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+    // A Delete is never refused for it: the resource could not leave the stack.
+    let server = LocalServer::cloudformation().await;
+    let (runtime, calls) = runtime();
+    let request = cfn_request(
+        "Delete",
+        &server.url,
+        json!({"Name": "t", "Count": "1", "ServiceTimeout": u64::MAX}),
+        Some("thing/t"),
+        None,
+    );
+    runtime.handle(request.clone(), in_secs(10)).await;
+    assert_eq!(assert_protocol(&server, &request)["Status"], "SUCCESS");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_response_endpoint_that_never_answers_cannot_hold_the_invocation_past_its_deadline() {
+    let server = LocalServer::start(|_, _| {
+        let mut reply = Reply::ok();
+        reply.delay = Duration::from_hours(1);
+        reply
+    })
+    .await;
+    let (runtime, _) = runtime();
+    let request = cfn_request("Create", &server.url, json!({"Name": "r", "Count": "1"}), None, None);
+    let lambda_deadline = in_secs(2);
+    runtime.handle(request, lambda_deadline).await;
+    let finished = Instant::now();
+    assert!(
+        finished < lambda_deadline,
+        "returned {:?} after the Lambda deadline",
+        finished - lambda_deadline
+    );
+    assert!(!server.requests().is_empty(), "the PUT was made");
+}
+
+#[test]
+fn an_event_without_a_usable_response_url_is_logged_by_its_ids_only() {
+    let logs = kedaform_tests::CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (handler, calls) = self::runtime();
+    for event in [
+        json!({"RequestId": "r-1", "StackId": "s-1", "Password": "hunter2-secret"}),
+        json!({"RequestId": "r-2", "ResponseURL": "file:///etc/passwd", "ResourceProperties": {"Token": "hunter2-secret"}}),
+        json!({"RequestId": "r-3", "ResponseURL": 7, "Manifest": "hunter2-secret"}),
+    ] {
+        assert!(runtime.block_on(handler.handle(event, in_secs(5))).is_none());
+    }
+    let text = logs.text();
+    for id in ["r-1", "r-2", "r-3", "s-1"] {
+        assert!(text.contains(id), "{text}");
+    }
+    assert!(!text.contains("hunter2"), "event content reached the log: {text}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
 }

@@ -7,9 +7,6 @@ pub enum Error {
     #[error("property {property}: {message}")]
     InvalidProperty { property: String, message: String },
 
-    #[error("the resource properties could not be read: {0}")]
-    Properties(#[source] serde_json::Error),
-
     #[error(
         "unknown {}: {}; check the spelling against the resource reference in the README",
         if .0.len() == 1 { "property" } else { "properties" },

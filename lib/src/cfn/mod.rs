@@ -17,7 +17,8 @@ use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceResponseStatus as Status,
 };
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 pub use properties::{UnknownKeys, decode as decode_properties};
@@ -30,6 +31,13 @@ pub const FAILED_CREATE_PREFIX: &str = "kedaform:create-failed:";
 
 /// Time kept back from the Lambda deadline to send the response.
 pub const DEFAULT_RESPONSE_MARGIN: Duration = Duration::from_secs(5);
+
+/// Time kept back from the Lambda deadline after the last delivery attempt, so that the
+/// invocation ends (and logs why) before Lambda stops it.
+const DELIVERY_MARGIN: Duration = Duration::from_millis(250);
+
+/// serde_json's recursion limit, which a request nested deeper cannot pass.
+const JSON_DEPTH_LIMIT: usize = 128;
 
 /// What a successful Create or Update reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -146,29 +154,70 @@ impl<H: CustomResource> Runtime<H> {
     }
 
     /// The Lambda entry point. Always `Ok`: CloudFormation invokes asynchronously and an
-    /// error would only make Lambda deliver the same event again.
-    pub async fn invoke(&self, event: lambda_runtime::LambdaEvent<Value>) -> Result<(), lambda_runtime::Error> {
+    /// error would only make Lambda deliver the same event again. The event arrives as text so
+    /// that one too deep for the JSON decoder still gets its answer.
+    pub async fn invoke(
+        &self,
+        event: lambda_runtime::LambdaEvent<Box<RawValue>>,
+    ) -> Result<(), lambda_runtime::Error> {
         let deadline = deadline_from_epoch_millis(event.context.deadline);
-        self.handle(event.payload, deadline).await;
+        self.handle_text(event.payload.get(), deadline).await;
         Ok(())
+    }
+
+    /// Handles a request given as JSON text. When the whole text cannot be decoded (nested
+    /// deeper than the decoder's recursion limit, say), its top level still names where to
+    /// answer, and the answer is FAILED naming the key that could not be read.
+    pub async fn handle_text(&self, payload: &str, deadline: Instant) -> Option<Response> {
+        let error = match serde_json::from_str::<Value>(payload) {
+            Ok(value) => return self.handle(value, deadline).await,
+            Err(error) => error,
+        };
+        let Ok(top) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(payload) else {
+            tracing::error!(error = %error, "the event is not a JSON object: nothing to answer");
+            return None;
+        };
+        let mut shallow = Map::new();
+        let mut unreadable = Vec::new();
+        for (key, raw) in &top {
+            match serde_json::from_str::<Value>(raw.get()) {
+                Ok(value @ Value::String(_)) => {
+                    shallow.insert(key.clone(), value);
+                }
+                Ok(_) => {}
+                Err(error) => unreadable.push(format!("{key} ({error})")),
+            }
+        }
+        let reason = format!(
+            "the request could not be read: {} (nested deeper than {JSON_DEPTH_LIMIT} levels?)",
+            unreadable.join(", ")
+        );
+        let shallow = Value::Object(shallow);
+        let url = response_url(&shallow)?;
+        let response = failed(Self::skeleton(&shallow), reason);
+        self.send(&url, response, deadline).await
     }
 
     /// Handles one request and delivers its response; returns the response as sent.
     /// `deadline` is the Lambda's; a shorter `ServiceTimeout` in the request wins, so that
     /// CloudFormation gets our reason rather than a timeout of its own.
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Option<Response> {
-        let Some(url) = payload.get("ResponseURL").and_then(Value::as_str).map(str::to_owned) else {
-            tracing::error!(
-                event = %payload,
-                "event has no ResponseURL: not a CloudFormation custom-resource request, nothing to answer"
-            );
-            return None;
+        let url = response_url(&payload)?;
+        let request_deadline = match payload.get("ResourceProperties").map(properties::service_timeout) {
+            Some(Ok(Some(timeout))) => deadline.min(Instant::now() + timeout),
+            Some(Err(error)) if payload.get("RequestType").and_then(Value::as_str) != Some("Delete") => {
+                let response = failed(Self::skeleton(&payload), error_chain(&error));
+                return self.send(&url, response, deadline).await;
+            }
+            // A Delete is never refused for its ServiceTimeout: the resource could not go.
+            _ => deadline,
         };
-        let deadline = payload
-            .get("ResourceProperties")
-            .and_then(properties::service_timeout)
-            .map_or(deadline, |timeout| deadline.min(Instant::now() + timeout));
-        let mut response = self.respond(payload, deadline).await;
+        let response = self.respond(payload, request_deadline).await;
+        self.send(&url, response, deadline).await
+    }
+
+    /// Delivers the response, giving up in time for the invocation to end before `deadline`.
+    async fn send(&self, url: &str, mut response: Response, deadline: Instant) -> Option<Response> {
         let body = response::body(&mut response);
         tracing::info!(
             status = ?response.status,
@@ -176,7 +225,8 @@ impl<H: CustomResource> Runtime<H> {
             reason = response.reason.as_deref().unwrap_or(""),
             "responding"
         );
-        match response::deliver(&self.http, &url, body, deadline).await {
+        let give_up = deadline.checked_sub(DELIVERY_MARGIN).unwrap_or_else(Instant::now);
+        match response::deliver(&self.http, url, body, give_up).await {
             Ok(attempts) => tracing::info!(attempts, "response delivered"),
             Err(failure) => tracing::error!(
                 attempts = failure.attempts,
@@ -189,9 +239,8 @@ impl<H: CustomResource> Runtime<H> {
         Some(response)
     }
 
-    /// Computes the response for a request without sending it: the handler's work and every
-    /// way it can fail, mapped to SUCCESS or FAILED.
-    pub async fn respond(&self, payload: Value, deadline: Instant) -> Response {
+    /// A response with the request's ids and no status yet.
+    fn skeleton(payload: &Value) -> Response {
         let mut response = Response::default();
         let text = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
         response.stack_id = text("StackId");
@@ -203,7 +252,13 @@ impl<H: CustomResource> Runtime<H> {
         } else {
             known_id
         };
+        response
+    }
 
+    /// Computes the response for a request without sending it: the handler's work and every
+    /// way it can fail, mapped to SUCCESS or FAILED.
+    pub async fn respond(&self, payload: Value, deadline: Instant) -> Response {
+        let response = Self::skeleton(&payload);
         let request: Request<Value, Value> = match serde_json::from_value(payload) {
             Ok(request) => request,
             Err(error) => return failed(response, format!("malformed custom-resource request: {error}")),
@@ -319,6 +374,23 @@ fn failed(mut response: Response, reason: String) -> Response {
     response.status = Status::Failed;
     response.reason = Some(reason);
     response
+}
+
+/// Where to answer: the request's `ResponseURL` when it is an http(s) URL. An event without
+/// one is logged by its ids only: its content may hold anything.
+fn response_url(payload: &Value) -> Option<String> {
+    let url = payload.get("ResponseURL").and_then(Value::as_str);
+    if let Some(url) = url.filter(|u| reqwest::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))) {
+        return Some(url.to_owned());
+    }
+    let id = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or("(none)").to_owned();
+    tracing::error!(
+        request_id = %id("RequestId"),
+        stack_id = %id("StackId"),
+        logical_resource_id = %id("LogicalResourceId"),
+        "the event has no usable ResponseURL: not a CloudFormation custom-resource request, nothing to answer"
+    );
+    None
 }
 
 /// The Lambda context gives the deadline as milliseconds since the Unix epoch.

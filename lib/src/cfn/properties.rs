@@ -3,7 +3,9 @@
 //! CloudFormation turns every scalar into a string (`5` arrives as `"5"`, `true` as
 //! `"true"`), so the decoder parses strings wherever the target type asks for a number or a
 //! bool. Unknown keys are collected (all of them, nested ones with their path) so that a typo
-//! fails the request instead of being ignored.
+//! fails the request instead of being ignored. An error names the property by its path and
+//! the kind of value found, never the value: a property may carry content that must not reach
+//! a stack event.
 
 use serde::de::value::{MapAccessDeserializer, StrDeserializer};
 use serde::de::{
@@ -13,18 +15,31 @@ use serde_json::{Map, Value};
 
 use crate::Error;
 
+/// The longest `ServiceTimeout` CloudFormation accepts, in seconds.
+pub const MAX_SERVICE_TIMEOUT_SECONDS: u64 = 3600;
+
 /// Properties that are CloudFormation's, not the handler's: it passes them on in
 /// `ResourceProperties` like any other.
 const CLOUDFORMATION_KEYS: [&str; 2] = ["ServiceToken", "ServiceTimeout"];
 
-/// `ServiceTimeout`: how long CloudFormation waits for the response, when the template sets it.
-pub fn service_timeout(properties: &Value) -> Option<std::time::Duration> {
-    let seconds = match properties.get("ServiceTimeout")? {
-        Value::String(text) => text.trim().parse().ok()?,
-        Value::Number(n) => n.as_u64()?,
-        _ => return None,
+/// `ServiceTimeout`: how long CloudFormation waits for the response, when the template sets
+/// it. Outside CloudFormation's 1–3600 s it is an error, never a deadline.
+pub fn service_timeout(properties: &Value) -> Result<Option<std::time::Duration>, Error> {
+    let Some(value) = properties.get("ServiceTimeout") else {
+        return Ok(None);
     };
-    Some(std::time::Duration::from_secs(seconds))
+    let seconds = match value {
+        Value::String(text) => text.trim().parse::<u64>().ok(),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    };
+    match seconds {
+        Some(seconds @ 1..=MAX_SERVICE_TIMEOUT_SECONDS) => Ok(Some(std::time::Duration::from_secs(seconds))),
+        _ => Err(Error::invalid(
+            "ServiceTimeout",
+            format!("expected whole seconds from 1 to {MAX_SERVICE_TIMEOUT_SECONDS}, as CloudFormation accepts"),
+        )),
+    }
 }
 
 /// Whether keys the target type does not know are an error (new properties) or are passed
@@ -50,14 +65,74 @@ pub fn decode<P: DeserializeOwned>(properties: &Value, unknown: UnknownKeys) -> 
         other => other,
     };
     let mut ignored = Vec::new();
-    let decoded = serde_ignored::deserialize(Lenient(properties), |path| {
+    let decoded = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(Lenient(properties), &mut |path: serde_ignored::Path<'_>| {
         ignored.push(property_path(&path));
-    })
-    .map_err(Error::Properties)?;
+    }))
+    .map_err(|error| {
+        let path = error.path().to_string();
+        let Problem(message) = error.into_inner();
+        // Serde reports a missing field at its parent: name the field itself.
+        let (path, message) = match message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+            Some(field) => (join(&path, field), "is required".to_owned()),
+            None => (path, message),
+        };
+        Error::invalid(if path == "." { "(properties)".to_owned() } else { path }, message)
+    })?;
     if unknown == UnknownKeys::Reject && !ignored.is_empty() {
         return Err(Error::UnknownProperties(ignored));
     }
     Ok(decoded)
+}
+
+fn join(parent: &str, field: &str) -> String {
+    if parent == "." { field.to_owned() } else { format!("{parent}.{field}") }
+}
+
+/// A decoding error that says what was expected and what kind of value came, not the value.
+#[derive(Debug)]
+struct Problem(String);
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl de::Error for Problem {
+    fn custom<T: std::fmt::Display>(message: T) -> Self {
+        Self(message.to_string())
+    }
+
+    fn invalid_type(found: Unexpected<'_>, expected: &dyn de::Expected) -> Self {
+        Self(format!("expected {expected}, found {}", kind(&found)))
+    }
+
+    fn invalid_value(found: Unexpected<'_>, expected: &dyn de::Expected) -> Self {
+        Self(format!("found {} that is not {expected}", kind(&found)))
+    }
+
+    fn invalid_length(length: usize, expected: &dyn de::Expected) -> Self {
+        Self(format!("expected {expected}, found {length} items"))
+    }
+
+    fn unknown_variant(_variant: &str, expected: &'static [&'static str]) -> Self {
+        Self(format!("expected one of {}", expected.join(", ")))
+    }
+}
+
+fn kind(found: &Unexpected<'_>) -> &'static str {
+    match found {
+        Unexpected::Bool(_) => "a boolean",
+        Unexpected::Unsigned(_) | Unexpected::Signed(_) | Unexpected::Float(_) => "a number",
+        Unexpected::Char(_) | Unexpected::Str(_) => "a string",
+        Unexpected::Bytes(_) => "bytes",
+        Unexpected::Unit | Unexpected::Option => "null",
+        Unexpected::Seq => "a list",
+        Unexpected::Map => "a map",
+        _ => "another kind of value",
+    }
 }
 
 /// `Behavior.ScaleUp.Policies[0]`: the path as the template author wrote it.
@@ -79,7 +154,7 @@ fn property_path(path: &serde_ignored::Path<'_>) -> String {
 /// A view of a JSON value that deserializes numbers and bools from their string form.
 struct Lenient<'a>(&'a Value);
 
-fn parse_str<T: std::str::FromStr>(text: &str, expected: &'static str) -> Result<T, serde_json::Error> {
+fn parse_str<T: std::str::FromStr>(text: &str, expected: &'static str) -> Result<T, Problem> {
     text.trim()
         .parse()
         .map_err(|_| de::Error::invalid_value(Unexpected::Str(text), &expected))
@@ -97,7 +172,7 @@ macro_rules! lenient_number {
 }
 
 impl<'de> Deserializer<'de> for Lenient<'_> {
-    type Error = serde_json::Error;
+    type Error = Problem;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.0 {
@@ -180,7 +255,7 @@ impl<'de> Deserializer<'de> for Lenient<'_> {
     ) -> Result<V::Value, Self::Error> {
         match self.0 {
             Value::String(text) => {
-                let variant: StrDeserializer<'_, serde_json::Error> = text.as_str().into_deserializer();
+                let variant: StrDeserializer<'_, Problem> = text.as_str().into_deserializer();
                 visitor.visit_enum(variant)
             }
             Value::Object(map) if map.len() == 1 => visitor.visit_enum(MapAccessDeserializer::new(Entries {
@@ -199,7 +274,7 @@ impl<'de> Deserializer<'de> for Lenient<'_> {
 struct Seq<'a>(std::slice::Iter<'a, Value>);
 
 impl<'de> SeqAccess<'de> for Seq<'_> {
-    type Error = serde_json::Error;
+    type Error = Problem;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Self::Error> {
         self.0.next().map(|item| seed.deserialize(Lenient(item))).transpose()
@@ -216,14 +291,14 @@ struct Entries<'a> {
 }
 
 impl<'de> MapAccess<'de> for Entries<'_> {
-    type Error = serde_json::Error;
+    type Error = Problem;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
         self.value = Some(value);
-        let key: StrDeserializer<'_, serde_json::Error> = key.as_str().into_deserializer();
+        let key: StrDeserializer<'_, Problem> = key.as_str().into_deserializer();
         seed.deserialize(key).map(Some)
     }
 
@@ -231,7 +306,7 @@ impl<'de> MapAccess<'de> for Entries<'_> {
         let value = self
             .value
             .take()
-            .ok_or_else(|| <serde_json::Error as de::Error>::custom("a map value was asked for before its key"))?;
+            .ok_or_else(|| <Problem as de::Error>::custom("a map value was asked for before its key"))?;
         seed.deserialize(Lenient(value))
     }
 
@@ -301,15 +376,27 @@ mod tests {
 
     #[test]
     fn service_timeout_is_read_as_cloudformation_sends_it() {
+        let timeout = |v: Value| service_timeout(&v).map_err(|e| e.to_string());
         assert_eq!(
-            service_timeout(&json!({"ServiceTimeout": "300"})),
-            Some(std::time::Duration::from_mins(5))
+            timeout(json!({"ServiceTimeout": "300"})),
+            Ok(Some(std::time::Duration::from_mins(5)))
         );
         assert_eq!(
-            service_timeout(&json!({"ServiceTimeout": 60})),
-            Some(std::time::Duration::from_mins(1))
+            timeout(json!({"ServiceTimeout": 3600})),
+            Ok(Some(std::time::Duration::from_hours(1)))
         );
-        assert_eq!(service_timeout(&json!({"Name": "x"})), None);
+        assert_eq!(timeout(json!({"Name": "x"})), Ok(None));
+    }
+
+    #[test]
+    fn service_timeout_outside_cloudformations_range_is_an_error_not_a_deadline() {
+        for bad in [json!("18446744073709551615"), json!(u64::MAX), json!("0"), json!(3601), json!(-5), json!("soon")] {
+            let error = service_timeout(&json!({"ServiceTimeout": bad})).unwrap_err().to_string();
+            assert_eq!(
+                error,
+                "property ServiceTimeout: expected whole seconds from 1 to 3600, as CloudFormation accepts"
+            );
+        }
     }
 
     #[test]
@@ -334,17 +421,49 @@ mod tests {
     }
 
     #[test]
-    fn bad_scalars_and_missing_properties_name_the_value_or_field() {
-        let bad = json!({"Name": "q", "Count": "five", "Ratio": "1", "Enabled": "yes"});
-        let message = decode::<Props>(&bad, UnknownKeys::Reject).unwrap_err().to_string();
-        assert!(message.contains("\"five\""), "{message}");
-
-        let out_of_range =
-            json!({"Name": "q", "Count": "1", "Ratio": "1", "Enabled": "true", "Nested": {"Limit": "300"}});
-        assert!(decode::<Props>(&out_of_range, UnknownKeys::Reject).is_err());
-
-        let missing = json!({"Name": "q", "Ratio": "1", "Enabled": "true"});
-        let message = decode::<Props>(&missing, UnknownKeys::Reject).unwrap_err().to_string();
-        assert!(message.contains("missing field `Count`"), "{message}");
+    fn type_errors_name_the_property_and_the_kind_of_value_never_the_value() {
+        let error = |raw: Value| decode::<Props>(&raw, UnknownKeys::Reject).unwrap_err().to_string();
+        let base = json!({"Name": "q", "Count": "1", "Ratio": "1", "Enabled": "true"});
+        let with = |key: &str, value: Value| {
+            let mut raw = base.clone();
+            raw[key] = value;
+            raw
+        };
+        assert_eq!(
+            error(with("Count", json!("five-secret"))),
+            "property Count: found a string that is not a number"
+        );
+        assert_eq!(
+            error(with("Enabled", json!("yes-secret"))),
+            "property Enabled: found a string that is not true or false"
+        );
+        assert_eq!(
+            error(with("Nested", json!({"Limit": "300"}))),
+            "property Nested.Limit: found a number that is not u8"
+        );
+        assert_eq!(
+            error(with("Ports", json!(["80", {"secret": 1}]))),
+            "property Ports[1]: expected u16, found a map"
+        );
+        assert_eq!(
+            error(with("Mode", json!("Secretive"))),
+            "property Mode: expected one of Fast, Safe"
+        );
+        assert_eq!(
+            error(with("Name", json!(["secret"]))),
+            "property Name: expected a string, found a list"
+        );
+        assert_eq!(
+            error(json!({"Name": "q", "Ratio": "1", "Enabled": "true"})),
+            "property Count: is required"
+        );
+        assert_eq!(
+            error(with("Nested", json!({}))),
+            "property Nested.Limit: is required"
+        );
+        assert_eq!(
+            error(json!("a manifest that is a plain secret string")),
+            "property (properties): expected struct Props, found a string"
+        );
     }
 }
