@@ -368,11 +368,10 @@ async fn request_counts() -> anyhow::Result<Rows> {
             .endpoint_url(&eks_server.url)
             .build(),
     );
-    let runtime = Runtime::new(KubeResources::new(ClusterAccess::new(
-        &aws,
-        eks,
-        kedaform::aws::s3(&aws),
-    )?));
+    // The mirror is plain http on loopback, which only an explicit opt-in fetches.
+    let runtime = Runtime::new(KubeResources::new(
+        ClusterAccess::new(&aws, eks, kedaform::aws::s3(&aws))?.allow_plain_http(),
+    ));
     let mut rows = Vec::new();
     for (resource_type, properties) in [
         (

@@ -289,11 +289,32 @@ async fn an_object_the_server_rejects_fails_naming_it_and_the_servers_reason() {
         reason,
         format!(
             "Kubernetes apply of Deployment.apps {namespace}/web was refused: Deployment.apps \"web\" is invalid: \
-             spec.replicas: Invalid value: -1: must be greater than or equal to 0 (422 Invalid)"
+             spec.replicas: Invalid value (value not shown): must be greater than or equal to 0 (422 Invalid)"
         ),
-        "names the object and gives the API server's own words"
+        "names the object and gives the API server's own words, without the value"
     );
     let deleted = rig.manifest_request("Delete", "Bad", &namespace, &[], None).await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+}
+
+#[tokio::test]
+async fn a_refused_secret_never_reaches_the_stack_event() {
+    let rig = rig().await;
+    let namespace = namespace("secret-");
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: NAMESPACE\nstringData:\n  password: 31337\n  pin: {code: hunter2}\n";
+    let response = rig.manifest_request("Create", "Secret", &namespace, &[secret], None).await;
+    assert_eq!(response["Status"], "FAILED", "{response}");
+    let reason = response["Reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("Kubernetes apply of Secret {namespace}/db was refused: ")),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("expected string, got a value of another type"),
+        "the server's rule stays: {reason}"
+    );
+    assert!(!reason.contains("31337") && !reason.contains("hunter2"), "{reason}");
+    let deleted = rig.manifest_request("Delete", "Secret", &namespace, &[], None).await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
 }
 

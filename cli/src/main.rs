@@ -399,11 +399,12 @@ async fn trust(action: TrustAction, aws: &aws_config::SdkConfig, output: Output)
     Ok(ExitCode::SUCCESS)
 }
 
-/// KEDA's manifest from a URL (https://, s3://, loopback http://) or a local file.
+/// KEDA's manifest from a URL (https://, s3://, and, because the user typed it, http://) or a
+/// local file.
 async fn read_manifest(location: &str, aws: &aws_config::SdkConfig) -> anyhow::Result<Vec<u8>> {
     if location.contains("://") {
-        let access = ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?;
-        Ok(access.fetch(location).await?)
+        let fetcher = kedaform::fetch::Fetcher::new(kedaform::aws::s3(aws)).allow_plain_http();
+        Ok(fetcher.fetch("--manifest", location).await?)
     } else {
         std::fs::read(location).with_context(|| format!("cannot read {location}"))
     }

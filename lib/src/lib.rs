@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod cfn;
 pub mod eks;
+pub mod fetch;
 mod error;
 pub mod iam;
 pub mod keda;

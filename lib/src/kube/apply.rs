@@ -41,7 +41,7 @@ fn kube_error(action: &'static str, object: &ObjectKey, source: ::kube::Error) -
             object: object.to_string(),
             code: status.code,
             reason: status.reason.clone(),
-            message: status.message.clone(),
+            message: withhold_values(&status.message),
         },
         source => Error::Kube {
             action,
@@ -49,6 +49,94 @@ fn kube_error(action: &'static str, object: &ObjectKey, source: ::kube::Error) -
             source: Box::new(source),
         },
     }
+}
+
+/// The API server's message without the values it quotes from the object: a refused Secret's
+/// message would otherwise carry the secret into a stack event. Field paths and the rule
+/// broken stay.
+pub fn withhold_values(message: &str) -> String {
+    const UNSTRUCTURED: &str = "&value.valueUnstructured{Value:";
+    const FIELD_ERRORS: [&str; 4] = ["Invalid value: ", "Unsupported value: ", "Duplicate value: ", "Not found: "];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    loop {
+        let next = FIELD_ERRORS
+            .iter()
+            .chain(std::iter::once(&UNSTRUCTURED))
+            .filter_map(|marker| rest.find(marker).map(|at| (at, *marker)))
+            .min();
+        let Some((at, marker)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at]);
+        let after = &rest[at + marker.len()..];
+        if marker == UNSTRUCTURED {
+            out.push_str("a value of another type");
+            rest = skip_balanced(after, '{', '}');
+        } else {
+            out.push_str(marker.trim_end_matches(": "));
+            out.push_str(" (value not shown)");
+            // The value ends where the detail starts (": ") or the message does.
+            let value_end = skip_value(after);
+            rest = &after[value_end..];
+        }
+    }
+}
+
+/// Past a Go-formatted value: a quoted string with escapes, or text up to ": " / ", " / end.
+fn skip_value(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    if bytes.first() == Some(&b'"') {
+        let mut i = 1;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 2,
+                b'"' => return i + 1,
+                _ => i += 1,
+            }
+        }
+        return bytes.len();
+    }
+    let open = bytes.first().and_then(|b| match b {
+        b'{' => Some(('{', '}')),
+        b'[' => Some(('[', ']')),
+        _ => None,
+    });
+    if let Some((open, close)) = open {
+        return text.len() - skip_balanced(&text[1..], open, close).len();
+    }
+    [": ", ", ", "; "].iter().filter_map(|end| text.find(end)).min().unwrap_or(text.len())
+}
+
+/// The text after the `close` that balances an already opened `open`, quotes respected.
+fn skip_balanced(text: &str, open: char, close: char) -> &str {
+    let mut depth = 1usize;
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            c if c == open => depth += 1,
+            c if c == close => {
+                depth -= 1;
+                if depth == 0 {
+                    return &text[i + 1..];
+                }
+            }
+            _ => {}
+        }
+    }
+    ""
 }
 
 /// A 404 by code: an API server answers an unknown group's discovery with a plain-text 404
@@ -315,5 +403,41 @@ fn describe_events(mut events: Vec<k8s_openapi::api::core::v1::Event>) -> String
         String::new()
     } else {
         format!("; events: {}", latest.join(" | "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::withhold_values;
+
+    #[test]
+    fn server_messages_keep_paths_and_rules_but_not_values() {
+        // As kube-apiserver 1.35 words them for a server-side apply.
+        let cases = [
+            (
+                r"failed to create typed patch object (/s1; /v1, Kind=Secret): .stringData.password: expected string, got &value.valueUnstructured{Value:12345}",
+                "failed to create typed patch object (/s1; /v1, Kind=Secret): .stringData.password: expected string, got a value of another type",
+            ),
+            (
+                r#"failed to create typed patch object (/s1; /v1, Kind=Secret): .stringData.password: expected string, got &value.valueUnstructured{Value:map[string]interface {}{"x":"hunter2 } {"}}"#,
+                "failed to create typed patch object (/s1; /v1, Kind=Secret): .stringData.password: expected string, got a value of another type",
+            ),
+            (
+                r#"Deployment.apps "c" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"#,
+                r#"Deployment.apps "c" is invalid: spec.replicas: Invalid value (value not shown): must be greater than or equal to 0"#,
+            ),
+            (
+                r#"Secret "s" is invalid: [type: Invalid value: "hunter2\" : x": field is immutable, data[k]: Unsupported value: "hunter2": supported values: "a", "b"]"#,
+                r#"Secret "s" is invalid: [type: Invalid value (value not shown): field is immutable, data[k]: Unsupported value (value not shown): supported values: "a", "b"]"#,
+            ),
+            (
+                r#"Secret "s1" is invalid: data[tls.key]: Required value"#,
+                r#"Secret "s1" is invalid: data[tls.key]: Required value"#,
+            ),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(withhold_values(message), expected);
+            assert!(!withhold_values(message).contains("hunter2"));
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod plan;
 pub mod readiness;
 pub mod resources;
+mod yaml;
 
 use std::path::Path;
 

@@ -3,6 +3,7 @@
 
 use ::kube::api::DynamicObject;
 use ::kube::core::TypeMeta;
+use serde_json::Value;
 
 use crate::Error;
 
@@ -13,30 +14,53 @@ pub const MANAGED_BY: &str = "kedaform";
 /// Update prunes what left the set and a Delete removes exactly its own objects.
 pub const OWNER_LABEL: &str = "kedaform.io/owner";
 
-/// Parses one or many YAML documents; empty documents are skipped.
+/// Parses one or many YAML documents; empty documents are skipped. Errors name the document
+/// and the field path, never the content: a manifest may hold secrets.
 pub fn parse_manifest(property: &str, yaml: &str) -> Result<Vec<DynamicObject>, Error> {
+    let documents = super::yaml::documents(yaml, super::yaml::MAX_NODES)
+        .map_err(|(index, e)| Error::invalid(property, format!("document {index} is not valid YAML: {e}")))?;
     let mut objects = Vec::new();
-    for (index, document) in serde_yaml_ng::Deserializer::from_str(yaml).enumerate() {
-        let value: serde_json::Value = serde::Deserialize::deserialize(document)
-            .map_err(|e| Error::invalid(property, format!("document {} is not valid YAML: {e}", index + 1)))?;
-        if value.is_null() {
-            continue;
+    for (index, value) in documents.into_iter().enumerate().map(|(i, v)| (i + 1, v)) {
+        let kind = match &value {
+            Value::Null => continue,
+            Value::Object(_) => None,
+            Value::String(_) => Some("a string"),
+            Value::Array(_) => Some("a list"),
+            Value::Bool(_) | Value::Number(_) => Some("a scalar"),
+        };
+        if let Some(kind) = kind {
+            return Err(Error::invalid(
+                property,
+                format!("document {index} is {kind}, not a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"),
+            ));
         }
-        let object: DynamicObject = serde_json::from_value(value).map_err(|e| {
+        let object: DynamicObject = serde_path_to_error::deserialize(value).map_err(|e| {
             Error::invalid(
                 property,
-                format!("document {} is not a Kubernetes object: {e}", index + 1),
+                format!(
+                    "document {index} is not a Kubernetes object: {}: {}",
+                    e.path(),
+                    without_value(&e.inner().to_string())
+                ),
             )
         })?;
         if object.types.is_none() || object.metadata.name.is_none() {
             return Err(Error::invalid(
                 property,
-                format!("document {} needs apiVersion, kind and metadata.name", index + 1),
+                format!("document {index} needs apiVersion, kind and metadata.name"),
             ));
         }
         objects.push(object);
     }
     Ok(objects)
+}
+
+/// Serde's "invalid type: string \"…\", expected a map" without the value it quotes.
+fn without_value(message: &str) -> String {
+    match message.split_once(", expected ") {
+        Some((_, expected)) => format!("expected {expected}"),
+        None => message.to_owned(),
+    }
 }
 
 /// Apply rank by kind: what others depend on first, custom resources last.
@@ -242,7 +266,48 @@ metadata: {name: sales}
             message("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\nkind: Namespace\nmetadata: {name: b}"),
             "property Manifest: document 2 needs apiVersion, kind and metadata.name"
         );
-        assert!(message("- 1\n- 2").starts_with("property Manifest: document 1 is not a Kubernetes object"));
+        assert_eq!(
+            message("- 1\n- 2"),
+            "property Manifest: document 1 is a list, not a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"
+        );
+    }
+
+    #[test]
+    fn errors_never_quote_the_manifest() {
+        let message = |yaml: &str| parse_manifest("Manifest", yaml).unwrap_err().to_string();
+        assert_eq!(
+            message("hunter2-password"),
+            "property Manifest: document 1 is a string, not a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"
+        );
+        let html = "<!DOCTYPE html><html><body>Sign in: hunter2-password</body></html>";
+        assert_eq!(
+            message(html),
+            "property Manifest: document 1 needs apiVersion, kind and metadata.name"
+        );
+        let wrong_type = message("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  labels: hunter2-password\n");
+        assert_eq!(
+            wrong_type,
+            "property Manifest: document 1 is not a Kubernetes object: metadata.labels: expected a map"
+        );
+        let wrong_name = message("apiVersion: v1\nkind: Secret\nmetadata:\n  name: [hunter2-password]\n");
+        assert_eq!(
+            wrong_name,
+            "property Manifest: document 1 is not a Kubernetes object: metadata.name: expected a string"
+        );
+    }
+
+    #[test]
+    fn a_wide_alias_bomb_fails_quickly() {
+        let mut bomb = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..10 {
+            let previous = format!("*a{}", level - 1);
+            bomb.push_str(&format!("  a{level}: &a{level} [{}]\n", vec![previous; 10].join(", ")));
+        }
+        assert!(bomb.len() < 4096, "a few KB: {}", bomb.len());
+        let started = std::time::Instant::now();
+        let message = parse_manifest("Manifest", &bomb).unwrap_err().to_string();
+        assert!(message.starts_with("property Manifest: document 1 is not valid YAML"), "{message}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -13,14 +13,14 @@ use super::plan::{self, ObjectKey};
 use crate::Error;
 use crate::cfn::{CustomResource, Invocation, Outcome, UnknownKeys, decode_properties};
 use crate::eks;
+use crate::fetch::Fetcher;
 use crate::keda::install::{self, IdentityMode, Overlay};
 use crate::keda::scaled_object::ScaledObjectProperties;
 
 /// Reaches clusters by name: `DescribeCluster`, a token minted in process, a client.
 pub struct ClusterAccess {
     eks: aws_sdk_eks::Client,
-    s3: aws_sdk_s3::Client,
-    http: reqwest::Client,
+    fetcher: Fetcher,
     credentials: SharedCredentialsProvider,
     region: String,
     kubeconfig: Option<super::Kubeconfig>,
@@ -45,8 +45,7 @@ impl ClusterAccess {
     ) -> Result<Self, Error> {
         Ok(Self {
             eks,
-            s3,
-            http: reqwest::Client::new(),
+            fetcher: Fetcher::new(s3),
             credentials: config
                 .credentials_provider()
                 .ok_or_else(|| Error::Token("no AWS credentials are configured".into()))?,
@@ -99,39 +98,16 @@ impl ClusterAccess {
         })
     }
 
-    /// `https://…`, `s3://bucket/key`, or (for local mirrors and tests) `http://` on loopback.
+    /// Allows plain `http://` manifest URLs (local mirrors, tests): see [`Fetcher::allow_plain_http`].
+    #[must_use]
+    pub fn allow_plain_http(mut self) -> Self {
+        self.fetcher = self.fetcher.allow_plain_http();
+        self
+    }
+
+    /// The manifest at `url` (`https://…` or `s3://bucket/key`), bounded and checked.
     pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, Error> {
-        let failed = |e: &dyn std::fmt::Display| Error::invalid("ManifestUrl", format!("cannot fetch {url}: {e}"));
-        if let Some(location) = url.strip_prefix("s3://") {
-            let (bucket, key) = location
-                .split_once('/')
-                .ok_or_else(|| failed(&"expected s3://<bucket>/<key>"))?;
-            let object = self.s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
-                let error: aws_sdk_s3::Error = e.into();
-                failed(&error)
-            })?;
-            let bytes = object.body.collect().await.map_err(|e| failed(&e))?;
-            return Ok(bytes.into_bytes().to_vec());
-        }
-        let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
-            .iter()
-            .any(|p| url.starts_with(p));
-        if !url.starts_with("https://") && !loopback {
-            return Err(Error::invalid(
-                "ManifestUrl",
-                format!("{url} is neither https:// nor s3://"),
-            ));
-        }
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| failed(&crate::error_chain(&e)))?;
-        if !response.status().is_success() {
-            return Err(failed(&format!("HTTP {}", response.status())));
-        }
-        Ok(response.bytes().await.map_err(|e| failed(&e))?.to_vec())
+        self.fetcher.fetch("ManifestUrl", url).await
     }
 }
 
