@@ -30,6 +30,15 @@ struct Rig {
 }
 
 async fn rig(behaviour: Behaviour) -> Rig {
+    rig_with(behaviour, false).await
+}
+
+/// As the CLI and the benchmarks use it: plain http:// allowed (the Lambdas never allow it).
+async fn rig_with_plain_http() -> Rig {
+    rig_with(Behaviour::default(), true).await
+}
+
+async fn rig_with(behaviour: Behaviour, plain_http: bool) -> Rig {
     let api = FakeApiServer::start(behaviour).await;
     let eks_server = fake_eks(CLUSTER, &api.server.url).await;
     let aws = moto().await;
@@ -48,7 +57,10 @@ async fn rig(behaviour: Behaviour) -> Rig {
         .send()
         .await
         .unwrap();
-    let access = ClusterAccess::new(&aws, eks, s3).unwrap();
+    let mut access = ClusterAccess::new(&aws, eks, s3).unwrap();
+    if plain_http {
+        access = access.allow_plain_http();
+    }
     Rig {
         api,
         _eks: eks_server,
@@ -113,8 +125,8 @@ async fn keda_install_applies_the_manifest_with_the_irsa_overlay_and_waits_for_i
 }
 
 #[tokio::test]
-async fn keda_install_takes_its_manifest_from_an_http_mirror_too() {
-    let rig = rig(Behaviour::default()).await;
+async fn keda_install_takes_its_manifest_from_an_http_mirror_when_allowed() {
+    let rig = rig_with_plain_http().await;
     let mirror = LocalServer::start(|_, request| {
         if request.path_and_query == "/keda/keda-2.20.2.yaml" {
             Reply::new(200, "application/yaml", fixture())
@@ -159,10 +171,126 @@ async fn keda_install_takes_its_manifest_from_an_http_mirror_too() {
             60,
         )
         .await;
-    assert_eq!(
-        plain["Reason"],
-        "property ManifestUrl: http://example.com/keda.yaml is neither https:// nor s3://"
+    assert!(
+        plain["Reason"].as_str().unwrap().starts_with("property ManifestUrl: cannot fetch http://example.com/keda.yaml"),
+        "{plain}"
     );
+
+    // As the Lambda runs it, the same mirror is refused before any request.
+    let lambda = self::rig(Behaviour::default()).await;
+    let requests = mirror.requests().len();
+    let refused = lambda
+        .send("Custom::KedaInstall", "Create", install(&format!("{}/keda/keda-2.20.2.yaml", mirror.url)), None, 60)
+        .await;
+    assert_eq!(
+        refused["Reason"],
+        format!("property ManifestUrl: {}/keda/keda-2.20.2.yaml is neither https:// nor s3://", mirror.url)
+    );
+    assert_eq!(mirror.requests().len(), requests);
+}
+
+/// A mirror that answers every request with a redirect to `location`.
+async fn redirecting_to(location: &str) -> LocalServer {
+    let location = location.to_owned();
+    LocalServer::start(move |_, _| Reply::new(302, "text/plain", "moved").header("location", location.clone())).await
+}
+
+#[tokio::test]
+async fn redirects_lead_only_to_https_and_never_to_loopback_or_metadata_addresses() {
+    let rig = rig_with_plain_http().await;
+    let target = LocalServer::start(|_, _| Reply::new(200, "application/yaml", fixture())).await;
+    for (location, refusal) in [
+        (format!("{}/keda.yaml", target.url), "only https:// is"),
+        // reqwest never follows a redirect to a scheme it cannot fetch: the 302 itself fails.
+        ("file:///etc/passwd".to_owned(), "HTTP 302 Found"),
+        ("https://169.254.169.254/latest/meta-data/iam/security-credentials/".to_owned(), "metadata address"),
+        ("https://[fd00:ec2::254]/latest/meta-data/".to_owned(), "metadata address"),
+        (format!("https://127.0.0.1:{}/keda.yaml", target.url.rsplit(':').next().unwrap()), "metadata address"),
+        (format!("https://localhost:{}/keda.yaml", target.url.rsplit(':').next().unwrap()), "resolves only to loopback"),
+    ] {
+        let mirror = redirecting_to(&location).await;
+        let response = rig
+            .send("Custom::KedaInstall", "Create", install(&format!("{}/keda.yaml", mirror.url)), None, 30)
+            .await;
+        let reason = response["Reason"].as_str().unwrap();
+        assert!(reason.starts_with("property ManifestUrl: cannot fetch"), "{location}: {reason}");
+        assert!(reason.contains(refusal), "{location}: {reason}");
+        assert_eq!(mirror.requests().len(), 1);
+    }
+    assert!(target.requests().is_empty(), "no redirect reached the target");
+    assert!(rig.patched().is_empty());
+}
+
+/// Answers one request with `head` and then `chunk` in chunked encoding until the client
+/// hangs up: a body without end.
+async fn endless(head: &'static str, chunk: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                stream.write_all(head.as_bytes()).await?;
+                let frame = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+                loop {
+                    stream.write_all(&frame).await?;
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), std::io::Error>(())
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_manifest_download_stops_at_16_mib_whatever_the_server_says() {
+    let rig = rig_with_plain_http().await;
+    let chunk: &'static [u8] = Box::leak(b"# padding line of a manifest without end\n".repeat(1600).into_boxed_slice());
+    for head in [
+        "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\nContent-Length: 1000\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ] {
+        let url = endless(head, chunk).await;
+        let started = Instant::now();
+        let response = rig
+            .send("Custom::KedaInstall", "Create", install(&format!("{url}/keda.yaml")), None, 60)
+            .await;
+        assert_eq!(
+            response["Reason"],
+            format!("property ManifestUrl: {url}/keda.yaml is larger than the 16 MiB a manifest may have")
+        );
+        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    }
+    let announced = endless("HTTP/1.1 200 OK\r\nContent-Length: 17179869184\r\n\r\n", chunk).await;
+    let response = rig
+        .send("Custom::KedaInstall", "Create", install(&format!("{announced}/keda.yaml")), None, 60)
+        .await;
+    assert_eq!(
+        response["Reason"],
+        format!("property ManifestUrl: {announced}/keda.yaml is larger than the 16 MiB a manifest may have"),
+        "refused on the announced length, before reading"
+    );
+    assert!(rig.patched().is_empty());
+}
+
+#[tokio::test]
+async fn a_page_that_is_not_a_manifest_is_named_not_quoted() {
+    let rig = rig_with_plain_http().await;
+    let page = "<!DOCTYPE html>\n<html><body>\n<p>Session token hunter2-secret</p>\n</body></html>\n";
+    let mirror = LocalServer::start(move |_, _| Reply::new(200, "text/html", page)).await;
+    let url = format!("{}/keda.yaml?X-Amz-Signature=hunter2-signature", mirror.url);
+    let mut properties = install(&url);
+    properties.as_object_mut().unwrap().remove("ManifestSha256");
+    let response = rig.send("Custom::KedaInstall", "Create", properties, None, 60).await;
+    let reason = response["Reason"].as_str().unwrap();
+    assert_eq!(
+        reason,
+        "property ManifestUrl: document 1 is a string, not a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"
+    );
+    assert!(!reason.contains("hunter2"), "{reason}");
 }
 
 #[tokio::test]

@@ -207,11 +207,17 @@ impl Fetcher {
     }
 
     /// Allows `http://` URLs (local mirrors, tests). The Lambdas never call it, so no
-    /// template can turn it on; redirects still lead to https:// only.
+    /// template can turn it on. Redirects still lead to https:// only and names still never
+    /// resolve to loopback: a loopback mirror is named by its address (`http://127.0.0.1:8000/`).
     #[must_use]
     pub fn allow_plain_http(mut self) -> Self {
         self.rules.allow_plain_http = true;
-        self.plain_http = Some(client_builder(&self.rules).build().expect("an HTTP client builds"));
+        self.plain_http = Some(
+            client_builder(&self.rules)
+                .dns_resolver(Arc::new(GuardedResolver))
+                .build()
+                .expect("an HTTP client builds"),
+        );
         self
     }
 
