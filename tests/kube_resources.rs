@@ -460,3 +460,45 @@ async fn a_manifest_update_prunes_what_left_and_delete_survives_a_deleted_cluste
         "property ClusterName: EKS cluster nope does not exist in us-east-1"
     );
 }
+
+#[test]
+fn a_typed_property_of_the_wrong_type_is_named_with_the_kind_of_value_not_the_value() {
+    use kedaform::kube::resources::check_properties;
+    let manifest = json!({"ClusterName": CLUSTER, "Manifest": "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"});
+    let keda = install("s3://mirror/keda.yaml");
+    let cases = [
+        ("Custom::KedaScaledObject", scaled_object(), "QueueLength", json!("ten"), "found a string that is not a number"),
+        ("Custom::KedaScaledObject", scaled_object(), "QueueLength", json!("-1"), "found a string that is not a number"),
+        ("Custom::KedaScaledObject", scaled_object(), "ActivationQueueLength", json!("none"), "found a string that is not a number"),
+        ("Custom::KedaScaledObject", scaled_object(), "MinReplicas", json!("1.5"), "found a string that is not a number"),
+        ("Custom::KedaScaledObject", scaled_object(), "MaxReplicas", json!(["50"]), "expected i32, found a list"),
+        ("Custom::KedaScaledObject", scaled_object(), "PollingInterval", json!({"a": 1}), "expected i32, found a map"),
+        ("Custom::KedaScaledObject", scaled_object(), "CooldownPeriod", json!("5m"), "found a string that is not a number"),
+        ("Custom::KedaScaledObject", scaled_object(), "ScaleOnInFlight", json!("maybe"), "found a string that is not true or false"),
+        ("Custom::KedaScaledObject", scaled_object(), "QueueUrl", json!(["x"]), "expected a string, found a list"),
+        ("Custom::KedaScaledObject", scaled_object(), "Fallback", json!({"FailureThreshold": "x", "Replicas": "1"}), "is required"),
+        ("Custom::KedaInstall", keda.clone(), "TokenExpiration", json!("one day"), "found a string that is not a number"),
+        ("Custom::KedaInstall", keda.clone(), "LegacyFsGroup", json!("sometimes"), "found a string that is not true or false"),
+        ("Custom::KedaInstall", keda.clone(), "IdentityMode", json!("Root"), "expected one of"),
+        ("Custom::KedaInstall", keda, "OperatorRoleArn", json!({"Ref": "x"}), "expected a string, found a map"),
+        ("Custom::KubernetesManifest", manifest.clone(), "WaitForReady", json!("perhaps"), "found a string that is not true or false"),
+        ("Custom::KubernetesManifest", manifest, "Manifest", json!(["hunter2"]), "expected a string, found a list"),
+    ];
+    for (resource_type, mut properties, property, value, message) in cases {
+        properties[property] = value.clone();
+        let error = check_properties(resource_type, &properties).unwrap_err().to_string();
+        let property = if property == "Fallback" { "Fallback.failureThreshold" } else { property };
+        assert!(
+            error.starts_with(&format!("property {property}: {message}")),
+            "{resource_type} {property}={value}: {error}"
+        );
+        for secret in ["ten", "none", "5m", "maybe", "sometimes", "Root", "perhaps", "hunter2"] {
+            assert!(!error.contains(secret), "{error}");
+        }
+    }
+    let trust = json!({"RoleName": "consumer", "KedaRoleArn": OPERATOR_ROLE, "Exclusive": "maybe"});
+    assert_eq!(
+        kedaform::iam::check_properties(&trust).unwrap_err().to_string(),
+        "property Exclusive: found a string that is not true or false"
+    );
+}

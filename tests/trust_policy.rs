@@ -138,6 +138,42 @@ async fn role_given_as_arn_with_external_id_and_not_exclusive() {
 }
 
 #[tokio::test]
+async fn a_role_arn_of_another_account_or_partition_fails_and_the_local_namesake_is_untouched() {
+    let fx = Fixture::new().await;
+    let (consumer, consumer_arn) = fx.role("consumer-", &seed_trust()).await;
+    let keda = fx.keda_role().await;
+    let before = fx.trust_of(&consumer).await;
+    for (given, why) in [
+        (
+            consumer_arn.replace(ACCOUNT, "210987654321"),
+            format!("it is in account 210987654321, but these credentials are in account {ACCOUNT}; deploy kedaform in that account"),
+        ),
+        (
+            consumer_arn.replace("arn:aws:", "arn:aws-cn:"),
+            "it is in partition aws-cn, but these credentials are in partition aws".to_owned(),
+        ),
+        (
+            consumer_arn.replace(":role/", ":role/elsewhere/"),
+            format!("this account's role of that name is {consumer_arn}"),
+        ),
+    ] {
+        let created = fx
+            .send("Create", json!({"RoleName": given, "KedaRoleArn": keda}), None, None)
+            .await;
+        assert_eq!(created["Status"], "FAILED", "{created}");
+        assert_eq!(
+            created["Reason"],
+            format!("property RoleName: {given} is not a role kedaform can change here: {why}")
+        );
+        let deleted = fx
+            .send("Delete", json!({"RoleName": given, "KedaRoleArn": keda}), Some("x/kedaform"), None)
+            .await;
+        assert_eq!(deleted["Status"], "SUCCESS", "a Delete leaves what is not ours: {deleted}");
+        assert_eq!(fx.trust_of(&consumer).await, before, "{given} changed the local role");
+    }
+}
+
+#[tokio::test]
 async fn update_to_another_keda_role_replaces_the_statement_in_place() {
     let fx = Fixture::new().await;
     let (consumer, _) = fx.role("consumer-", &seed_trust()).await;
@@ -243,11 +279,11 @@ async fn bad_input_fails_with_a_reason_naming_the_property() {
         ),
         (
             json!({"KedaRoleArn": keda}),
-            "the resource properties could not be read: missing field `RoleName`",
+            "property RoleName: is required",
         ),
         (
             json!({"RoleName": consumer, "KedaRoleArn": keda, "Exclusive": "maybe"}),
-            "the resource properties could not be read: invalid value: string \"maybe\", expected true or false",
+            "property Exclusive: found a string that is not true or false",
         ),
         (
             json!({"RoleName": consumer, "KedaRoleArn": keda, "KedaRoleARN": keda}),

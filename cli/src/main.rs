@@ -330,8 +330,11 @@ async fn respond<H: CustomResource>(handler: H, request: Value, output: Output) 
     if success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
+/// The Lambda's handler, but for one rule: the user typed the manifest URL, so plain http://
+/// (a local mirror) is fetched too. Templates reach only the Lambdas, which never allow it.
 async fn cluster_access(aws: &aws_config::SdkConfig, kubeconfig: Option<&Path>) -> anyhow::Result<KubeResources> {
-    let mut access = ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?;
+    let mut access =
+        ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?.allow_plain_http();
     if let Some(path) = kubeconfig {
         access = access.with_kubeconfig(kedaform::kube::Kubeconfig::read(path).await?);
     }
@@ -348,17 +351,17 @@ async fn trust(action: TrustAction, aws: &aws_config::SdkConfig, output: Output)
                 external_id: args.external_id.clone(),
                 exclusive: !args.keep_others,
             };
-            let (current, plan) = policies.plan_apply(&role, &trust).await?;
+            let (current, plan) = policies.plan_apply(&args.role, &trust).await?;
             (
                 role,
                 (current.trust_policy, plan),
                 matches!(action, TrustAction::Apply(_)),
             )
         }
-        TrustAction::Remove { role } => {
-            let role = role_name(role)?;
-            let Some((current, plan)) = policies.plan_remove(&role).await? else {
-                println!("role {role} does not exist: nothing to remove");
+        TrustAction::Remove { role: role_input } => {
+            let role = role_name(role_input)?;
+            let Some((current, plan)) = policies.plan_remove(role_input).await? else {
+                println!("role {role} does not exist in this account: nothing to remove");
                 return Ok(ExitCode::SUCCESS);
             };
             (role, (current.trust_policy, plan), true)

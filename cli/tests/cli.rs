@@ -95,6 +95,27 @@ async fn trust_plan_changes_nothing_apply_writes_and_remove_undoes() {
 }
 
 #[tokio::test]
+async fn trust_apply_refuses_a_role_arn_of_another_account() {
+    let iam = aws_sdk_iam::Client::new(&moto().await);
+    let role = seed_role(&iam, "cli-foreign-").await;
+    let foreign = format!("arn:aws:iam::210987654321:role/{role}");
+    let keda = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
+    let before = iam.get_role().role_name(&role).send().await.unwrap().role.unwrap().assume_role_policy_document;
+    let output = kedaform(&["trust", "apply", "--role", &foreign, "--keda-role", &keda]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!(
+            "property RoleName: {foreign} is not a role kedaform can change here: it is in account 210987654321, \
+             but these credentials are in account {ACCOUNT}"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    let after = iam.get_role().role_name(&role).send().await.unwrap().role.unwrap().assume_role_policy_document;
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
 async fn invoke_replays_a_cloudformation_request_and_prints_the_response() {
     let iam = aws_sdk_iam::Client::new(&moto().await);
     let role = seed_role(&iam, "cli-invoke-").await;

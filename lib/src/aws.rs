@@ -125,7 +125,7 @@ pub async fn receive_all(
     Ok(all)
 }
 
-/// Every key in `bucket`.
+/// Every data key in `bucket`: not the files a query engine skips (`_…`, `.…`).
 pub async fn object_keys(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
@@ -144,7 +144,14 @@ pub async fn object_keys(
                 bucket: bucket.to_owned(),
                 source: Box::new(e.into()),
             })?;
-        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key())
+                // As Athena and Glue read a prefix: files named _… or .… are not data.
+                .filter(|key| !key.rsplit('/').next().is_some_and(|file| file.starts_with(['_', '.'])))
+                .map(str::to_owned),
+        );
         token = page.next_continuation_token().map(str::to_owned);
         if token.is_none() {
             return Ok(keys);

@@ -225,15 +225,19 @@ impl TrustPolicies {
         }
     }
 
-    /// Reads the role and plans the policy that grants `trust`.
-    pub async fn plan_apply(&self, role_name: &str, trust: &KedaTrust) -> Result<(Role, Plan), Error> {
+    /// Reads the role `role` (a name, or an ARN that must be this account's) and plans the
+    /// policy that grants `trust`.
+    pub async fn plan_apply(&self, role: &str, trust: &KedaTrust) -> Result<(Role, Plan), Error> {
         let keda = RoleArn::parse("KedaRoleArn", &trust.keda_role_arn)?;
+        let role_name = &role_name(role)?;
+        let given = role;
         let role = self.read(role_name).await?.ok_or_else(|| {
             Error::invalid(
                 "RoleName",
                 format!("role {role_name} does not exist in this account; create it first or correct RoleName"),
             )
         })?;
+        same_role(given, &role)?;
         let consumer = RoleArn::parse("RoleName", &role.arn)?;
         if consumer.partition != keda.partition {
             return Err(Error::invalid(
@@ -248,15 +252,49 @@ impl TrustPolicies {
         Ok((role, plan))
     }
 
-    /// Reads the role and plans the policy without kedaform's statement; None when the role
-    /// does not exist.
-    pub async fn plan_remove(&self, role_name: &str) -> Result<Option<(Role, Plan)>, Error> {
+    /// Reads the role `role` (a name or an ARN) and plans the policy without kedaform's
+    /// statement; None when the role does not exist here (gone, or of another account).
+    pub async fn plan_remove(&self, role: &str) -> Result<Option<(Role, Plan)>, Error> {
+        let role_name = &role_name(role)?;
+        let given = role;
         let Some(role) = self.read(role_name).await? else {
             return Ok(None);
         };
+        if let Err(error) = same_role(given, &role) {
+            tracing::warn!(error = %error, "not this account's role: nothing to remove");
+            return Ok(None);
+        }
         let plan = policy::remove(&role.trust_policy).map_err(malformed(role_name))?;
         Ok(Some((role, plan)))
     }
+}
+
+/// A `RoleName` given as an ARN must be the role IAM found by its name: same partition, same
+/// account (the credentials'), same path. Otherwise the same-named role of this account would
+/// be changed in its place.
+fn same_role(given: &str, found: &Role) -> Result<(), Error> {
+    if !given.starts_with("arn:") || given == found.arn {
+        return Ok(());
+    }
+    let wanted = RoleArn::parse("RoleName", given)?;
+    let here = RoleArn::parse("RoleName", &found.arn)?;
+    let why = if wanted.partition != here.partition {
+        format!(
+            "it is in partition {}, but these credentials are in partition {}",
+            wanted.partition, here.partition
+        )
+    } else if wanted.account != here.account {
+        format!(
+            "it is in account {}, but these credentials are in account {}; deploy kedaform in that account",
+            wanted.account, here.account
+        )
+    } else {
+        format!("this account's role of that name is {}", found.arn)
+    };
+    Err(Error::invalid(
+        "RoleName",
+        format!("{given} is not a role kedaform can change here: {why}"),
+    ))
 }
 
 fn malformed(role_name: &str) -> impl FnOnce(policy::MalformedPolicy) -> Error + '_ {
@@ -298,7 +336,7 @@ impl TrustPolicyResource {
             exclusive: properties.exclusive,
         };
         invocation.step(format!("reading the trust policy of role {role_name}"));
-        let (role, plan) = self.policies.plan_apply(&role_name, &trust).await?;
+        let (role, plan) = self.policies.plan_apply(&properties.role_name, &trust).await?;
         if plan.changed {
             invocation.step(format!(
                 "writing the trust policy of role {role_name} (IAM may not know {} yet)",
@@ -350,7 +388,7 @@ impl CustomResource for TrustPolicyResource {
     ) -> Result<(), Error> {
         let role_name = role_name(&properties.role_name)?;
         invocation.step(format!("reading the trust policy of role {role_name}"));
-        let Some((_, plan)) = self.policies.plan_remove(&role_name).await? else {
+        let Some((_, plan)) = self.policies.plan_remove(&properties.role_name).await? else {
             tracing::info!(%role_name, "role already gone");
             return Ok(());
         };

@@ -32,6 +32,15 @@ const RECEIVE_WAIT_SECONDS: i32 = 1;
 const DELETE_ATTEMPTS: u32 = 5;
 /// Message attribute that carries why an event was sent to the dead-letter queue.
 pub const DLQ_REASON_ATTRIBUTE: &str = "dlq_reason";
+/// What one dead-letter batch may carry, bodies and attributes together: SQS's batch limit
+/// where it is lowest (256 KiB; 1 MiB since 2025 in most regions).
+pub const MAX_BATCH_PAYLOAD: usize = 256 * 1024;
+/// Batches in a row that found the bucket or the queue unusable before the consumer stops:
+/// going on would only let the redrive policy move valid events to the dead-letter queue.
+pub const MAX_UNUSABLE_BATCHES: u32 = 3;
+/// The object the start-up check writes (and rewrites) to prove the bucket takes writes; the
+/// leading underscore makes Athena, Glue and Spark skip it.
+pub const WRITE_CHECK_KEY: &str = "_consumer_write_check";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -106,6 +115,10 @@ pub enum ConsumerError {
         "queue {0} has no redrive policy, so invalid events have nowhere to go: set DLQ_URL or give the queue a dead-letter queue"
     )]
     NoDeadLetterQueue(String),
+    #[error("STORE_EVENTS_BKT={bucket}: {message}")]
+    Bucket { bucket: String, message: String },
+    #[error("stopped after {MAX_UNUSABLE_BATCHES} batches in a row failed: {0}")]
+    Unusable(String),
 }
 
 /// Counters, logged periodically and returned at the end.
@@ -173,12 +186,25 @@ pub struct Worker {
     visibility: Duration,
     stats: Stats,
     seen: Mutex<HashSet<Uuid>>,
+    /// Batches in a row that found the bucket or the queue unusable.
+    unusable: std::sync::atomic::AtomicU32,
+    /// Why the consumer stopped, when it stopped on its own.
+    fatal: Mutex<Option<String>>,
 }
 
 enum Fate {
     Stored,
     Invalid(String),
     Retry,
+    /// The bucket is gone or refuses writes: no retry of this message can succeed.
+    Unusable(String),
+}
+
+/// S3 answers that no retry fixes: the bucket is gone, or the role may not write to it.
+fn bucket_unusable(error: &aws_sdk_s3::Error) -> bool {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    matches!(error, aws_sdk_s3::Error::NoSuchBucket(_))
+        || matches!(error.code(), Some("NoSuchBucket" | "AccessDenied" | "AllAccessDisabled"))
 }
 
 impl Worker {
@@ -213,6 +239,7 @@ impl Worker {
                 .ok_or_else(|| ConsumerError::NoDeadLetterQueue(queue_url.clone()))?;
             dead_letter_url(&sqs, &arn).await?
         };
+        check_bucket(&s3, &config.bucket, &config.s3_prefix).await?;
         Ok(Self {
             s3,
             sqs,
@@ -223,7 +250,25 @@ impl Worker {
             visibility,
             stats: Stats::default(),
             seen: Mutex::new(HashSet::new()),
+            unusable: std::sync::atomic::AtomicU32::new(0),
+            fatal: Mutex::new(None),
         })
+    }
+
+    /// Counts a batch that found the bucket or the queue unusable (`Some(why)`) or that went
+    /// through (`None`); true when the consumer must stop.
+    fn unusable_batch(&self, why: Option<String>) -> bool {
+        let Some(why) = why else {
+            self.unusable.store(0, Ordering::Relaxed);
+            return false;
+        };
+        let count = self.unusable.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::error!(count, limit = MAX_UNUSABLE_BATCHES, %why, "bucket or queue unusable");
+        if count < MAX_UNUSABLE_BATCHES {
+            return false;
+        }
+        *self.fatal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+        true
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -232,26 +277,34 @@ impl Worker {
 
     /// Handles one received batch to the end: store, dead-letter, delete. Its visibility is
     /// extended while it takes longer than half the visibility timeout.
-    pub async fn process(&self, messages: &[Message]) {
+    /// Returns true when the bucket was found unusable too often and the consumer must stop.
+    pub async fn process(&self, messages: &[Message]) -> bool {
         add(&self.stats.received, messages.len());
         let work = async {
             let fates = join_all(messages.iter().map(|m| self.store(m))).await;
             let mut done: Vec<&Message> = Vec::with_capacity(messages.len());
             let mut invalid = Vec::new();
+            let mut unusable = None;
             for (message, fate) in messages.iter().zip(fates) {
                 match fate {
                     Fate::Stored => done.push(message),
                     Fate::Invalid(reason) => invalid.push((message, reason)),
                     Fate::Retry => add(&self.stats.retries, 1),
+                    Fate::Unusable(why) => {
+                        add(&self.stats.retries, 1);
+                        unusable = Some(why);
+                    }
                 }
             }
             done.extend(self.dead_letter(&invalid).await);
             self.delete(&done).await;
+            unusable
         };
-        tokio::select! {
-            () = work => {}
-            () = self.keep_invisible(messages) => {}
-        }
+        let unusable = tokio::select! {
+            unusable = work => unusable,
+            () = self.keep_invisible(messages) => None,
+        };
+        self.unusable_batch(unusable)
     }
 
     async fn store(&self, message: &Message) -> Fate {
@@ -288,57 +341,47 @@ impl Worker {
                 Fate::Stored
             }
             Err(error) => {
-                tracing::warn!(%key, error = %aws_sdk_s3::Error::from(error), "not stored; left for redelivery");
+                let error = aws_sdk_s3::Error::from(error);
+                if bucket_unusable(&error) {
+                    return Fate::Unusable(format!("STORE_EVENTS_BKT={}: {error}", self.bucket));
+                }
+                tracing::warn!(%key, %error, "not stored; left for redelivery");
                 Fate::Retry
             }
         }
     }
 
-    /// Sends invalid events to the dead-letter queue with their reason; returns those it took.
+    /// Sends invalid events to the dead-letter queue with their reason, in batches within
+    /// SQS's payload limit; returns those it took.
     async fn dead_letter<'m>(&self, invalid: &[(&'m Message, String)]) -> Vec<&'m Message> {
-        if invalid.is_empty() {
-            return Vec::new();
-        }
-        let entries = invalid
+        let entries: Vec<SendMessageBatchRequestEntry> = invalid
             .iter()
             .enumerate()
-            .map(|(i, (message, reason))| {
-                let mut attributes = message.message_attributes().cloned().unwrap_or_default();
-                attributes.insert(
-                    DLQ_REASON_ATTRIBUTE.into(),
-                    MessageAttributeValue::builder()
-                        .data_type("String")
-                        .string_value(reason)
-                        .build()
-                        .expect("data type is set"),
-                );
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(message.body().unwrap_or_default())
-                    .set_message_attributes(Some(attributes))
-                    .build()
-                    .expect("id and body are set")
-            })
+            .map(|(i, (message, reason))| dead_letter_entry(i, message, reason))
             .collect();
-        let sent = self
-            .sqs
-            .send_message_batch()
-            .queue_url(&self.dlq_url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
-        let taken: Vec<&Message> = match sent {
-            Ok(output) => output
-                .successful
-                .iter()
-                .filter_map(|ok| ok.id.parse::<usize>().ok())
-                .filter_map(|i| invalid.get(i).map(|(m, _)| *m))
-                .collect(),
-            Err(error) => {
-                tracing::warn!(error = %aws_sdk_sqs::Error::from(error), "dead-letter queue refused the batch; left for redelivery");
-                Vec::new()
+        let mut taken = Vec::with_capacity(invalid.len());
+        for batch in payload_batches(entries, MAX_BATCH_PAYLOAD) {
+            let count = batch.len();
+            let sent = self
+                .sqs
+                .send_message_batch()
+                .queue_url(&self.dlq_url)
+                .set_entries(Some(batch))
+                .send()
+                .await;
+            match sent {
+                Ok(output) => taken.extend(
+                    output
+                        .successful
+                        .iter()
+                        .filter_map(|ok| ok.id.parse::<usize>().ok())
+                        .filter_map(|i| invalid.get(i).map(|(m, _)| *m)),
+                ),
+                Err(error) => {
+                    tracing::warn!(count, error = %aws_sdk_sqs::Error::from(error), "dead-letter queue refused the batch; left for redelivery");
+                }
             }
-        };
+        }
         add(&self.stats.invalid, taken.len());
         add(&self.stats.retries, invalid.len() - taken.len());
         taken
@@ -453,7 +496,16 @@ impl Worker {
             let messages = match received {
                 Ok(output) => output.messages.unwrap_or_default(),
                 Err(error) => {
-                    tracing::warn!(error = %aws_sdk_sqs::Error::from(error), "ReceiveMessage failed");
+                    let error = aws_sdk_sqs::Error::from(error);
+                    if missing_queue(&error) {
+                        let why = format!("queue {}: the queue does not exist ({error})", self.queue_url);
+                        if self.unusable_batch(Some(why)) {
+                            stop.cancel();
+                            break;
+                        }
+                    } else {
+                        tracing::warn!(%error, "ReceiveMessage failed");
+                    }
                     Vec::new()
                 }
             };
@@ -465,7 +517,10 @@ impl Worker {
                 continue;
             }
             backoff = config.poll_backoff;
-            self.process(&messages).await;
+            if self.process(&messages).await {
+                stop.cancel();
+                break;
+            }
             if self.stats.done.load(Ordering::Relaxed) >= config.total {
                 tracing::info!(total = config.total, "processed the total: stopping");
                 stop.cancel();
@@ -475,6 +530,13 @@ impl Worker {
             }
         }
     }
+}
+
+/// SQS's answer for a queue that does not exist, in its JSON and query-compatible codes.
+fn missing_queue(error: &aws_sdk_sqs::Error) -> bool {
+    use aws_sdk_sqs::error::ProvideErrorMetadata;
+    matches!(error, aws_sdk_sqs::Error::QueueDoesNotExist(_))
+        || matches!(error.code(), Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist"))
 }
 
 async fn dead_letter_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String, ConsumerError> {
@@ -489,6 +551,96 @@ async fn dead_letter_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String,
         .map_err(|e| sqs_error("GetQueueUrl", arn, e))?
         .queue_url
         .ok_or_else(|| ConsumerError::NoDeadLetterQueue(arn.to_owned()))
+}
+
+/// The invalid message as the dead-letter queue gets it: its body and attributes, and why.
+fn dead_letter_entry(index: usize, message: &Message, reason: &str) -> SendMessageBatchRequestEntry {
+    let mut attributes = message.message_attributes().cloned().unwrap_or_default();
+    attributes.insert(
+        DLQ_REASON_ATTRIBUTE.into(),
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason)
+            .build()
+            .expect("data type is set"),
+    );
+    SendMessageBatchRequestEntry::builder()
+        .id(index.to_string())
+        .message_body(message.body().unwrap_or_default())
+        .set_message_attributes(Some(attributes))
+        .build()
+        .expect("id and body are set")
+}
+
+/// An entry's size as SQS counts it against the batch limit: body, and each attribute's name,
+/// type and value.
+pub fn payload_size(entry: &SendMessageBatchRequestEntry) -> usize {
+    entry.message_body().len()
+        + entry.message_attributes().map_or(0, |attributes| {
+            attributes
+                .iter()
+                .map(|(name, value)| {
+                    name.len()
+                        + value.data_type().len()
+                        + value.string_value().map_or(0, str::len)
+                        + value.binary_value().map_or(0, |b| b.as_ref().len())
+                })
+                .sum()
+        })
+}
+
+/// Entries in order, in batches of at most 10 entries and `limit` bytes (an entry larger than
+/// the limit alone goes in a batch of its own, for SQS to judge).
+pub fn payload_batches(
+    entries: Vec<SendMessageBatchRequestEntry>,
+    limit: usize,
+) -> Vec<Vec<SendMessageBatchRequestEntry>> {
+    let mut batches: Vec<Vec<SendMessageBatchRequestEntry>> = Vec::new();
+    let mut size = 0;
+    for entry in entries {
+        let entry_size = payload_size(&entry);
+        match batches.last_mut() {
+            Some(batch) if batch.len() < 10 && size + entry_size <= limit => {
+                size += entry_size;
+                batch.push(entry);
+            }
+            _ => {
+                size = entry_size;
+                batches.push(vec![entry]);
+            }
+        }
+    }
+    batches
+}
+
+/// Proves at start-up that the bucket exists and takes this role's writes, by writing
+/// [`WRITE_CHECK_KEY`] under the first event prefix (where the role may write).
+async fn check_bucket(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<(), ConsumerError> {
+    let prefix = prefix.trim_matches('/');
+    let separator = if prefix.is_empty() { "" } else { "/" };
+    let key = format!("{prefix}{separator}{}/{WRITE_CHECK_KEY}", sales_events::EventType::SaleEvent.as_str());
+    let written = s3
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .content_type("application/json")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await;
+    written.map(|_| ()).map_err(|error| {
+        let error = aws_sdk_s3::Error::from(error);
+        let message = if matches!(error, aws_sdk_s3::Error::NoSuchBucket(_))
+            || aws_sdk_s3::error::ProvideErrorMetadata::code(&error) == Some("NoSuchBucket")
+        {
+            format!("the bucket does not exist ({error})")
+        } else {
+            format!("cannot write {key} to the bucket: {error}; the consumer's role needs s3:PutObject there")
+        };
+        ConsumerError::Bucket {
+            bucket: bucket.to_owned(),
+            message,
+        }
+    })
 }
 
 fn sqs_error<E, R>(action: &'static str, queue: &str, error: aws_sdk_sqs::error::SdkError<E, R>) -> ConsumerError
@@ -539,7 +691,11 @@ pub async fn run(
     stats.await.ok();
     let stats = worker.stats();
     tracing::info!(stats = %serde_json::to_string(&stats).unwrap_or_default(), "consumer stopped");
-    Ok(stats)
+    let fatal = worker.fatal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    match fatal {
+        Some(why) => Err(ConsumerError::Unusable(why)),
+        None => Ok(stats),
+    }
 }
 
 #[cfg(test)]

@@ -100,6 +100,12 @@ pub async fn run(
         planned += batch.len() as u64;
         let wait = config.wait_between_messages * u32::try_from(batch.len()).unwrap_or(1);
         let outcome = send(sqs, &queue_url, &batch, shutdown).await;
+        if let Some(message) = outcome.fatal {
+            return Err(SettingsError::Queue {
+                name: queue_url,
+                message,
+            });
+        }
         summary.retries += outcome.retries;
         summary.failures += (batch.len() - outcome.sent.len()) as u64;
         for index in outcome.sent {
@@ -121,6 +127,15 @@ struct Sent {
     /// Indices into the batch that SQS accepted.
     sent: Vec<usize>,
     retries: u64,
+    /// Why sending cannot go on (the queue does not exist): retrying would not help.
+    fatal: Option<String>,
+}
+
+/// SQS's answer for a queue that does not exist, in its JSON and its query-compatible codes.
+pub fn is_missing_queue(error: &aws_sdk_sqs::Error) -> bool {
+    use aws_sdk_sqs::error::ProvideErrorMetadata;
+    matches!(error, aws_sdk_sqs::Error::QueueDoesNotExist(_))
+        || matches!(error.code(), Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist"))
 }
 
 /// Sends one batch; refused entries (and whole calls that failed) are retried with backoff.
@@ -151,7 +166,15 @@ async fn send(
                 pending.retain(|i| !sent.contains(i));
             }
             Err(error) => {
-                tracing::warn!(error = %aws_sdk_sqs::Error::from(error), attempt, "SendMessageBatch failed");
+                let error = aws_sdk_sqs::Error::from(error);
+                if is_missing_queue(&error) {
+                    return Sent {
+                        sent,
+                        retries,
+                        fatal: Some(format!("the queue does not exist ({error})")),
+                    };
+                }
+                tracing::warn!(%error, attempt, "SendMessageBatch failed");
             }
         }
         if pending.is_empty() || attempt == SEND_ATTEMPTS || !sleep_unless(shutdown, backoff).await {
@@ -163,7 +186,11 @@ async fn send(
     for &i in &pending {
         tracing::error!(request_id = %batch[i].0.request_id, "message not sent after retries");
     }
-    Sent { sent, retries }
+    Sent {
+        sent,
+        retries,
+        fatal: None,
+    }
 }
 
 fn entry(index: usize, message: &Message) -> SendMessageBatchRequestEntry {
