@@ -386,7 +386,7 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
         None => println!("\n3. what would go onto a cluster"),
     }
     let location = keda_manifest(args);
-    let text = String::from_utf8(crate::read_manifest(&location, aws).await?)?;
+    let text = String::from_utf8(crate::read_manifest(&location).await?)?;
     let mut objects = kedaform::kube::plan::parse_manifest("ManifestUrl", &text)?;
     install::apply_overlay(
         &mut objects,

@@ -76,7 +76,7 @@ enum Command {
     },
     /// Print an ExecCredential with an EKS token, like `aws eks get-token`.
     Token {
-        #[arg(long)]
+        #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
         cluster: String,
     },
     /// Predict how a ScaledObject behaves on given traffic, and search for the cheapest
@@ -94,37 +94,41 @@ enum Command {
     },
 }
 
+/// The longest `plan` run: a week, one step a second (memory grows with it).
+const MAX_PLAN_SECONDS: u64 = 7 * 86_400;
+
 #[derive(Debug, Args)]
 struct PlanArgs {
-    /// constant:RATE, steps:SECOND@RATE,…, bursts:SECOND@COUNT,… or csv:FILE (lines of second,messages).
-    #[arg(long, default_value = "constant:2")]
-    traffic: String,
-    /// Length of the simulated run, in seconds.
-    #[arg(long, default_value_t = 3_600)]
+    /// constant:RATE, steps:SECOND@RATE,…, bursts:SECOND@COUNT,… or csv:FILE (lines of
+    /// second,messages); rates up to 100,000/s, bursts up to 100,000,000 messages.
+    #[arg(long, default_value = "constant:2", value_parser = parse_traffic)]
+    traffic: kedaform::sim::model::Traffic,
+    /// Length of the simulated run, in seconds (1 to 604,800: a week).
+    #[arg(long, default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=MAX_PLAN_SECONDS))]
     seconds: u64,
-    /// The oldest-message age to keep to, in seconds ("60" or "60s").
-    #[arg(long, default_value = "60s")]
-    slo_max_age: String,
-    /// MAX_MSGS_PER_BATCH of the consumer.
-    #[arg(long, default_value_t = 10)]
+    /// The oldest-message age to keep to, in seconds ("60" or "60s"; up to 86,400).
+    #[arg(long, default_value = "60s", value_parser = parse_slo)]
+    slo_max_age: u64,
+    /// MAX_MSGS_PER_BATCH of the consumer (1 to 10).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10))]
     batch_size: u32,
-    /// Seconds a batch takes from receive to delete.
-    #[arg(long, default_value_t = 2)]
+    /// Seconds a batch takes from receive to delete (up to 43,200).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=43_200))]
     work_seconds: u64,
-    /// MSG_PROCESS_DELAY of the consumer.
-    #[arg(long, default_value_t = 10)]
+    /// MSG_PROCESS_DELAY of the consumer (up to 86,400).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     process_delay: u64,
-    /// MSG_POLL_BACKOFF of the consumer.
-    #[arg(long, default_value_t = 2)]
+    /// MSG_POLL_BACKOFF of the consumer (up to 512).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=512))]
     poll_backoff: u64,
-    /// Seconds from scheduling a pod to its first receive.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds from scheduling a pod to its first receive (up to 86,400).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     startup_seconds: u64,
-    /// The queue's DelaySeconds.
-    #[arg(long, default_value_t = 2)]
+    /// The queue's DelaySeconds (0 to 900, as SQS allows).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=900))]
     delay_seconds: u64,
-    /// The queue's visibility timeout.
-    #[arg(long, default_value_t = 30)]
+    /// The queue's visibility timeout (0 to 43,200, as SQS allows).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=43_200))]
     visibility_timeout: u64,
     /// Write the chosen settings' time series here (JSON when the name ends in .json, else CSV).
     #[arg(long)]
@@ -132,6 +136,29 @@ struct PlanArgs {
     /// Write the chosen settings' plot here (SVG).
     #[arg(long)]
     svg: Option<PathBuf>,
+}
+
+/// `--traffic`, checked by clap so that a bad one is a usage error (exit 2).
+fn parse_traffic(spec: &str) -> Result<kedaform::sim::model::Traffic, String> {
+    use kedaform::sim::model::Traffic;
+    let parsed = match spec.strip_prefix("csv:") {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+            Traffic::from_csv(&text)
+        }
+        None => Traffic::parse(spec),
+    };
+    parsed.map_err(|e| e.to_string())
+}
+
+/// `--slo-max-age`: whole seconds, 1 to a day, with or without an `s`.
+fn parse_slo(text: &str) -> Result<u64, String> {
+    text.trim()
+        .trim_end_matches('s')
+        .parse::<u64>()
+        .ok()
+        .filter(|seconds| (1..=86_400).contains(seconds))
+        .ok_or_else(|| "expected whole seconds from 1 to 86400, e.g. 60s".to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -404,30 +431,38 @@ async fn trust(action: TrustAction, aws: &aws_config::SdkConfig, output: Output)
 
 /// KEDA's manifest from a URL (https://, s3://, and, because the user typed it, http://) or a
 /// local file.
-async fn read_manifest(location: &str, aws: &aws_config::SdkConfig) -> anyhow::Result<Vec<u8>> {
+/// Only an s3:// location loads the AWS settings.
+async fn read_manifest(location: &str) -> anyhow::Result<Vec<u8>> {
     if location.contains("://") {
-        let fetcher = kedaform::fetch::Fetcher::new(kedaform::aws::s3(aws)).allow_plain_http();
+        let fetcher = if location.starts_with("s3://") {
+            kedaform::fetch::Fetcher::new(kedaform::aws::s3(&kedaform::aws::load().await))
+        } else {
+            kedaform::fetch::Fetcher::without_s3()
+        }
+        .allow_plain_http();
         Ok(fetcher.fetch("--manifest", location).await?)
     } else {
         std::fs::read(location).with_context(|| format!("cannot read {location}"))
     }
 }
 
-async fn keda_render(
-    keda: &KedaArgs,
-    helm_values: bool,
-    aws: &aws_config::SdkConfig,
-    output: Output,
-) -> anyhow::Result<ExitCode> {
+async fn keda_render(keda: &KedaArgs, helm_values: bool, output: Output) -> anyhow::Result<ExitCode> {
     if helm_values {
-        print!("{}", install::helm_values(&keda.overlay()));
+        let values = install::helm_values(&keda.overlay());
+        match output {
+            Output::Text => print!("{values}"),
+            Output::Json => {
+                let values: Value = serde_yaml_ng::from_str(&values)?;
+                println!("{}", serde_json::to_string_pretty(&values)?);
+            }
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let location = keda
         .manifest
         .clone()
         .unwrap_or_else(|| install::release_url(&keda.version));
-    let bytes = read_manifest(&location, aws).await?;
+    let bytes = read_manifest(&location).await?;
     if let Some(expected) = &keda.manifest_sha256 {
         install::verify(&bytes, expected)?;
     }
@@ -468,18 +503,20 @@ async fn exec_credential(cluster: &str, aws: &aws_config::SdkConfig) -> anyhow::
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let aws = kedaform::aws::load().await;
     let output = cli.output;
     let kubeconfig = cli.kubeconfig.as_deref();
+    // Loaded only by the commands that call AWS: the offline ones must not look for a region or
+    // credentials (the instance metadata service among the places searched).
+    let aws = || kedaform::aws::load();
     match cli.command {
-        Command::Trust { action } => trust(action, &aws, output).await,
+        Command::Trust { action } => trust(action, &aws().await, output).await,
         Command::Keda { action } => match action {
-            KedaAction::Render { keda, helm_values } => keda_render(&keda, helm_values, &aws, output).await,
+            KedaAction::Render { keda, helm_values } => keda_render(&keda, helm_values, output).await,
             KedaAction::Install { cluster, keda } => {
-                keda_install("Create", &cluster, &keda, &aws, kubeconfig, output).await
+                keda_install("Create", &cluster, &keda, &aws().await, kubeconfig, output).await
             }
             KedaAction::Uninstall { cluster, keda } => {
-                keda_install("Delete", &cluster, &keda, &aws, kubeconfig, output).await
+                keda_install("Delete", &cluster, &keda, &aws().await, kubeconfig, output).await
             }
         },
         Command::Scaledobject { action } => match action {
@@ -497,29 +534,56 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            ScaledObjectAction::Apply(args) => scaled_object("Create", &args, &aws, kubeconfig, output).await,
-            ScaledObjectAction::Delete(args) => scaled_object("Delete", &args, &aws, kubeconfig, output).await,
+            ScaledObjectAction::Apply(args) => {
+                scaled_object("Create", &args, &aws().await, kubeconfig, output).await
+            }
+            ScaledObjectAction::Delete(args) => {
+                scaled_object("Delete", &args, &aws().await, kubeconfig, output).await
+            }
         },
-        Command::Token { cluster } => exec_credential(&cluster, &aws).await,
+        Command::Token { cluster } => exec_credential(&cluster, &aws().await).await,
         Command::Plan(args) => plan(&args, output),
-        Command::Demo(args) => demo::run(&args, &aws, kubeconfig).await,
+        Command::Demo(args) => demo::run(&args, &aws().await, kubeconfig).await,
         Command::Invoke { event } => {
             let text = std::fs::read_to_string(&event).with_context(|| format!("cannot read {}", event.display()))?;
             let request: Value =
                 serde_json::from_str(&text).with_context(|| format!("{} is not JSON", event.display()))?;
-            let code = if request["ResourceType"] == "Custom::KedaTrustPolicy" {
+            let resource_type = invocable(&request).with_context(|| format!("{} cannot be invoked", event.display()))?;
+            let code = if resource_type == "Custom::KedaTrustPolicy" {
                 respond(
-                    TrustPolicyResource::new(aws_sdk_iam::Client::new(&aws)),
+                    TrustPolicyResource::new(aws_sdk_iam::Client::new(&aws().await)),
                     request,
                     Output::Json,
                 )
                 .await
             } else {
-                respond(cluster_access(&aws, kubeconfig).await?, request, Output::Json).await
+                respond(cluster_access(&aws().await, kubeconfig).await?, request, Output::Json).await
             };
             Ok(code)
         }
     }
+}
+
+/// The resource type of a request `invoke` can run, checked before any AWS setting is needed.
+fn invocable(request: &Value) -> anyhow::Result<&str> {
+    const TYPES: [&str; 4] = [
+        "Custom::KedaTrustPolicy",
+        "Custom::KubernetesManifest",
+        "Custom::KedaInstall",
+        "Custom::KedaScaledObject",
+    ];
+    let Some(fields) = request.as_object() else {
+        anyhow::bail!("the event is not a JSON object: expected a CloudFormation custom-resource request");
+    };
+    let resource_type = fields.get("ResourceType").and_then(Value::as_str).unwrap_or_default();
+    if !TYPES.contains(&resource_type) {
+        anyhow::bail!(
+            "ResourceType {:?} is not one kedaform serves: expected one of {}",
+            resource_type,
+            TYPES.join(", ")
+        );
+    }
+    Ok(resource_type)
 }
 
 async fn keda_install(
@@ -547,22 +611,12 @@ async fn scaled_object(
 }
 
 fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
-    use kedaform::sim::model::{Consumer, Scenario, Traffic, simulate};
+    use kedaform::sim::model::{Consumer, Scenario, simulate};
     use kedaform::sim::plan::{Evaluation, search};
-    let traffic = match args.traffic.strip_prefix("csv:") {
-        Some(file) => {
-            Traffic::from_csv(&std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?)?
-        }
-        None => Traffic::parse(&args.traffic)?,
-    };
-    let slo: u64 = args
-        .slo_max_age
-        .trim_end_matches('s')
-        .parse()
-        .with_context(|| format!("--slo-max-age {:?}: expected seconds, e.g. 60s", args.slo_max_age))?;
+    let slo = args.slo_max_age;
     let base = Scenario {
         seconds: args.seconds,
-        traffic,
+        traffic: args.traffic.clone(),
         delay_seconds: args.delay_seconds,
         visibility_timeout: args.visibility_timeout,
         consumer: Consumer {

@@ -305,7 +305,7 @@ fn plan_finds_settings_for_the_slo_and_writes_the_series_and_the_plot() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     let bad = kedaform(&["plan", "--traffic", "sometimes"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
     assert!(
         stderr(&bad).contains("property traffic: \"sometimes\": expected constant:RATE"),
         "{}",
@@ -366,4 +366,117 @@ async fn scaledobject_apply_and_delete_go_through_the_lambdas_handler() {
     let deleted = run(scaled_object("delete", QUEUE_URL)).await.unwrap();
     assert!(deleted.status.success(), "{}", stderr(&deleted));
     assert!(!api.objects().contains_key(path));
+}
+
+#[test]
+fn plan_usage_errors_exit_2_and_nothing_wraps() {
+    let cases: [(&[&str], &str); 10] = [
+        (&["--traffic", "constant:NaN"], "--traffic"),
+        (&["--traffic", "constant:inf"], "--traffic"),
+        (&["--traffic", "steps:0@1,60@-3"], "--traffic"),
+        (&["--traffic", "bursts:0@9223372036854775808"], "--traffic"),
+        (&["--slo-max-age", "soon"], "--slo-max-age"),
+        (&["--slo-max-age", "0s"], "--slo-max-age"),
+        (&["--seconds=-5"], "--seconds"),
+        (&["--seconds", "100000000"], "--seconds"),
+        (&["--startup-seconds", "18446744073709551615"], "--startup-seconds"),
+        (&["--batch-size", "0"], "--batch-size"),
+    ];
+    for (arguments, named) in cases {
+        let output = kedaform(&[&["plan"], arguments].concat());
+        assert_eq!(output.status.code(), Some(2), "{arguments:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(named), "{arguments:?}: {}", stderr(&output));
+    }
+    // The largest burst and the longest run allowed are simulated, not wrapped into "0 pod-s".
+    let output = kedaform(&[
+        "plan", "--seconds", "600", "--traffic", "bursts:0@100000000", "--output", "json",
+    ]);
+    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(plan["keda_defaults"]["meets_slo"], false, "{plan}");
+    assert!(plan["keda_defaults"]["summary"]["pod_seconds"].as_u64().unwrap() > 0, "{plan}");
+    assert!(plan["keda_defaults"]["summary"]["peak_backlog"].as_u64().unwrap() >= 99_000_000, "{plan}");
+}
+
+/// Runs kedaform with no AWS settings but an instance metadata service and proxies that
+/// record every request.
+fn offline(arguments: &[&str], recorder: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kedaform"))
+        .args(arguments)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", recorder)
+        .env("HTTP_PROXY", recorder)
+        .env("HTTPS_PROXY", recorder)
+        .env("ALL_PROXY", recorder)
+        .output()
+        .expect("run kedaform")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_commands_never_look_for_aws_settings_or_the_network() {
+    let recorder = LocalServer::start(|_, _| Reply::new(404, "text/plain", "no")).await;
+    let url = recorder.url.clone();
+    let fixture = keda_fixture();
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
+    let queue = format!("https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/q");
+    let consumer = format!("arn:aws:iam::{ACCOUNT}:role/consumer");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["plan", "--seconds", "120"],
+        vec!["keda", "render", "--operator-role", &role, "--helm-values"],
+        vec!["keda", "render", "--operator-role", &role, "--manifest", &fixture],
+        vec![
+            "scaledobject", "render", "--cluster", "sales", "--namespace", "sales", "--name", "c", "--target", "c",
+            "--queue-url", &queue, "--role-arn", &consumer,
+        ],
+    ];
+    for command in commands {
+        let output = tokio::task::spawn_blocking({
+            let (command, url) = (command.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>(), url.clone());
+            move || offline(&command.iter().map(String::as_str).collect::<Vec<_>>(), &url)
+        })
+        .await
+        .unwrap();
+        assert!(output.status.success(), "{command:?}: {}", stderr(&output));
+        assert!(recorder.requests().is_empty(), "{command:?} made requests: {:?}", recorder.requests());
+    }
+    // The recorder does see a command that needs AWS look for its region and credentials.
+    let online = tokio::task::spawn_blocking(move || offline(&["token", "--cluster", "sales"], &url)).await.unwrap();
+    assert!(!online.status.success());
+    assert!(!recorder.requests().is_empty(), "token looked nowhere: {}", stderr(&online));
+}
+
+#[test]
+fn token_refuses_an_empty_cluster_and_invoke_names_the_events_problem_first() {
+    let empty = kedaform(&["token", "--cluster", ""]);
+    assert_eq!(empty.status.code(), Some(2), "{}", stderr(&empty));
+    let dir = std::env::temp_dir().join(format!("kedaform-invoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (event, problem) in [
+        ("[1, 2]", "the event is not a JSON object"),
+        (r#"{"ResourceType": "Custom::Nope", "RequestType": "Create"}"#, "ResourceType \"Custom::Nope\" is not one kedaform serves"),
+        (r#"{"RequestType": "Create"}"#, "ResourceType \"\" is not one kedaform serves"),
+    ] {
+        let path = dir.join("event.json");
+        std::fs::write(&path, event).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_kedaform"))
+            .args(["invoke", "--event", path.to_str().unwrap()])
+            .env_clear()
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr(&output).contains(problem), "{event}: {}", stderr(&output));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn helm_values_print_as_json_when_asked() {
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
+    let output = kedaform(&["--output", "json", "keda", "render", "--operator-role", &role, "--helm-values"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let values: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(values["podIdentity"]["aws"]["irsa"]["roleArn"], role.as_str());
+    assert_eq!(values["serviceAccount"]["operator"]["name"], "keda-operator");
 }

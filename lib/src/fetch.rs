@@ -167,7 +167,7 @@ impl Resolve for GuardedResolver {
 pub struct Fetcher {
     https: reqwest::Client,
     plain_http: Option<reqwest::Client>,
-    s3: aws_sdk_s3::Client,
+    s3: Option<aws_sdk_s3::Client>,
     rules: Rules,
     limit: usize,
 }
@@ -190,6 +190,15 @@ fn client_builder(rules: &Rules) -> reqwest::ClientBuilder {
 
 impl Fetcher {
     pub fn new(s3: aws_sdk_s3::Client) -> Self {
+        Self {
+            s3: Some(s3),
+            ..Self::without_s3()
+        }
+    }
+
+    /// For https:// (and allowed http://) only: needs no AWS settings, so that a caller
+    /// without them never looks for any.
+    pub fn without_s3() -> Self {
         let rules = Rules {
             allow_plain_http: false,
             runtime_api: std::env::var("AWS_LAMBDA_RUNTIME_API").ok(),
@@ -200,7 +209,7 @@ impl Fetcher {
                 .build()
                 .expect("a TLS client builds"),
             plain_http: None,
-            s3,
+            s3: None,
             rules,
             limit: MAX_MANIFEST_BYTES,
         }
@@ -235,7 +244,11 @@ impl Fetcher {
         let cannot = |e: &dyn std::fmt::Display| failed(format!("cannot fetch {}: {e}", shown(url)));
         match classify(url, &self.rules).map_err(failed)? {
             Source::S3 { bucket, key } => {
-                let object = self.s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
+                let s3 = self
+                    .s3
+                    .as_ref()
+                    .ok_or_else(|| failed(format!("{}: s3:// needs AWS settings here", shown(url))))?;
+                let object = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
                     let error: aws_sdk_s3::Error = e.into();
                     cannot(&error)
                 })?;

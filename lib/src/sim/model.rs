@@ -17,6 +17,11 @@ fn at_pairs<T: std::str::FromStr>(list: &str) -> Option<Vec<(u64, T)>> {
         .collect()
 }
 
+/// The highest rate a traffic spec may give, in messages a second.
+pub const MAX_RATE: f64 = 100_000.0;
+/// The most messages one second of a series may bring.
+pub const MAX_BURST: u64 = 100_000_000;
+
 /// Messages arriving each second.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Traffic {
@@ -35,23 +40,32 @@ impl Traffic {
         let bad = || {
             crate::Error::invalid(
                 "traffic",
-                format!("{spec:?}: expected constant:RATE, steps:SECOND@RATE,…, bursts:SECOND@COUNT,… or csv:FILE"),
+                format!(
+                    "{spec:?}: expected constant:RATE, steps:SECOND@RATE,…, bursts:SECOND@COUNT,… or csv:FILE, \
+                     rates from 0 to {MAX_RATE} a second, counts up to {MAX_BURST}"
+                ),
             )
         };
+        let rate_ok = |rate: &f64| rate.is_finite() && (0.0..=MAX_RATE).contains(rate);
         if let Some(bursts) = spec.strip_prefix("bursts:") {
-            return at_pairs(bursts).map(Self::Series).ok_or_else(bad);
+            return at_pairs::<u64>(bursts)
+                .filter(|pairs| pairs.iter().all(|(_, count)| *count <= MAX_BURST))
+                .map(Self::Series)
+                .ok_or_else(bad);
         }
         if let Some(rate) = spec.strip_prefix("constant:") {
             return rate
                 .trim()
                 .parse::<f64>()
                 .ok()
-                .filter(|r| *r >= 0.0)
+                .filter(rate_ok)
                 .map(Self::Constant)
                 .ok_or_else(bad);
         }
         let steps = spec.strip_prefix("steps:").ok_or_else(bad)?;
-        let mut parsed: Vec<(u64, f64)> = at_pairs(steps).ok_or_else(bad)?;
+        let mut parsed: Vec<(u64, f64)> = at_pairs(steps)
+            .filter(|pairs: &Vec<(u64, f64)>| pairs.iter().all(|(_, rate)| rate_ok(rate)))
+            .ok_or_else(bad)?;
         parsed.sort_by_key(|(second, _)| *second);
         Ok(Self::Steps(parsed))
     }
@@ -67,10 +81,13 @@ impl Traffic {
             let parsed = line.split_once(',').and_then(|(second, count)| {
                 Some((second.trim().parse::<u64>().ok()?, count.trim().parse::<u64>().ok()?))
             });
-            let pair = parsed.ok_or_else(|| {
+            let pair = parsed.filter(|(_, count)| *count <= MAX_BURST).ok_or_else(|| {
                 crate::Error::invalid(
                     "traffic",
-                    format!("line {}: {line:?} is not `second,messages`", index + 1),
+                    format!(
+                        "line {}: {line:?} is not `second,messages` with at most {MAX_BURST} messages",
+                        index + 1
+                    ),
                 )
             })?;
             series.push(pair);
@@ -87,6 +104,24 @@ impl Traffic {
                 .find(|(from, _)| *from <= second)
                 .map_or(0.0, |(_, r)| *r),
             Self::Series(_) => 0.0,
+        }
+    }
+}
+
+impl std::fmt::Display for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Constant(rate) => write!(f, "constant:{rate}"),
+            Self::Steps(steps) => {
+                let steps: Vec<String> = steps.iter().map(|(at, rate)| format!("{at}@{rate}")).collect();
+                write!(f, "steps:{}", steps.join(","))
+            }
+            Self::Series(series) => write!(
+                f,
+                "{} bursts of {} messages",
+                series.len(),
+                series.iter().map(|(_, n)| n).sum::<u64>()
+            ),
         }
     }
 }
