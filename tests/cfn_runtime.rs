@@ -425,7 +425,13 @@ async fn the_lambda_entry_point_answers_and_returns_ok() {
 
 /// `"Triggers": [[[…]]]` nested `depth` levels inside the properties.
 fn nested_request(url: &str, depth: usize) -> String {
-    let request = cfn_request("Create", url, json!({"Name": "deep", "Count": "1", "Triggers": "NEST"}), None, None);
+    let request = cfn_request(
+        "Create",
+        url,
+        json!({"Name": "deep", "Count": "1", "Triggers": "NEST"}),
+        None,
+        None,
+    );
     let nest = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     request.to_string().replace("\"NEST\"", &nest)
 }
@@ -435,7 +441,10 @@ async fn a_request_nested_deeper_than_the_json_decoder_allows_still_gets_one_fai
     let server = LocalServer::cloudformation().await;
     let (runtime, calls) = runtime();
     let text = nested_request(&server.url, 200);
-    assert!(serde_json::from_str::<Value>(&text).is_err(), "the decoder must refuse it");
+    assert!(
+        serde_json::from_str::<Value>(&text).is_err(),
+        "the decoder must refuse it"
+    );
     runtime.handle_text(&text, in_secs(10)).await.expect("an answer");
     let request: Value = serde_json::from_str(&nested_request(&server.url, 1)).unwrap();
     let sent = server.only_request();
@@ -444,7 +453,10 @@ async fn a_request_nested_deeper_than_the_json_decoder_allows_still_gets_one_fai
     assert_eq!(body["StackId"], STACK_ID);
     assert_eq!(body["LogicalResourceId"], "Resource");
     assert!(body["RequestId"].as_str().unwrap().starts_with("req-Create-"), "{body}");
-    assert_ne!(body["RequestId"], request["RequestId"], "ids come from the request itself");
+    assert_ne!(
+        body["RequestId"], request["RequestId"],
+        "ids come from the request itself"
+    );
     let reason = body["Reason"].as_str().unwrap();
     assert!(
         reason.starts_with("the request could not be read: ResourceProperties (recursion limit exceeded"),
@@ -454,7 +466,10 @@ async fn a_request_nested_deeper_than_the_json_decoder_allows_still_gets_one_fai
 
     // Just under the limit, it is an ordinary request (whose handler knows no Triggers).
     let server = LocalServer::cloudformation().await;
-    let sent = runtime.handle_text(&nested_request(&server.url, 100), in_secs(10)).await.unwrap();
+    let sent = runtime
+        .handle_text(&nested_request(&server.url, 100), in_secs(10))
+        .await
+        .unwrap();
     assert_eq!(
         sent.reason.as_deref(),
         Some("unknown property: Triggers; check the spelling against the resource reference in the README")
@@ -463,7 +478,12 @@ async fn a_request_nested_deeper_than_the_json_decoder_allows_still_gets_one_fai
 
 #[tokio::test]
 async fn a_service_timeout_outside_cloudformations_range_fails_the_request_without_a_panic() {
-    for timeout in [json!("18446744073709551615"), json!(u64::MAX), json!("0"), json!("3601")] {
+    for timeout in [
+        json!("18446744073709551615"),
+        json!(u64::MAX),
+        json!("0"),
+        json!("3601"),
+    ] {
         let server = LocalServer::cloudformation().await;
         let (runtime, calls) = runtime();
         let request = cfn_request(
@@ -522,7 +542,10 @@ async fn a_response_endpoint_that_never_answers_cannot_hold_the_invocation_past_
 fn an_event_without_a_usable_response_url_is_logged_by_its_ids_only() {
     let logs = kedaform_tests::CapturedLogs::default();
     let _guard = tracing::subscriber::set_default(logs.subscriber());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (handler, calls) = self::runtime();
     for event in [
         json!({"RequestId": "r-1", "StackId": "s-1", "Password": "hunter2-secret"}),

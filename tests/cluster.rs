@@ -302,7 +302,9 @@ async fn a_refused_secret_never_reaches_the_stack_event() {
     let rig = rig().await;
     let namespace = namespace("secret-");
     let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: NAMESPACE\nstringData:\n  password: 31337\n  pin: {code: hunter2}\n";
-    let response = rig.manifest_request("Create", "Secret", &namespace, &[secret], None).await;
+    let response = rig
+        .manifest_request("Create", "Secret", &namespace, &[secret], None)
+        .await;
     assert_eq!(response["Status"], "FAILED", "{response}");
     let reason = response["Reason"].as_str().unwrap();
     assert!(

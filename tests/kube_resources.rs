@@ -172,7 +172,10 @@ async fn keda_install_takes_its_manifest_from_an_http_mirror_when_allowed() {
         )
         .await;
     assert!(
-        plain["Reason"].as_str().unwrap().starts_with("property ManifestUrl: cannot fetch http://example.com/keda.yaml"),
+        plain["Reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("property ManifestUrl: cannot fetch http://example.com/keda.yaml"),
         "{plain}"
     );
 
@@ -180,11 +183,20 @@ async fn keda_install_takes_its_manifest_from_an_http_mirror_when_allowed() {
     let lambda = self::rig(Behaviour::default()).await;
     let requests = mirror.requests().len();
     let refused = lambda
-        .send("Custom::KedaInstall", "Create", install(&format!("{}/keda/keda-2.20.2.yaml", mirror.url)), None, 60)
+        .send(
+            "Custom::KedaInstall",
+            "Create",
+            install(&format!("{}/keda/keda-2.20.2.yaml", mirror.url)),
+            None,
+            60,
+        )
         .await;
     assert_eq!(
         refused["Reason"],
-        format!("property ManifestUrl: {}/keda/keda-2.20.2.yaml is neither https:// nor s3://", mirror.url)
+        format!(
+            "property ManifestUrl: {}/keda/keda-2.20.2.yaml is neither https:// nor s3://",
+            mirror.url
+        )
     );
     assert_eq!(mirror.requests().len(), requests);
 }
@@ -203,17 +215,38 @@ async fn redirects_lead_only_to_https_and_never_to_loopback_or_metadata_addresse
         (format!("{}/keda.yaml", target.url), "only https:// is"),
         // reqwest never follows a redirect to a scheme it cannot fetch: the 302 itself fails.
         ("file:///etc/passwd".to_owned(), "HTTP 302 Found"),
-        ("https://169.254.169.254/latest/meta-data/iam/security-credentials/".to_owned(), "metadata address"),
-        ("https://[fd00:ec2::254]/latest/meta-data/".to_owned(), "metadata address"),
-        (format!("https://127.0.0.1:{}/keda.yaml", target.url.rsplit(':').next().unwrap()), "metadata address"),
-        (format!("https://localhost:{}/keda.yaml", target.url.rsplit(':').next().unwrap()), "resolves only to loopback"),
+        (
+            "https://169.254.169.254/latest/meta-data/iam/security-credentials/".to_owned(),
+            "metadata address",
+        ),
+        (
+            "https://[fd00:ec2::254]/latest/meta-data/".to_owned(),
+            "metadata address",
+        ),
+        (
+            format!("https://127.0.0.1:{}/keda.yaml", target.url.rsplit(':').next().unwrap()),
+            "metadata address",
+        ),
+        (
+            format!("https://localhost:{}/keda.yaml", target.url.rsplit(':').next().unwrap()),
+            "resolves only to loopback",
+        ),
     ] {
         let mirror = redirecting_to(&location).await;
         let response = rig
-            .send("Custom::KedaInstall", "Create", install(&format!("{}/keda.yaml", mirror.url)), None, 30)
+            .send(
+                "Custom::KedaInstall",
+                "Create",
+                install(&format!("{}/keda.yaml", mirror.url)),
+                None,
+                30,
+            )
             .await;
         let reason = response["Reason"].as_str().unwrap();
-        assert!(reason.starts_with("property ManifestUrl: cannot fetch"), "{location}: {reason}");
+        assert!(
+            reason.starts_with("property ManifestUrl: cannot fetch"),
+            "{location}: {reason}"
+        );
         assert!(reason.contains(refusal), "{location}: {reason}");
         assert_eq!(mirror.requests().len(), 1);
     }
@@ -248,7 +281,11 @@ async fn endless(head: &'static str, chunk: &'static [u8]) -> String {
 #[tokio::test]
 async fn a_manifest_download_stops_at_16_mib_whatever_the_server_says() {
     let rig = rig_with_plain_http().await;
-    let chunk: &'static [u8] = Box::leak(b"# padding line of a manifest without end\n".repeat(1600).into_boxed_slice());
+    let chunk: &'static [u8] = Box::leak(
+        b"# padding line of a manifest without end\n"
+            .repeat(1600)
+            .into_boxed_slice(),
+    );
     for head in [
         "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\nTransfer-Encoding: chunked\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\nContent-Length: 1000\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -256,7 +293,13 @@ async fn a_manifest_download_stops_at_16_mib_whatever_the_server_says() {
         let url = endless(head, chunk).await;
         let started = Instant::now();
         let response = rig
-            .send("Custom::KedaInstall", "Create", install(&format!("{url}/keda.yaml")), None, 60)
+            .send(
+                "Custom::KedaInstall",
+                "Create",
+                install(&format!("{url}/keda.yaml")),
+                None,
+                60,
+            )
             .await;
         assert_eq!(
             response["Reason"],
@@ -266,7 +309,13 @@ async fn a_manifest_download_stops_at_16_mib_whatever_the_server_says() {
     }
     let announced = endless("HTTP/1.1 200 OK\r\nContent-Length: 17179869184\r\n\r\n", chunk).await;
     let response = rig
-        .send("Custom::KedaInstall", "Create", install(&format!("{announced}/keda.yaml")), None, 60)
+        .send(
+            "Custom::KedaInstall",
+            "Create",
+            install(&format!("{announced}/keda.yaml")),
+            None,
+            60,
+        )
         .await;
     assert_eq!(
         response["Reason"],
@@ -461,35 +510,82 @@ async fn a_manifest_update_prunes_what_left_and_delete_survives_a_deleted_cluste
     );
 }
 
+/// (resource type, property, value as JSON, the error after `property <name>: `).
+const WRONG_TYPES: [(&str, &str, &str, &str); 16] = [
+    (SO, "QueueLength", r#""ten""#, "found a string that is not a number"),
+    (SO, "QueueLength", r#""-1""#, "found a string that is not a number"),
+    (
+        SO,
+        "ActivationQueueLength",
+        r#""none""#,
+        "found a string that is not a number",
+    ),
+    (SO, "MinReplicas", r#""1.5""#, "found a string that is not a number"),
+    (SO, "MaxReplicas", r#"["50"]"#, "expected i32, found a list"),
+    (SO, "PollingInterval", r#"{"a": 1}"#, "expected i32, found a map"),
+    (SO, "CooldownPeriod", r#""5m""#, "found a string that is not a number"),
+    (
+        SO,
+        "ScaleOnInFlight",
+        r#""maybe""#,
+        "found a string that is not true or false",
+    ),
+    (SO, "QueueUrl", r#"["x"]"#, "expected a string, found a list"),
+    (
+        SO,
+        "Fallback",
+        r#"{"failureThreshold": "x", "replicas": 1}"#,
+        "found a string that is not a number",
+    ),
+    (
+        KI,
+        "TokenExpiration",
+        r#""one day""#,
+        "found a string that is not a number",
+    ),
+    (
+        KI,
+        "LegacyFsGroup",
+        r#""sometimes""#,
+        "found a string that is not true or false",
+    ),
+    (KI, "IdentityMode", r#""Root""#, "expected one of"),
+    (
+        KI,
+        "OperatorRoleArn",
+        r#"{"Ref": "x"}"#,
+        "expected a string, found a map",
+    ),
+    (
+        KM,
+        "WaitForReady",
+        r#""perhaps""#,
+        "found a string that is not true or false",
+    ),
+    (KM, "Manifest", r#"["hunter2"]"#, "expected a string, found a list"),
+];
+const SO: &str = "Custom::KedaScaledObject";
+const KI: &str = "Custom::KedaInstall";
+const KM: &str = "Custom::KubernetesManifest";
+
 #[test]
 fn a_typed_property_of_the_wrong_type_is_named_with_the_kind_of_value_not_the_value() {
     use kedaform::kube::resources::check_properties;
-    let manifest = json!({"ClusterName": CLUSTER, "Manifest": "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"});
-    let keda = install("s3://mirror/keda.yaml");
-    let cases = [
-        ("Custom::KedaScaledObject", scaled_object(), "QueueLength", json!("ten"), "found a string that is not a number"),
-        ("Custom::KedaScaledObject", scaled_object(), "QueueLength", json!("-1"), "found a string that is not a number"),
-        ("Custom::KedaScaledObject", scaled_object(), "ActivationQueueLength", json!("none"), "found a string that is not a number"),
-        ("Custom::KedaScaledObject", scaled_object(), "MinReplicas", json!("1.5"), "found a string that is not a number"),
-        ("Custom::KedaScaledObject", scaled_object(), "MaxReplicas", json!(["50"]), "expected i32, found a list"),
-        ("Custom::KedaScaledObject", scaled_object(), "PollingInterval", json!({"a": 1}), "expected i32, found a map"),
-        ("Custom::KedaScaledObject", scaled_object(), "CooldownPeriod", json!("5m"), "found a string that is not a number"),
-        ("Custom::KedaScaledObject", scaled_object(), "ScaleOnInFlight", json!("maybe"), "found a string that is not true or false"),
-        ("Custom::KedaScaledObject", scaled_object(), "QueueUrl", json!(["x"]), "expected a string, found a list"),
-        ("Custom::KedaScaledObject", scaled_object(), "Fallback", json!({"FailureThreshold": "x", "Replicas": "1"}), "is required"),
-        ("Custom::KedaInstall", keda.clone(), "TokenExpiration", json!("one day"), "found a string that is not a number"),
-        ("Custom::KedaInstall", keda.clone(), "LegacyFsGroup", json!("sometimes"), "found a string that is not true or false"),
-        ("Custom::KedaInstall", keda.clone(), "IdentityMode", json!("Root"), "expected one of"),
-        ("Custom::KedaInstall", keda, "OperatorRoleArn", json!({"Ref": "x"}), "expected a string, found a map"),
-        ("Custom::KubernetesManifest", manifest.clone(), "WaitForReady", json!("perhaps"), "found a string that is not true or false"),
-        ("Custom::KubernetesManifest", manifest, "Manifest", json!(["hunter2"]), "expected a string, found a list"),
-    ];
-    for (resource_type, mut properties, property, value, message) in cases {
-        properties[property] = value.clone();
+    for (resource_type, property, value, message) in WRONG_TYPES {
+        let mut properties = match resource_type {
+            SO => scaled_object(),
+            KI => install("s3://mirror/keda.yaml"),
+            _ => json!({"ClusterName": CLUSTER, "Manifest": "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"}),
+        };
+        properties[property] = serde_json::from_str(value).unwrap();
         let error = check_properties(resource_type, &properties).unwrap_err().to_string();
-        let property = if property == "Fallback" { "Fallback.failureThreshold" } else { property };
+        let path = if property == "Fallback" {
+            "Fallback.failureThreshold"
+        } else {
+            property
+        };
         assert!(
-            error.starts_with(&format!("property {property}: {message}")),
+            error.starts_with(&format!("property {path}: {message}")),
             "{resource_type} {property}={value}: {error}"
         );
         for secret in ["ten", "none", "5m", "maybe", "sometimes", "Root", "perhaps", "hunter2"] {

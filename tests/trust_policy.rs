@@ -146,7 +146,9 @@ async fn a_role_arn_of_another_account_or_partition_fails_and_the_local_namesake
     for (given, why) in [
         (
             consumer_arn.replace(ACCOUNT, "210987654321"),
-            format!("it is in account 210987654321, but these credentials are in account {ACCOUNT}; deploy kedaform in that account"),
+            format!(
+                "it is in account 210987654321, but these credentials are in account {ACCOUNT}; deploy kedaform in that account"
+            ),
         ),
         (
             consumer_arn.replace("arn:aws:", "arn:aws-cn:"),
@@ -166,9 +168,17 @@ async fn a_role_arn_of_another_account_or_partition_fails_and_the_local_namesake
             format!("property RoleName: {given} is not a role kedaform can change here: {why}")
         );
         let deleted = fx
-            .send("Delete", json!({"RoleName": given, "KedaRoleArn": keda}), Some("x/kedaform"), None)
+            .send(
+                "Delete",
+                json!({"RoleName": given, "KedaRoleArn": keda}),
+                Some("x/kedaform"),
+                None,
+            )
             .await;
-        assert_eq!(deleted["Status"], "SUCCESS", "a Delete leaves what is not ours: {deleted}");
+        assert_eq!(
+            deleted["Status"], "SUCCESS",
+            "a Delete leaves what is not ours: {deleted}"
+        );
         assert_eq!(fx.trust_of(&consumer).await, before, "{given} changed the local role");
     }
 }
@@ -277,10 +287,7 @@ async fn bad_input_fails_with_a_reason_naming_the_property() {
             json!({"RoleName": "bad name", "KedaRoleArn": keda}),
             "property RoleName: \"bad name\" is not a valid IAM role name",
         ),
-        (
-            json!({"KedaRoleArn": keda}),
-            "property RoleName: is required",
-        ),
+        (json!({"KedaRoleArn": keda}), "property RoleName: is required"),
         (
             json!({"RoleName": consumer, "KedaRoleArn": keda, "Exclusive": "maybe"}),
             "property Exclusive: found a string that is not true or false",

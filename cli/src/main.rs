@@ -360,8 +360,7 @@ async fn respond<H: CustomResource>(handler: H, request: Value, output: Output) 
 /// The Lambda's handler, but for one rule: the user typed the manifest URL, so plain http://
 /// (a local mirror) is fetched too. Templates reach only the Lambdas, which never allow it.
 async fn cluster_access(aws: &aws_config::SdkConfig, kubeconfig: Option<&Path>) -> anyhow::Result<KubeResources> {
-    let mut access =
-        ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?.allow_plain_http();
+    let mut access = ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?.allow_plain_http();
     if let Some(path) = kubeconfig {
         access = access.with_kubeconfig(kedaform::kube::Kubeconfig::read(path).await?);
     }
@@ -534,21 +533,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            ScaledObjectAction::Apply(args) => {
-                scaled_object("Create", &args, &aws().await, kubeconfig, output).await
-            }
-            ScaledObjectAction::Delete(args) => {
-                scaled_object("Delete", &args, &aws().await, kubeconfig, output).await
-            }
+            ScaledObjectAction::Apply(args) => scaled_object("Create", &args, &aws().await, kubeconfig, output).await,
+            ScaledObjectAction::Delete(args) => scaled_object("Delete", &args, &aws().await, kubeconfig, output).await,
         },
         Command::Token { cluster } => exec_credential(&cluster, &aws().await).await,
         Command::Plan(args) => plan(&args, output),
-        Command::Demo(args) => demo::run(&args, &aws().await, kubeconfig).await,
+        Command::Demo(args) => Box::pin(demo::run(&args, &aws().await, kubeconfig)).await,
         Command::Invoke { event } => {
             let text = std::fs::read_to_string(&event).with_context(|| format!("cannot read {}", event.display()))?;
             let request: Value =
                 serde_json::from_str(&text).with_context(|| format!("{} is not JSON", event.display()))?;
-            let resource_type = invocable(&request).with_context(|| format!("{} cannot be invoked", event.display()))?;
+            let resource_type =
+                invocable(&request).with_context(|| format!("{} cannot be invoked", event.display()))?;
             let code = if resource_type == "Custom::KedaTrustPolicy" {
                 respond(
                     TrustPolicyResource::new(aws_sdk_iam::Client::new(&aws().await)),

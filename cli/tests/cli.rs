@@ -100,7 +100,15 @@ async fn trust_apply_refuses_a_role_arn_of_another_account() {
     let role = seed_role(&iam, "cli-foreign-").await;
     let foreign = format!("arn:aws:iam::210987654321:role/{role}");
     let keda = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
-    let before = iam.get_role().role_name(&role).send().await.unwrap().role.unwrap().assume_role_policy_document;
+    let before = iam
+        .get_role()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap()
+        .assume_role_policy_document;
     let output = kedaform(&["trust", "apply", "--role", &foreign, "--keda-role", &keda]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
@@ -111,7 +119,15 @@ async fn trust_apply_refuses_a_role_arn_of_another_account() {
         "{}",
         stderr(&output)
     );
-    let after = iam.get_role().role_name(&role).send().await.unwrap().role.unwrap().assume_role_policy_document;
+    let after = iam
+        .get_role()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap()
+        .assume_role_policy_document;
     assert_eq!(before, after);
 }
 
@@ -389,12 +405,24 @@ fn plan_usage_errors_exit_2_and_nothing_wraps() {
     }
     // The largest burst and the longest run allowed are simulated, not wrapped into "0 pod-s".
     let output = kedaform(&[
-        "plan", "--seconds", "600", "--traffic", "bursts:0@100000000", "--output", "json",
+        "plan",
+        "--seconds",
+        "600",
+        "--traffic",
+        "bursts:0@100000000",
+        "--output",
+        "json",
     ]);
     let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(plan["keda_defaults"]["meets_slo"], false, "{plan}");
-    assert!(plan["keda_defaults"]["summary"]["pod_seconds"].as_u64().unwrap() > 0, "{plan}");
-    assert!(plan["keda_defaults"]["summary"]["peak_backlog"].as_u64().unwrap() >= 99_000_000, "{plan}");
+    assert!(
+        plan["keda_defaults"]["summary"]["pod_seconds"].as_u64().unwrap() > 0,
+        "{plan}"
+    );
+    assert!(
+        plan["keda_defaults"]["summary"]["peak_backlog"].as_u64().unwrap() >= 99_000_000,
+        "{plan}"
+    );
 }
 
 /// Runs kedaform with no AWS settings but an instance metadata service and proxies that
@@ -426,8 +454,20 @@ async fn offline_commands_never_look_for_aws_settings_or_the_network() {
         vec!["keda", "render", "--operator-role", &role, "--helm-values"],
         vec!["keda", "render", "--operator-role", &role, "--manifest", &fixture],
         vec![
-            "scaledobject", "render", "--cluster", "sales", "--namespace", "sales", "--name", "c", "--target", "c",
-            "--queue-url", &queue, "--role-arn", &consumer,
+            "scaledobject",
+            "render",
+            "--cluster",
+            "sales",
+            "--namespace",
+            "sales",
+            "--name",
+            "c",
+            "--target",
+            "c",
+            "--queue-url",
+            &queue,
+            "--role-arn",
+            &consumer,
         ],
     ];
     for command in commands {
@@ -438,12 +478,22 @@ async fn offline_commands_never_look_for_aws_settings_or_the_network() {
         .await
         .unwrap();
         assert!(output.status.success(), "{command:?}: {}", stderr(&output));
-        assert!(recorder.requests().is_empty(), "{command:?} made requests: {:?}", recorder.requests());
+        assert!(
+            recorder.requests().is_empty(),
+            "{command:?} made requests: {:?}",
+            recorder.requests()
+        );
     }
     // The recorder does see a command that needs AWS look for its region and credentials.
-    let online = tokio::task::spawn_blocking(move || offline(&["token", "--cluster", "sales"], &url)).await.unwrap();
+    let online = tokio::task::spawn_blocking(move || offline(&["token", "--cluster", "sales"], &url))
+        .await
+        .unwrap();
     assert!(!online.status.success());
-    assert!(!recorder.requests().is_empty(), "token looked nowhere: {}", stderr(&online));
+    assert!(
+        !recorder.requests().is_empty(),
+        "token looked nowhere: {}",
+        stderr(&online)
+    );
 }
 
 #[test]
@@ -454,8 +504,14 @@ fn token_refuses_an_empty_cluster_and_invoke_names_the_events_problem_first() {
     std::fs::create_dir_all(&dir).unwrap();
     for (event, problem) in [
         ("[1, 2]", "the event is not a JSON object"),
-        (r#"{"ResourceType": "Custom::Nope", "RequestType": "Create"}"#, "ResourceType \"Custom::Nope\" is not one kedaform serves"),
-        (r#"{"RequestType": "Create"}"#, "ResourceType \"\" is not one kedaform serves"),
+        (
+            r#"{"ResourceType": "Custom::Nope", "RequestType": "Create"}"#,
+            "ResourceType \"Custom::Nope\" is not one kedaform serves",
+        ),
+        (
+            r#"{"RequestType": "Create"}"#,
+            "ResourceType \"\" is not one kedaform serves",
+        ),
     ] {
         let path = dir.join("event.json");
         std::fs::write(&path, event).unwrap();
@@ -474,7 +530,15 @@ fn token_refuses_an_empty_cluster_and_invoke_names_the_events_problem_first() {
 #[test]
 fn helm_values_print_as_json_when_asked() {
     let role = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
-    let output = kedaform(&["--output", "json", "keda", "render", "--operator-role", &role, "--helm-values"]);
+    let output = kedaform(&[
+        "--output",
+        "json",
+        "keda",
+        "render",
+        "--operator-role",
+        &role,
+        "--helm-values",
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let values: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
     assert_eq!(values["podIdentity"]["aws"]["irsa"]["roleArn"], role.as_str());

@@ -25,7 +25,10 @@ const MAX_REDIRECTS: usize = 5;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Https(Url),
-    S3 { bucket: String, key: String },
+    S3 {
+        bucket: String,
+        key: String,
+    },
     /// Only with [`Fetcher::allow_plain_http`], which no template can set.
     Http(Url),
 }
@@ -40,7 +43,11 @@ pub fn shown(url: &str) -> String {
             let had_query = parsed.query().is_some();
             parsed.set_query(None);
             parsed.set_fragment(None);
-            if had_query { format!("{parsed}?…") } else { parsed.to_string() }
+            if had_query {
+                format!("{parsed}?…")
+            } else {
+                parsed.to_string()
+            }
         }
         Err(_) => "(not a URL)".to_owned(),
     }
@@ -66,7 +73,10 @@ pub fn classify(url: &str, rules: &Rules) -> Result<Source, String> {
             let bucket = parsed.host_str().unwrap_or_default().to_owned();
             let key = parsed.path().trim_start_matches('/').to_owned();
             if bucket.is_empty() || key.is_empty() {
-                return Err(format!("{} does not name an object: expected s3://<bucket>/<key>", shown(url)));
+                return Err(format!(
+                    "{} does not name an object: expected s3://<bucket>/<key>",
+                    shown(url)
+                ));
             }
             Ok(Source::S3 { bucket, key })
         }
@@ -85,7 +95,10 @@ pub fn classify(url: &str, rules: &Rules) -> Result<Source, String> {
 /// Where a redirect may lead: https only, and never to a forbidden address.
 fn check_redirect(target: &Url, rules: &Rules) -> Result<(), String> {
     if target.scheme() != "https" {
-        return Err(format!("a redirect to {} is not followed: only https:// is", shown(target.as_str())));
+        return Err(format!(
+            "a redirect to {} is not followed: only https:// is",
+            shown(target.as_str())
+        ));
     }
     check_host(target, rules)
 }
@@ -252,13 +265,17 @@ impl Fetcher {
                     let error: aws_sdk_s3::Error = e.into();
                     cannot(&error)
                 })?;
-                if object.content_length().is_some_and(|n| usize::try_from(n).map_or(true, |n| n > self.limit)) {
+                if object
+                    .content_length()
+                    .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > self.limit))
+                {
                     return Err(failed(self.too_large(url)));
                 }
                 let mut body = object.body;
                 let mut bytes = Vec::new();
                 while let Some(chunk) = body.try_next().await.map_err(|e| cannot(&e))? {
-                    self.append(&mut bytes, &chunk).map_err(|()| failed(self.too_large(url)))?;
+                    self.append(&mut bytes, &chunk)
+                        .map_err(|()| failed(self.too_large(url)))?;
                 }
                 Ok(bytes)
             }
@@ -276,12 +293,16 @@ impl Fetcher {
                 if !response.status().is_success() {
                     return Err(cannot(&format!("HTTP {}", response.status())));
                 }
-                if response.content_length().is_some_and(|n| usize::try_from(n).map_or(true, |n| n > self.limit)) {
+                if response
+                    .content_length()
+                    .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > self.limit))
+                {
                     return Err(failed(self.too_large(url)));
                 }
                 let mut bytes = Vec::new();
                 while let Some(chunk) = response.chunk().await.map_err(|e| cannot(&crate::error_chain(&e)))? {
-                    self.append(&mut bytes, &chunk).map_err(|()| failed(self.too_large(url)))?;
+                    self.append(&mut bytes, &chunk)
+                        .map_err(|()| failed(self.too_large(url)))?;
                 }
                 Ok(bytes)
             }
@@ -297,11 +318,12 @@ impl Fetcher {
     }
 
     fn too_large(&self, url: &str) -> String {
-        format!(
-            "{} is larger than the {} MiB a manifest may have",
-            shown(url),
-            self.limit as f64 / 1_048_576.0
-        )
+        let limit = if self.limit.is_multiple_of(1_048_576) {
+            format!("{} MiB", self.limit / 1_048_576)
+        } else {
+            format!("{} bytes", self.limit)
+        };
+        format!("{} is larger than the {limit} a manifest may have", shown(url))
     }
 }
 
@@ -322,21 +344,47 @@ mod tests {
 
     #[test]
     fn https_and_s3_only_by_default() {
-        assert!(matches!(classify("https://github.com/kedacore/keda/releases/x.yaml", &Rules::default()), Ok(Source::Https(_))));
+        assert!(matches!(
+            classify("https://github.com/kedacore/keda/releases/x.yaml", &Rules::default()),
+            Ok(Source::Https(_))
+        ));
         assert_eq!(
             classify("s3://mirror/keda/2.20.2.yaml", &Rules::default()),
-            Ok(Source::S3 { bucket: "mirror".into(), key: "keda/2.20.2.yaml".into() })
+            Ok(Source::S3 {
+                bucket: "mirror".into(),
+                key: "keda/2.20.2.yaml".into()
+            })
         );
-        for url in ["http://example.com/k.yaml", "http://127.0.0.1:8080/k.yaml", "file:///etc/passwd", "ftp://h/k", "gopher://h/"] {
-            assert!(refused(url).ends_with("is neither https:// nor s3://"), "{url}: {}", refused(url));
+        for url in [
+            "http://example.com/k.yaml",
+            "http://127.0.0.1:8080/k.yaml",
+            "file:///etc/passwd",
+            "ftp://h/k",
+            "gopher://h/",
+        ] {
+            assert!(
+                refused(url).ends_with("is neither https:// nor s3://"),
+                "{url}: {}",
+                refused(url)
+            );
         }
-        assert!(matches!(classify("http://127.0.0.1:8080/k.yaml", &plain_http()), Ok(Source::Http(_))));
-        assert_eq!(refused("s3://bucket-only"), "s3://bucket-only does not name an object: expected s3://<bucket>/<key>");
+        assert!(matches!(
+            classify("http://127.0.0.1:8080/k.yaml", &plain_http()),
+            Ok(Source::Http(_))
+        ));
+        assert_eq!(
+            refused("s3://bucket-only"),
+            "s3://bucket-only does not name an object: expected s3://<bucket>/<key>"
+        );
     }
 
     #[test]
     fn user_info_is_refused_and_never_shown() {
-        for url in ["https://admin:hunter2@example.com/k.yaml", "https://token@example.com/k.yaml", "s3://a:hunter2@b/k"] {
+        for url in [
+            "https://admin:hunter2@example.com/k.yaml",
+            "https://token@example.com/k.yaml",
+            "s3://a:hunter2@b/k",
+        ] {
             let message = refused(url);
             assert!(message.starts_with("a URL with user info"), "{message}");
             assert!(!message.contains("hunter2") && !message.contains("token@"), "{message}");
@@ -358,7 +406,11 @@ mod tests {
             "https://2130706433/",
             "https://0x7f.1/",
         ] {
-            assert!(refused(url).contains("loopback, link-local or metadata"), "{url}: {}", refused(url));
+            assert!(
+                refused(url).contains("loopback, link-local or metadata"),
+                "{url}: {}",
+                refused(url)
+            );
         }
         let redirect = |url: &str| check_redirect(&Url::parse(url).unwrap(), &plain_http());
         assert_eq!(
@@ -371,7 +423,10 @@ mod tests {
 
     #[test]
     fn the_lambda_runtime_api_is_never_fetched_even_with_plain_http_allowed() {
-        for url in ["http://10.0.0.5:9001/2018-06-01/runtime/invocation/next", "https://10.0.0.5:9001/"] {
+        for url in [
+            "http://10.0.0.5:9001/2018-06-01/runtime/invocation/next",
+            "https://10.0.0.5:9001/",
+        ] {
             assert_eq!(
                 classify(url, &plain_http()),
                 Err("the Lambda Runtime API is never fetched".into()),

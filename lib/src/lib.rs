@@ -5,8 +5,8 @@
 pub mod aws;
 pub mod cfn;
 pub mod eks;
-pub mod fetch;
 mod error;
+pub mod fetch;
 pub mod iam;
 pub mod keda;
 pub mod kube;

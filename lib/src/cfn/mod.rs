@@ -36,7 +36,7 @@ pub const DEFAULT_RESPONSE_MARGIN: Duration = Duration::from_secs(5);
 /// invocation ends (and logs why) before Lambda stops it.
 const DELIVERY_MARGIN: Duration = Duration::from_millis(250);
 
-/// serde_json's recursion limit, which a request nested deeper cannot pass.
+/// `serde_json`'s recursion limit, which a request nested deeper cannot pass.
 const JSON_DEPTH_LIMIT: usize = 128;
 
 /// What a successful Create or Update reports.
@@ -156,10 +156,7 @@ impl<H: CustomResource> Runtime<H> {
     /// The Lambda entry point. Always `Ok`: CloudFormation invokes asynchronously and an
     /// error would only make Lambda deliver the same event again. The event arrives as text so
     /// that one too deep for the JSON decoder still gets its answer.
-    pub async fn invoke(
-        &self,
-        event: lambda_runtime::LambdaEvent<Box<RawValue>>,
-    ) -> Result<(), lambda_runtime::Error> {
+    pub async fn invoke(&self, event: lambda_runtime::LambdaEvent<Box<RawValue>>) -> Result<(), lambda_runtime::Error> {
         let deadline = deadline_from_epoch_millis(event.context.deadline);
         self.handle_text(event.payload.get(), deadline).await;
         Ok(())

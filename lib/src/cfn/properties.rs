@@ -65,14 +65,20 @@ pub fn decode<P: DeserializeOwned>(properties: &Value, unknown: UnknownKeys) -> 
         other => other,
     };
     let mut ignored = Vec::new();
-    let decoded = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(Lenient(properties), &mut |path: serde_ignored::Path<'_>| {
-        ignored.push(property_path(&path));
-    }))
+    let decoded = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+        Lenient(properties),
+        &mut |path: serde_ignored::Path<'_>| {
+            ignored.push(property_path(&path));
+        },
+    ))
     .map_err(|error| {
         let path = error.path().to_string();
         let Problem(message) = error.into_inner();
         // Serde reports a missing field at its parent: name the field itself.
-        let (path, message) = match message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+        let (path, message) = match message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'))
+        {
             Some(field) => (join(&path, field), "is required".to_owned()),
             None => (path, message),
         };
@@ -85,7 +91,11 @@ pub fn decode<P: DeserializeOwned>(properties: &Value, unknown: UnknownKeys) -> 
 }
 
 fn join(parent: &str, field: &str) -> String {
-    if parent == "." { field.to_owned() } else { format!("{parent}.{field}") }
+    if parent == "." {
+        field.to_owned()
+    } else {
+        format!("{parent}.{field}")
+    }
 }
 
 /// A decoding error that says what was expected and what kind of value came, not the value.
@@ -390,8 +400,17 @@ mod tests {
 
     #[test]
     fn service_timeout_outside_cloudformations_range_is_an_error_not_a_deadline() {
-        for bad in [json!("18446744073709551615"), json!(u64::MAX), json!("0"), json!(3601), json!(-5), json!("soon")] {
-            let error = service_timeout(&json!({"ServiceTimeout": bad})).unwrap_err().to_string();
+        for bad in [
+            json!("18446744073709551615"),
+            json!(u64::MAX),
+            json!("0"),
+            json!(3601),
+            json!(-5),
+            json!("soon"),
+        ] {
+            let error = service_timeout(&json!({"ServiceTimeout": bad}))
+                .unwrap_err()
+                .to_string();
             assert_eq!(
                 error,
                 "property ServiceTimeout: expected whole seconds from 1 to 3600, as CloudFormation accepts"
@@ -457,10 +476,7 @@ mod tests {
             error(json!({"Name": "q", "Ratio": "1", "Enabled": "true"})),
             "property Count: is required"
         );
-        assert_eq!(
-            error(with("Nested", json!({}))),
-            "property Nested.Limit: is required"
-        );
+        assert_eq!(error(with("Nested", json!({}))), "property Nested.Limit: is required");
         assert_eq!(
             error(json!("a manifest that is a plain secret string")),
             "property (properties): expected struct Props, found a string"

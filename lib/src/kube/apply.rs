@@ -56,7 +56,12 @@ fn kube_error(action: &'static str, object: &ObjectKey, source: ::kube::Error) -
 /// broken stay.
 pub fn withhold_values(message: &str) -> String {
     const UNSTRUCTURED: &str = "&value.valueUnstructured{Value:";
-    const FIELD_ERRORS: [&str; 4] = ["Invalid value: ", "Unsupported value: ", "Duplicate value: ", "Not found: "];
+    const FIELD_ERRORS: [&str; 4] = [
+        "Invalid value: ",
+        "Unsupported value: ",
+        "Duplicate value: ",
+        "Not found: ",
+    ];
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     loop {
@@ -106,7 +111,11 @@ fn skip_value(text: &str) -> usize {
     if let Some((open, close)) = open {
         return text.len() - skip_balanced(&text[1..], open, close).len();
     }
-    [": ", ", ", "; "].iter().filter_map(|end| text.find(end)).min().unwrap_or(text.len())
+    [": ", ", ", "; "]
+        .iter()
+        .filter_map(|end| text.find(end))
+        .min()
+        .unwrap_or(text.len())
 }
 
 /// The text after the `close` that balances an already opened `open`, quotes respected.

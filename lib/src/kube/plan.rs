@@ -31,7 +31,9 @@ pub fn parse_manifest(property: &str, yaml: &str) -> Result<Vec<DynamicObject>, 
         if let Some(kind) = kind {
             return Err(Error::invalid(
                 property,
-                format!("document {index} is {kind}, not a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"),
+                format!(
+                    "document {index} is {kind}, not a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"
+                ),
             ));
         }
         let object: DynamicObject = serde_path_to_error::deserialize(value).map_err(|e| {
@@ -298,16 +300,26 @@ metadata: {name: sales}
 
     #[test]
     fn a_wide_alias_bomb_fails_quickly() {
-        let mut bomb = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        use std::fmt::Write as _;
+        let mut bomb = String::from(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+        );
         for level in 1..10 {
             let previous = format!("*a{}", level - 1);
-            bomb.push_str(&format!("  a{level}: &a{level} [{}]\n", vec![previous; 10].join(", ")));
+            let _ = writeln!(bomb, "  a{level}: &a{level} [{}]", vec![previous; 10].join(", "));
         }
         assert!(bomb.len() < 4096, "a few KB: {}", bomb.len());
         let started = std::time::Instant::now();
         let message = parse_manifest("Manifest", &bomb).unwrap_err().to_string();
-        assert!(message.starts_with("property Manifest: document 1 is not valid YAML"), "{message}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            message.starts_with("property Manifest: document 1 is not valid YAML"),
+            "{message}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -18,7 +18,9 @@ pub fn documents(text: &str, max_nodes: usize) -> Result<Vec<Value>, (usize, Str
     let budget = Cell::new(max_nodes);
     let mut values = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = Node(&budget).deserialize(document).map_err(|e| (index + 1, e.to_string()))?;
+        let value = Node(&budget)
+            .deserialize(document)
+            .map_err(|e| (index + 1, e.to_string()))?;
         values.push(value);
     }
     Ok(values)

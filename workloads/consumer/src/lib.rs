@@ -204,7 +204,10 @@ enum Fate {
 fn bucket_unusable(error: &aws_sdk_s3::Error) -> bool {
     use aws_sdk_s3::error::ProvideErrorMetadata;
     matches!(error, aws_sdk_s3::Error::NoSuchBucket(_))
-        || matches!(error.code(), Some("NoSuchBucket" | "AccessDenied" | "AllAccessDisabled"))
+        || matches!(
+            error.code(),
+            Some("NoSuchBucket" | "AccessDenied" | "AllAccessDisabled")
+        )
 }
 
 impl Worker {
@@ -536,7 +539,10 @@ impl Worker {
 fn missing_queue(error: &aws_sdk_sqs::Error) -> bool {
     use aws_sdk_sqs::error::ProvideErrorMetadata;
     matches!(error, aws_sdk_sqs::Error::QueueDoesNotExist(_))
-        || matches!(error.code(), Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist"))
+        || matches!(
+            error.code(),
+            Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist")
+        )
 }
 
 async fn dead_letter_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String, ConsumerError> {
@@ -618,7 +624,10 @@ pub fn payload_batches(
 async fn check_bucket(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<(), ConsumerError> {
     let prefix = prefix.trim_matches('/');
     let separator = if prefix.is_empty() { "" } else { "/" };
-    let key = format!("{prefix}{separator}{}/{WRITE_CHECK_KEY}", sales_events::EventType::SaleEvent.as_str());
+    let key = format!(
+        "{prefix}{separator}{}/{WRITE_CHECK_KEY}",
+        sales_events::EventType::SaleEvent.as_str()
+    );
     let written = s3
         .put_object()
         .bucket(bucket)
@@ -691,7 +700,11 @@ pub async fn run(
     stats.await.ok();
     let stats = worker.stats();
     tracing::info!(stats = %serde_json::to_string(&stats).unwrap_or_default(), "consumer stopped");
-    let fatal = worker.fatal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    let fatal = worker
+        .fatal
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
     match fatal {
         Some(why) => Err(ConsumerError::Unusable(why)),
         None => Ok(stats),

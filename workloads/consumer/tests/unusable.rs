@@ -27,7 +27,11 @@ fn config(queue_url: &str, bucket: &str) -> Config {
 }
 
 fn event_type(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder().data_type("String").string_value(value).build().unwrap()
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .unwrap()
 }
 
 fn valid_event(n: u32) -> String {
@@ -40,7 +44,9 @@ fn valid_event(n: u32) -> String {
 async fn a_missing_bucket_stops_the_binary_at_start_with_exit_1_naming_it() {
     let aws = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("nobucket-"), 30, 0, 10).await.unwrap();
+    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("nobucket-"), 30, 0, 10)
+        .await
+        .unwrap();
     let bucket = unique("never-created-");
     let output = Command::new(env!("CARGO_BIN_EXE_consumer"))
         .env("QUEUE_URL", &pair.url)
@@ -62,7 +68,9 @@ async fn a_missing_bucket_stops_the_binary_at_start_with_exit_1_naming_it() {
 async fn a_bucket_deleted_while_running_stops_the_consumer_after_a_bounded_number_of_batches() {
     let aws = moto().await;
     let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("gone-bucket-"), 30, 0, 10).await.unwrap();
+    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("gone-bucket-"), 30, 0, 10)
+        .await
+        .unwrap();
     let bucket = unique("gone-");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let config = config(&pair.url, &bucket);
@@ -76,7 +84,12 @@ async fn a_bucket_deleted_while_running_stops_the_consumer_after_a_bounded_numbe
     loop {
         let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
         if let Some(object) = listed.contents().first() {
-            s3.delete_object().bucket(&bucket).key(object.key().unwrap()).send().await.unwrap();
+            s3.delete_object()
+                .bucket(&bucket)
+                .key(object.key().unwrap())
+                .send()
+                .await
+                .unwrap();
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "no start-up check object");
@@ -92,16 +105,24 @@ async fn a_bucket_deleted_while_running_stops_the_consumer_after_a_bounded_numbe
             .await
             .unwrap();
     }
-    let result = tokio::time::timeout(Duration::from_secs(30), running).await.expect("it stops on its own").unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("it stops on its own")
+        .unwrap();
     let error = result.expect_err("an unusable bucket is an error");
     assert!(matches!(error, ConsumerError::Unusable(_)), "{error}");
     let message = error.to_string();
     assert!(
-        message.starts_with(&format!("stopped after {MAX_UNUSABLE_BATCHES} batches in a row failed: STORE_EVENTS_BKT={bucket}: ")),
+        message.starts_with(&format!(
+            "stopped after {MAX_UNUSABLE_BATCHES} batches in a row failed: STORE_EVENTS_BKT={bucket}: "
+        )),
         "{message}"
     );
     let dead = kedaform::aws::receive_all(&sqs, &pair.dead_letter_url).await.unwrap();
-    assert!(dead.is_empty(), "valid events never reach the dead-letter queue: {dead:?}");
+    assert!(
+        dead.is_empty(),
+        "valid events never reach the dead-letter queue: {dead:?}"
+    );
     assert!(!stop.is_cancelled());
 }
 
@@ -109,7 +130,9 @@ async fn a_bucket_deleted_while_running_stops_the_consumer_after_a_bounded_numbe
 async fn a_queue_deleted_while_running_stops_the_consumer_naming_it() {
     let aws = moto().await;
     let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("gone-queue-"), 30, 0, 10).await.unwrap();
+    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("gone-queue-"), 30, 0, 10)
+        .await
+        .unwrap();
     let bucket = unique("stays-");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let config = config(&pair.url, &bucket);
@@ -120,10 +143,16 @@ async fn a_queue_deleted_while_running_stops_the_consumer_naming_it() {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     sqs.delete_queue().queue_url(&pair.url).send().await.unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(60), running).await.expect("it stops on its own").unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("it stops on its own")
+        .unwrap();
     let message = result.expect_err("a deleted queue is an error").to_string();
     assert!(
-        message.starts_with(&format!("stopped after {MAX_UNUSABLE_BATCHES} batches in a row failed: queue {}: the queue does not exist", pair.url)),
+        message.starts_with(&format!(
+            "stopped after {MAX_UNUSABLE_BATCHES} batches in a row failed: queue {}: the queue does not exist",
+            pair.url
+        )),
         "{message}"
     );
 }
@@ -132,12 +161,17 @@ async fn a_queue_deleted_while_running_stops_the_consumer_naming_it() {
 async fn large_invalid_messages_over_the_batch_limit_all_reach_the_dead_letter_queue_with_their_reason() {
     let aws = moto().await;
     let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("large-"), 30, 0, 10).await.unwrap();
+    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("large-"), 30, 0, 10)
+        .await
+        .unwrap();
     let bucket = unique("large-");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     // Ten invalid events of 200 KB: 2 MB in one receive, over any SQS batch limit.
     for n in 0..10 {
-        let body = format!(r#"{{"request_id": "not-a-uuid-{n}", "padding": "{}"}}"#, "x".repeat(200_000));
+        let body = format!(
+            r#"{{"request_id": "not-a-uuid-{n}", "padding": "{}"}}"#,
+            "x".repeat(200_000)
+        );
         sqs.send_message()
             .queue_url(&pair.url)
             .message_body(body)

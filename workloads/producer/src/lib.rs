@@ -123,7 +123,7 @@ pub async fn run(
     Ok(summary)
 }
 
-struct Sent {
+struct BatchOutcome {
     /// Indices into the batch that SQS accepted.
     sent: Vec<usize>,
     retries: u64,
@@ -135,7 +135,10 @@ struct Sent {
 pub fn is_missing_queue(error: &aws_sdk_sqs::Error) -> bool {
     use aws_sdk_sqs::error::ProvideErrorMetadata;
     matches!(error, aws_sdk_sqs::Error::QueueDoesNotExist(_))
-        || matches!(error.code(), Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist"))
+        || matches!(
+            error.code(),
+            Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist")
+        )
 }
 
 /// Sends one batch; refused entries (and whole calls that failed) are retried with backoff.
@@ -144,7 +147,7 @@ async fn send(
     queue_url: &str,
     batch: &[(Message, bool)],
     shutdown: &CancellationToken,
-) -> Sent {
+) -> BatchOutcome {
     let mut pending: Vec<usize> = (0..batch.len()).collect();
     let mut sent = Vec::with_capacity(batch.len());
     let mut retries = 0;
@@ -168,7 +171,7 @@ async fn send(
             Err(error) => {
                 let error = aws_sdk_sqs::Error::from(error);
                 if is_missing_queue(&error) {
-                    return Sent {
+                    return BatchOutcome {
                         sent,
                         retries,
                         fatal: Some(format!("the queue does not exist ({error})")),
@@ -186,7 +189,7 @@ async fn send(
     for &i in &pending {
         tracing::error!(request_id = %batch[i].0.request_id, "message not sent after retries");
     }
-    Sent {
+    BatchOutcome {
         sent,
         retries,
         fatal: None,

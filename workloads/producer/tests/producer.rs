@@ -98,14 +98,25 @@ async fn a_queue_url_without_a_queue_exits_1_naming_the_queue() {
     let (_, url) = queue(&sqs).await;
     let missing = format!("{url}-gone");
     let started = Instant::now();
-    let output = producer(&[("QUEUE_URL", &missing), ("WAIT_SECS_BETWEEN_MSGS", "0"), ("TOT_MSGS_TO_PRODUCE", "5")])
-        .output()
-        .unwrap();
+    let output = producer(&[
+        ("QUEUE_URL", &missing),
+        ("WAIT_SECS_BETWEEN_MSGS", "0"),
+        ("TOT_MSGS_TO_PRODUCE", "5"),
+    ])
+    .output()
+    .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let text = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
     assert!(text.contains("ERROR"), "{text}");
-    assert!(text.contains(&format!("could not find queue {missing}: the queue does not exist")), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(10), "no retries: {:?}", started.elapsed());
+    assert!(
+        text.contains(&format!("could not find queue {missing}: the queue does not exist")),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no retries: {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
