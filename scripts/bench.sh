@@ -33,7 +33,20 @@ scripts/cluster.sh exec "$VENV/bin/aws" s3 cp --quiet ../shared/fixtures/keda/ke
   --operator-role arn:aws:iam::123456789012:role/keda-operator --manifest s3://keda-mirror/keda.yaml > "$run/install.log"
 read -r seconds rss < "$run/install.time"
 requests=$(jq -c 'select(.userAgent // "" | startswith("kedaform/"))' "$run/audit.log" | wc -l)
-echo "{\"seconds\": $seconds, \"peak_rss_kib\": $rss, \"requests\": $requests}" > "$TARGET/cluster-bench.json"
+# The largest manifests accepted: 16 MiB of bytes (installed), 1,000,000 nodes (parsed and
+# rendered: its ConfigMaps are as big as etcd takes).
+python3 scripts/largest-manifests.py ../shared/fixtures/keda/keda-2.20.2.yaml "$run"
+scripts/cluster.sh exec "$VENV/bin/aws" s3 cp --quiet "$run/bytes.yaml" s3://keda-mirror/bytes.yaml
+/usr/bin/time -f '%e %M' -o "$run/bytes.time" scripts/cluster.sh exec "$TARGET/release/kedaform" \
+  --kubeconfig "$run/kubeconfig" keda install --cluster local \
+  --operator-role arn:aws:iam::123456789012:role/keda-operator --manifest s3://keda-mirror/bytes.yaml > "$run/bytes.log"
+read -r bytes_seconds bytes_rss < "$run/bytes.time"
+/usr/bin/time -f '%e %M' -o "$run/nodes.time" "$TARGET/release/kedaform" keda render \
+  --operator-role arn:aws:iam::123456789012:role/keda-operator --manifest "$run/nodes.yaml" > /dev/null
+read -r nodes_seconds nodes_rss < "$run/nodes.time"
+echo "{\"seconds\": $seconds, \"peak_rss_kib\": $rss, \"requests\": $requests,
+  \"largest_bytes\": $(stat -c %s "$run/bytes.yaml"), \"largest_seconds\": $bytes_seconds, \"largest_peak_rss_kib\": $bytes_rss,
+  \"nodes_seconds\": $nodes_seconds, \"nodes_peak_rss_kib\": $nodes_rss}" > "$TARGET/cluster-bench.json"
 scripts/cluster.sh down
 
 start_moto

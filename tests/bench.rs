@@ -594,6 +594,28 @@ fn cluster_install(path: &Path) -> anyhow::Result<Rows> {
             target: Some(("≤", 256.0)),
             how: "GNU time's maximum resident set size of that process; the kube Lambda (DeployerFunction) has MemorySize 256".into(),
         },
+        Row {
+            benchmark: "Custom::KedaInstall create, largest manifest accepted (16 MiB): peak RSS".into(),
+            value: number("largest_peak_rss_kib")? / 1024.0,
+            unit: "MiB",
+            target: Some(("≤", 256.0)),
+            how: format!(
+                "as above with a {:.1} MiB manifest from S3 (KEDA's + ConfigMaps of 1 MB; scripts/largest-manifests.py), \
+                 applied and ready in {} s",
+                number("largest_bytes")? / 1_048_576.0,
+                number("largest_seconds")?
+            ),
+        },
+        Row {
+            benchmark: "KEDA manifest of 1,000,000 nodes (the node limit): parse + overlay peak RSS".into(),
+            value: number("nodes_peak_rss_kib")? / 1024.0,
+            unit: "MiB",
+            target: Some(("≤", 256.0)),
+            how: format!(
+                "kedaform keda render --manifest FILE (the handler's parse and overlay, offline), {} s",
+                number("nodes_seconds")?
+            ),
+        },
     ])
 }
 

@@ -3,7 +3,11 @@
 //!
 //! - a message is deleted only after its object is stored (or, for an invalid event, after it
 //!   reached the dead-letter queue with its reason);
-//! - a redelivered or duplicated event overwrites the same key with the same bytes;
+//! - a redelivered or duplicated event finds its object already stored (a conditional write)
+//!   and is not written again;
+//! - two different bodies of one request id settle on the same winner whatever the order they
+//!   arrive in: the later `ts`, then the byte-wise greater body ([`wins`]); the other body goes
+//!   to the dead-letter queue with its reason, so neither is lost;
 //! - transient failures leave the message for redelivery; the queue's redrive policy moves it
 //!   to the dead-letter queue after `maxReceiveCount`;
 //! - a batch slower than the visibility timeout has its visibility extended;
@@ -19,11 +23,11 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use futures_util::future::join_all;
+use sales_events::EventType;
 use sales_events::settings::{self, Env, Queue, SettingsError, sleep_unless};
 use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// The seed's ceiling for the empty-poll backoff.
 pub const MAX_POLL_BACKOFF: Duration = Duration::from_secs(512);
@@ -128,6 +132,7 @@ pub struct Stats {
     stored: AtomicU64,
     duplicates: AtomicU64,
     invalid: AtomicU64,
+    superseded: AtomicU64,
     retries: AtomicU64,
     delete_retries: AtomicU64,
     extensions: AtomicU64,
@@ -140,10 +145,12 @@ pub struct StatsSnapshot {
     pub received: u64,
     /// Objects written.
     pub stored: u64,
-    /// Writes of a request id this consumer had already stored (overwritten with the same bytes).
+    /// Messages whose event was already stored with the same bytes (not written again).
     pub duplicates: u64,
     /// Invalid events sent to the dead-letter queue.
     pub invalid: u64,
+    /// Bodies of a request id that lost to another body of it, sent to the dead-letter queue.
+    pub superseded: u64,
     /// Messages left for redelivery after a transient failure.
     pub retries: u64,
     /// Delete entries sent again after SQS refused them.
@@ -162,6 +169,7 @@ impl Stats {
             stored: get(&self.stored),
             duplicates: get(&self.duplicates),
             invalid: get(&self.invalid),
+            superseded: get(&self.superseded),
             retries: get(&self.retries),
             delete_retries: get(&self.delete_retries),
             extensions: get(&self.extensions),
@@ -185,7 +193,6 @@ pub struct Worker {
     prefix: String,
     visibility: Duration,
     stats: Stats,
-    seen: Mutex<HashSet<Uuid>>,
     /// Batches in a row that found the bucket or the queue unusable.
     unusable: std::sync::atomic::AtomicU32,
     /// Why the consumer stopped, when it stopped on its own.
@@ -194,10 +201,61 @@ pub struct Worker {
 
 enum Fate {
     Stored,
+    /// Stored in place of another body of its request id, which goes to the dead-letter queue.
+    Superseding(String),
     Invalid(String),
     Retry,
     /// The bucket is gone or refuses writes: no retry of this message can succeed.
     Unusable(String),
+}
+
+/// How many compare-and-write rounds a contended key gets before its message is left for
+/// redelivery.
+const SETTLE_ATTEMPTS: u32 = 5;
+
+/// What writing a body under its key came to.
+enum Settled {
+    /// Nothing was there: it is stored.
+    Stored,
+    /// The same bytes were there.
+    Same,
+    /// Another body was there and lost: this one is stored, the loser is returned.
+    Won { loser: String },
+    /// Another body is there and wins.
+    Lost,
+    /// The key kept changing under every conditional write: left for redelivery.
+    Contended,
+}
+
+fn precondition_failed(error: &aws_sdk_s3::Error) -> bool {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    matches!(error.code(), Some("PreconditionFailed" | "ConditionalRequestConflict"))
+}
+
+/// The rule for two different bodies of one request id: the later `ts` (as a UTC instant)
+/// wins; on the same instant, the byte-wise greater body. A total order, so every consumer
+/// settles on the same winner whatever the order the bodies arrive in. A stored body that is
+/// not a valid event always loses.
+pub fn wins(candidate: &str, stored: &str, event_type: EventType) -> bool {
+    let instant = |body: &str| {
+        sales_events::validate(body, Some(event_type.as_str()))
+            .ok()
+            .and_then(|(_, event)| sales_events::timestamp(&event.ts))
+    };
+    match (instant(candidate), instant(stored)) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(a), Some(b)) => (a, candidate.as_bytes()) > (b, stored.as_bytes()),
+    }
+}
+
+/// A dead-letter message for a superseded body: the winner's attributes, the loser's body.
+fn loser_message(winner: &Message, loser: String) -> Message {
+    let mut message = Message::builder().body(loser);
+    for (name, value) in winner.message_attributes().into_iter().flatten() {
+        message = message.message_attributes(name.clone(), value.clone());
+    }
+    message.build()
 }
 
 /// S3 answers that no retry fixes: the bucket is gone, or the role may not write to it.
@@ -252,7 +310,6 @@ impl Worker {
             prefix: config.s3_prefix.clone(),
             visibility,
             stats: Stats::default(),
-            seen: Mutex::new(HashSet::new()),
             unusable: std::sync::atomic::AtomicU32::new(0),
             fatal: Mutex::new(None),
         })
@@ -288,9 +345,14 @@ impl Worker {
             let mut done: Vec<&Message> = Vec::with_capacity(messages.len());
             let mut invalid = Vec::new();
             let mut unusable = None;
+            let mut superseded = Vec::new();
             for (message, fate) in messages.iter().zip(fates) {
                 match fate {
                     Fate::Stored => done.push(message),
+                    Fate::Superseding(loser) => {
+                        done.push(message);
+                        superseded.push(loser_message(message, loser));
+                    }
                     Fate::Invalid(reason) => invalid.push((message, reason)),
                     Fate::Retry => add(&self.stats.retries, 1),
                     Fate::Unusable(why) => {
@@ -299,7 +361,18 @@ impl Worker {
                     }
                 }
             }
-            done.extend(self.dead_letter(&invalid).await);
+            let reason = "superseded: another body of this request_id wins (a later ts, or the same ts and greater bytes) and is stored";
+            invalid.extend(superseded.iter().map(|m| (m, reason.to_owned())));
+            let taken = self.dead_letter(&invalid).await;
+            // A superseded body has no receipt: it never was a message of this queue.
+            let lost_losers = superseded.len() - taken.iter().filter(|m| m.receipt_handle().is_none()).count();
+            if lost_losers > 0 {
+                tracing::error!(
+                    lost_losers,
+                    "superseded bodies the dead-letter queue refused; they are only in the logs' counts now"
+                );
+            }
+            done.extend(taken.into_iter().filter(|m| m.receipt_handle().is_some()));
             self.delete(&done).await;
             unusable
         };
@@ -321,30 +394,32 @@ impl Worker {
             Err(error) => return Fate::Invalid(error.to_string()),
         };
         let key = sales_events::object_key(&self.prefix, event_type, &event);
-        let put = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .content_type("application/json")
-            .body(body.as_bytes().to_vec().into())
-            .send()
-            .await;
-        match put {
-            Ok(_) => {
+        match self.settle(&key, body, event_type).await {
+            Ok(Settled::Stored) => {
                 add(&self.stats.stored, 1);
-                let first_time = self
-                    .seen
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(event.request_id);
-                if !first_time {
-                    add(&self.stats.duplicates, 1);
-                }
                 Fate::Stored
             }
+            Ok(Settled::Same) => {
+                add(&self.stats.duplicates, 1);
+                Fate::Stored
+            }
+            Ok(Settled::Won { loser }) => {
+                add(&self.stats.stored, 1);
+                add(&self.stats.superseded, 1);
+                Fate::Superseding(loser)
+            }
+            Ok(Settled::Contended) => {
+                tracing::warn!(%key, attempts = SETTLE_ATTEMPTS, "the object kept changing; left for redelivery");
+                Fate::Retry
+            }
+            Ok(Settled::Lost) => {
+                add(&self.stats.superseded, 1);
+                Fate::Invalid(format!(
+                    "superseded: request_id {} is stored with another body that wins (a later ts, or the same ts and greater bytes)",
+                    event.request_id
+                ))
+            }
             Err(error) => {
-                let error = aws_sdk_s3::Error::from(error);
                 if bucket_unusable(&error) {
                     return Fate::Unusable(format!("STORE_EVENTS_BKT={}: {error}", self.bucket));
                 }
@@ -352,6 +427,64 @@ impl Worker {
                 Fate::Retry
             }
         }
+    }
+
+    /// Writes `body` under `key` so that, of all bodies ever written there, the one that
+    /// [`wins`] stays, whatever the order: a write only where nothing is (`If-None-Match`),
+    /// else a compare with what is there and a write only over exactly that (`If-Match`).
+    async fn settle(&self, key: &str, body: &str, event_type: EventType) -> Result<Settled, aws_sdk_s3::Error> {
+        let mut condition = None;
+        for _ in 0..SETTLE_ATTEMPTS {
+            let put = self
+                .s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/json")
+                .body(body.as_bytes().to_vec().into());
+            let put = match &condition {
+                None => put.if_none_match("*"),
+                Some((etag, _)) => put.if_match(etag),
+            };
+            match put.send().await.map_err(aws_sdk_s3::Error::from) {
+                Ok(_) => {
+                    return Ok(match condition {
+                        None => Settled::Stored,
+                        Some((_, loser)) => Settled::Won { loser },
+                    });
+                }
+                Err(error) if !precondition_failed(&error) => return Err(error),
+                Err(_) => {}
+            }
+            // Something is there (or changed since it was read): read it and compare.
+            let existing = match self.s3.get_object().bucket(&self.bucket).key(key).send().await {
+                Ok(existing) => existing,
+                Err(error) => {
+                    let error = aws_sdk_s3::Error::from(error);
+                    if matches!(error, aws_sdk_s3::Error::NoSuchKey(_)) {
+                        condition = None;
+                        continue;
+                    }
+                    return Err(error);
+                }
+            };
+            let etag = existing.e_tag().unwrap_or_default().to_owned();
+            let bytes = existing
+                .body
+                .collect()
+                .await
+                .map(|b| b.into_bytes().to_vec())
+                .unwrap_or_default();
+            let stored = String::from_utf8_lossy(&bytes).into_owned();
+            if stored == body {
+                return Ok(Settled::Same);
+            }
+            if !wins(body, &stored, event_type) {
+                return Ok(Settled::Lost);
+            }
+            condition = Some((etag, stored));
+        }
+        Ok(Settled::Contended)
     }
 
     /// Sends invalid events to the dead-letter queue with their reason, in batches within

@@ -194,6 +194,7 @@ async fn a_failed_write_is_left_for_redelivery_and_a_refused_delete_is_retried()
             stored: 2,
             duplicates: 0,
             invalid: 1,
+            superseded: 0,
             retries: 1,
             delete_retries: 1,
             extensions: 0,
