@@ -50,6 +50,7 @@ echo "{\"seconds\": $seconds, \"peak_rss_kib\": $rss, \"requests\": $requests,
 scripts/cluster.sh down
 
 start_moto
+start_elasticmq
 
 echo "== benchmarks"
 KEDAFORM_LAMBDA_DIR=$TARGET/lambda \
@@ -58,4 +59,6 @@ KEDAFORM_BENCH_JSON=$TARGET/bench.json \
 KEDAFORM_CONSUMER_BIN=$TARGET/release/consumer \
 KEDAFORM_MOTO_PID=$MOTO_PID \
 KEDAFORM_CLUSTER_BENCH=$TARGET/cluster-bench.json \
+KEDAFORM_PYTHON=$VENV/bin/python \
+KEDAFORM_ELASTICMQ_URL=$ELASTICMQ_URL \
   cargo bench --package kedaform-tests --bench bench

@@ -69,3 +69,41 @@ start_moto() {
   cat "$log" >&2
   return 1
 }
+
+# ElasticMQ (scripts/elasticmq/pom.xml) on a free loopback port, as SQS only; its jars are
+# fetched once from Maven Central into $KEDAFORM_CACHE/elasticmq. Sets ELASTICMQ_URL.
+start_elasticmq() {
+  local cache=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}/elasticmq port log
+  command -v java > /dev/null && command -v mvn > /dev/null || {
+    echo "ElasticMQ needs java and mvn: apt-get install openjdk-17-jre-headless maven" >&2; return 1; }
+  if [ ! -f "$cache/stamp" ] || ! cmp -s "$ROOT/scripts/elasticmq/pom.xml" "$cache/stamp"; then
+    rm -rf "$cache/lib"
+    mvn -q -B -f "$ROOT/scripts/elasticmq/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$cache/lib"
+    cp "$ROOT/scripts/elasticmq/pom.xml" "$cache/stamp"
+  fi
+  port=$(free_port)
+  log=${TMPDIR:-/tmp}/kedaform-elasticmq.$$.log
+  cat > "$cache/server.conf" <<CONF
+include classpath("application.conf")
+node-address { protocol = http, host = 127.0.0.1, port = $port, context-path = "" }
+rest-sqs { enabled = true, bind-port = $port, bind-hostname = "127.0.0.1", sqs-limits = strict }
+rest-stats { enabled = false }
+CONF
+  java -Dconfig.file="$cache/server.conf" -cp "$cache/lib/*" org.elasticmq.server.Main > "$log" 2>&1 &
+  ELASTICMQ_PID=$!
+  STARTED_PIDS+=("$ELASTICMQ_PID")
+  ELASTICMQ_URL=http://127.0.0.1:$port
+  local _
+  for _ in $(seq 1 150); do
+    if grep -q "ElasticMQ server .* started" "$log"; then
+      echo "ElasticMQ $ELASTICMQ_URL (pid $ELASTICMQ_PID)"
+      return 0
+    fi
+    kill -0 "$ELASTICMQ_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "ElasticMQ did not start; its log:" >&2
+  cat "$log" >&2
+  return 1
+}

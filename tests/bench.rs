@@ -451,19 +451,27 @@ fn process_stat(pid: u32) -> anyhow::Result<(char, Duration)> {
     Ok((state, Duration::from_nanos(ticks * 1_000_000_000 / per_second)))
 }
 
-/// Runs a consumer that exits once the queue's round is done: wall time, its CPU, moto's CPU.
-async fn drain(binary: &Path, env: &[(&str, &str)], moto_pid: u32) -> anyhow::Result<(Duration, Duration, Duration)> {
+/// Runs a consumer (`command`: ours, or the seed's in Python) that exits after `messages`:
+/// wall time, its CPU, moto's CPU.
+async fn drain(
+    command: &[PathBuf],
+    env: &[(&str, &str)],
+    messages: u32,
+    moto_pid: u32,
+) -> anyhow::Result<(Duration, Duration, Duration)> {
     let moto_before = process_stat(moto_pid)?.1;
     let started = Instant::now();
-    let mut child = Command::new(binary)
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
         .envs(env.iter().copied())
         .env("MSG_PROCESS_DELAY", "0")
         .env("MAX_MSGS_PER_BATCH", "10")
-        .env("TOT_MSGS_TO_PROCESS", CONSUMER_ROUND_MESSAGES.to_string())
+        .env("TOT_MSGS_TO_PROCESS", messages.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
+        .with_context(|| format!("cannot start {}", command[0].display()))?;
     let consumer_cpu = loop {
         let (state, cpu) = process_stat(child.id())?;
         if state == 'Z' {
@@ -471,7 +479,7 @@ async fn drain(binary: &Path, env: &[(&str, &str)], moto_pid: u32) -> anyhow::Re
         }
         if started.elapsed() > Duration::from_secs(300) {
             let _ = child.kill();
-            bail!("the consumer did not finish {CONSUMER_ROUND_MESSAGES} messages in 300 s");
+            bail!("{} did not finish {messages} messages in 300 s", command[0].display());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
@@ -482,11 +490,54 @@ async fn drain(binary: &Path, env: &[(&str, &str)], moto_pid: u32) -> anyhow::Re
     Ok((elapsed, consumer_cpu, moto_cpu))
 }
 
+/// The seed's consumer needs at least this many times our consumer's CPU per message.
+const SEED_CPU_RATIO_TARGET: f64 = 20.0;
+
+/// What one consumer spent over the rounds.
+#[derive(Debug, Default)]
+struct Spent {
+    elapsed: Duration,
+    consumer: Duration,
+    moto: Duration,
+}
+
+/// Fills the queue with `CONSUMER_ROUND_MESSAGES` (10 % invalid) and drains it with
+/// `command`, `CONSUMER_ROUNDS` times.
+async fn rounds(
+    command: &[PathBuf],
+    sqs: &aws_sdk_sqs::Client,
+    env: &[(&str, &str)],
+    queue: &str,
+    moto_pid: u32,
+) -> anyhow::Result<Spent> {
+    let mut spent = Spent::default();
+    for round in 0..CONSUMER_ROUNDS {
+        let fill = producer::Config {
+            total: u64::from(CONSUMER_ROUND_MESSAGES),
+            wait_between_messages: Duration::ZERO,
+            queue: sales_events::settings::Queue::Url(queue.to_owned()),
+            bad_percent: 10,
+            duplicate_percent: 0,
+            batch_size: 10,
+            seed: Some(u64::from(round)),
+        };
+        producer::run(&fill, sqs, &tokio_util::sync::CancellationToken::new(), |_| {}).await?;
+        let (elapsed, consumer, moto) = drain(command, env, CONSUMER_ROUND_MESSAGES, moto_pid).await?;
+        spent.elapsed += elapsed;
+        spent.consumer += consumer;
+        spent.moto += moto;
+    }
+    Ok(spent)
+}
+
 /// One release consumer at full speed (no process delay, batches of 10) against moto, in
 /// rounds: fill the queue, then time a consumer that exits after draining it; CPU of the
-/// consumer and of moto over the drains only.
+/// consumer and of moto over the drains only. The seed's consumer (`scripts/seed_consumer.py`,
+/// boto3) runs the same rounds on the same moto.
 async fn consumer_throughput() -> anyhow::Result<Rows> {
     let binary = env_path("KEDAFORM_CONSUMER_BIN")?;
+    let python = env_path("KEDAFORM_PYTHON")?;
+    let seed_script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/seed_consumer.py"));
     let moto_pid: u32 = std::env::var("KEDAFORM_MOTO_PID")
         .context("KEDAFORM_MOTO_PID is not set: run the benchmarks with `make bench`")?
         .parse()?;
@@ -499,65 +550,132 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
         dead_letter_url: dlq,
     } = kedaform::aws::create_queue_with_dlq(&sqs, &name, 30, 0, 5).await?;
     s3.create_bucket().bucket(&name).send().await?;
-
-    let (mut elapsed, mut consumer_cpu, mut moto_cpu) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    for round in 0..CONSUMER_ROUNDS {
-        let fill = producer::Config {
-            total: u64::from(CONSUMER_ROUND_MESSAGES),
-            wait_between_messages: Duration::ZERO,
-            queue: sales_events::settings::Queue::Url(queue.clone()),
-            bad_percent: 10,
-            duplicate_percent: 0,
-            batch_size: 10,
-            seed: Some(u64::from(round)),
-        };
-        producer::run(&fill, &sqs, &tokio_util::sync::CancellationToken::new(), |_| {}).await?;
-        let (round_elapsed, round_consumer, round_moto) = drain(
-            &binary,
-            &[("QUEUE_URL", &queue), ("DLQ_URL", &dlq), ("STORE_EVENTS_BKT", &name)],
-            moto_pid,
-        )
-        .await?;
-        elapsed += round_elapsed;
-        consumer_cpu += round_consumer;
-        moto_cpu += round_moto;
-    }
+    let env = [
+        ("QUEUE_URL", queue.as_str()),
+        ("DLQ_URL", dlq.as_str()),
+        ("STORE_EVENTS_BKT", name.as_str()),
+    ];
+    let ours = rounds(&[binary], &sqs, &env, &queue, moto_pid).await?;
+    let seed = rounds(&[python, seed_script], &sqs, &env, &queue, moto_pid).await?;
 
     let messages = f64::from(CONSUMER_ROUNDS * CONSUMER_ROUND_MESSAGES);
+    let per_thousand = |cpu: Duration| cpu.as_secs_f64() * 1_000.0 / messages;
     let how = format!(
-        "{CONSUMER_ROUNDS} rounds of {CONSUMER_ROUND_MESSAGES} queued messages (10 % invalid), one release consumer, \
-         MSG_PROCESS_DELAY=0, batch 10, moto on loopback"
+        "{CONSUMER_ROUNDS} rounds of {CONSUMER_ROUND_MESSAGES} queued messages (10 % invalid), one release consumer \
+         process per round (its start-up included), MSG_PROCESS_DELAY=0, batch 10, moto on loopback"
     );
     Ok(vec![
         Row {
             benchmark: "consumer throughput against moto".into(),
-            value: messages / elapsed.as_secs_f64(),
+            value: messages / ours.elapsed.as_secs_f64(),
             unit: "msg/s",
             target: None,
             how: how.clone(),
         },
         Row {
             benchmark: "consumer CPU per 1,000 messages".into(),
-            value: consumer_cpu.as_secs_f64() * 1_000.0 / messages,
+            value: per_thousand(ours.consumer),
             unit: "s",
             target: None,
             how: how.clone(),
         },
         Row {
-            benchmark: "moto CPU per 1,000 messages (same drains)".into(),
-            value: moto_cpu.as_secs_f64() * 1_000.0 / messages,
+            benchmark: "seed's consumer (boto3) CPU per 1,000 messages, same rounds".into(),
+            value: per_thousand(seed.consumer),
+            unit: "s",
+            target: None,
+            how: "scripts/seed_consumer.py: the seed's loop (receive 10 with attributes, json.loads, one put_object \
+                  of json.dumps per message, delete_message_batch), DEBUG logging off; python start-up included"
+                .into(),
+        },
+        Row {
+            benchmark: "seed's consumer CPU / ours, per message".into(),
+            value: seed.consumer.as_secs_f64() / ours.consumer.as_secs_f64().max(f64::EPSILON),
+            unit: "×",
+            target: Some(("≥", SEED_CPU_RATIO_TARGET)),
+            how: "the two rows above, measured in the same run on the same moto".into(),
+        },
+        Row {
+            benchmark: "moto CPU per 1,000 messages (our drains)".into(),
+            value: per_thousand(ours.moto),
             unit: "s",
             target: None,
             how: how.clone(),
         },
         Row {
             benchmark: "consumer CPU as a share of moto's".into(),
-            value: 100.0 * consumer_cpu.as_secs_f64() / moto_cpu.as_secs_f64().max(f64::EPSILON),
+            value: 100.0 * ours.consumer.as_secs_f64() / ours.moto.as_secs_f64().max(f64::EPSILON),
             unit: "%",
             target: Some(("≤", CONSUMER_CPU_TARGET_PERCENT)),
             how,
         },
     ])
+}
+
+/// Messages each `ElasticMQ` throughput run drains.
+const ELASTICMQ_MESSAGES: u32 = 5_000;
+
+/// One release consumer with `CONCURRENCY` 1, 4 and 16 against `ElasticMQ` (SQS) and moto (S3):
+/// messages per second and per CPU-second. `ElasticMQ` answers a receive without scanning the
+/// queue, so the consumer and moto's S3 are what is measured.
+async fn elasticmq_throughput() -> anyhow::Result<Rows> {
+    let binary = env_path("KEDAFORM_CONSUMER_BIN")?;
+    let elasticmq = std::env::var("KEDAFORM_ELASTICMQ_URL")
+        .context("KEDAFORM_ELASTICMQ_URL is not set: run the benchmarks with `make bench`")?;
+    let moto_pid: u32 = std::env::var("KEDAFORM_MOTO_PID")?.parse()?;
+    let aws = kedaform::aws::load().await;
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&aws)
+            .endpoint_url(&elasticmq)
+            .build(),
+    );
+    let s3 = kedaform::aws::s3(&aws);
+    let mut rows = Vec::new();
+    for concurrency in [1u32, 4, 16] {
+        let name = format!("emq-{}-{concurrency}", std::process::id());
+        let pair = kedaform::aws::create_queue_with_dlq(&sqs, &name, 30, 0, 5).await?;
+        s3.create_bucket().bucket(&name).send().await?;
+        let fill = producer::Config {
+            total: u64::from(ELASTICMQ_MESSAGES),
+            wait_between_messages: Duration::ZERO,
+            queue: sales_events::settings::Queue::Url(pair.url.clone()),
+            bad_percent: 10,
+            duplicate_percent: 0,
+            batch_size: 10,
+            seed: Some(u64::from(concurrency)),
+        };
+        producer::run(&fill, &sqs, &tokio_util::sync::CancellationToken::new(), |_| {}).await?;
+        let concurrency_text = concurrency.to_string();
+        let env = [
+            ("QUEUE_URL", pair.url.as_str()),
+            ("DLQ_URL", pair.dead_letter_url.as_str()),
+            ("STORE_EVENTS_BKT", name.as_str()),
+            ("AWS_ENDPOINT_URL_SQS", elasticmq.as_str()),
+            ("CONCURRENCY", concurrency_text.as_str()),
+        ];
+        let (elapsed, cpu, moto) = drain(std::slice::from_ref(&binary), &env, ELASTICMQ_MESSAGES, moto_pid).await?;
+        let messages = f64::from(ELASTICMQ_MESSAGES);
+        let how = format!(
+            "{ELASTICMQ_MESSAGES} queued messages (10 % invalid) in ElasticMQ 1.7.1, S3 on moto, one release consumer, \
+             batch 10, MSG_PROCESS_DELAY=0; moto used {:.1} CPU-s",
+            moto.as_secs_f64()
+        );
+        rows.push(Row {
+            benchmark: format!("consumer throughput, ElasticMQ + moto S3, CONCURRENCY {concurrency}"),
+            value: messages / elapsed.as_secs_f64(),
+            unit: "msg/s",
+            target: None,
+            how: how.clone(),
+        });
+        rows.push(Row {
+            benchmark: format!("consumer messages per CPU-second, ElasticMQ, CONCURRENCY {concurrency}"),
+            value: messages / cpu.as_secs_f64().max(f64::EPSILON),
+            unit: "msg/CPU-s",
+            target: None,
+            how,
+        });
+    }
+    Ok(rows)
 }
 
 /// `Custom::KedaInstall` on the local control plane, as scripts/bench.sh measured it.
@@ -651,6 +769,7 @@ async fn main() -> anyhow::Result<()> {
     rows.extend(token_mint()?);
     rows.extend(request_counts().await?);
     rows.extend(consumer_throughput().await?);
+    rows.extend(elasticmq_throughput().await?);
     rows.extend(cluster_install(&env_path("KEDAFORM_CLUSTER_BENCH")?)?);
     print(&rows);
     let json: Vec<Value> = rows

@@ -516,6 +516,16 @@ mod tests {
                 .starts_with("property traffic: \"steps:0-1\": expected")
         );
         assert!(Traffic::parse("constant:-1").is_err());
+        for unbounded in [
+            "constant:NaN",
+            "constant:inf",
+            "constant:100001",
+            "steps:0@1,60@inf",
+            "bursts:0@100000001",
+        ] {
+            assert!(Traffic::parse(unbounded).is_err(), "{unbounded}");
+        }
+        assert_eq!(Traffic::parse("constant:100000").unwrap(), Traffic::Constant(MAX_RATE));
         assert_eq!(
             Traffic::parse("bursts:60@500,900@200").unwrap(),
             Traffic::Series(vec![(60, 500), (900, 200)])
@@ -527,7 +537,11 @@ mod tests {
         let traffic = Traffic::from_csv("second,messages\n0,5\n\n3, 7\n").unwrap();
         assert_eq!(traffic, Traffic::Series(vec![(0, 5), (3, 7)]));
         let message = Traffic::from_csv("0,5\nx,1").unwrap_err().to_string();
-        assert_eq!(message, "property traffic: line 2: \"x,1\" is not `second,messages`");
+        assert_eq!(
+            message,
+            "property traffic: line 2: \"x,1\" is not `second,messages` with at most 100000000 messages"
+        );
+        assert!(Traffic::from_csv("0,100000001").is_err());
         let mut scenario = seed();
         scenario.seconds = 3;
         scenario.traffic = traffic;
