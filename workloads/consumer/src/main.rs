@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use sales_events::settings::{ProcessEnv, shutdown_on_signals};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     kedaform::telemetry::init();
     let config = match consumer::Config::from_env(&ProcessEnv) {
