@@ -8,7 +8,8 @@ STARTED_PIDS=()
 stop_started() {
   local pid
   for pid in "${STARTED_PIDS[@]}"; do
-    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    # A server killed by SIGTERM exits 143 (Java does): that is the stop asked for, not a failure.
+    kill "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null || true; }
   done
   STARTED_PIDS=()
 }
