@@ -633,7 +633,7 @@ impl Worker {
                 Ok(output) => output.messages.unwrap_or_default(),
                 Err(error) => {
                     let error = aws_sdk_sqs::Error::from(error);
-                    if missing_queue(&error) {
+                    if settings::is_missing_queue(&error) {
                         let why = format!("queue {}: the queue does not exist ({error})", self.queue_url);
                         if self.unusable_batch(Some(why)) {
                             stop.cancel();
@@ -666,16 +666,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// SQS's answer for a queue that does not exist, in its JSON and query-compatible codes.
-fn missing_queue(error: &aws_sdk_sqs::Error) -> bool {
-    use aws_sdk_sqs::error::ProvideErrorMetadata;
-    matches!(error, aws_sdk_sqs::Error::QueueDoesNotExist(_))
-        || matches!(
-            error.code(),
-            Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist")
-        )
 }
 
 async fn dead_letter_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String, ConsumerError> {

@@ -40,6 +40,40 @@ fn valid_event(n: u32) -> String {
     )
 }
 
+/// A queue with its dead-letter queue and a bucket on moto, and a consumer running on them.
+struct Running {
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    pair: kedaform::aws::QueuePair,
+    bucket: String,
+    stop: CancellationToken,
+    consumer: tokio::task::JoinHandle<Result<consumer::StatsSnapshot, ConsumerError>>,
+}
+
+async fn running(prefix: &str) -> Running {
+    let aws = moto().await;
+    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
+    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique(prefix), 30, 0, 10)
+        .await
+        .unwrap();
+    let bucket = unique(prefix);
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let config = config(&pair.url, &bucket);
+    let stop = CancellationToken::new();
+    let consumer = tokio::spawn({
+        let (sqs, s3, stop) = (sqs.clone(), s3.clone(), stop.clone());
+        async move { consumer::run(&config, sqs, s3, &stop).await }
+    });
+    Running {
+        sqs,
+        s3,
+        pair,
+        bucket,
+        stop,
+        consumer,
+    }
+}
+
 #[tokio::test]
 async fn a_missing_bucket_stops_the_binary_at_start_with_exit_1_naming_it() {
     let aws = moto().await;
@@ -66,19 +100,14 @@ async fn a_missing_bucket_stops_the_binary_at_start_with_exit_1_naming_it() {
 
 #[tokio::test]
 async fn a_bucket_deleted_while_running_stops_the_consumer_after_a_bounded_number_of_batches() {
-    let aws = moto().await;
-    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("gone-bucket-"), 30, 0, 10)
-        .await
-        .unwrap();
-    let bucket = unique("gone-");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let config = config(&pair.url, &bucket);
-    let stop = CancellationToken::new();
-    let running = tokio::spawn({
-        let (config, sqs, s3, stop) = (config.clone(), sqs.clone(), s3.clone(), stop.clone());
-        async move { consumer::run(&config, sqs, s3, &stop).await }
-    });
+    let Running {
+        sqs,
+        s3,
+        pair,
+        bucket,
+        stop,
+        consumer,
+    } = running("gone-bucket-").await;
     // Once the start-up check wrote its object, the bucket is emptied and deleted.
     let started = Instant::now();
     loop {
@@ -105,7 +134,7 @@ async fn a_bucket_deleted_while_running_stops_the_consumer_after_a_bounded_numbe
             .await
             .unwrap();
     }
-    let result = tokio::time::timeout(Duration::from_secs(30), running)
+    let result = tokio::time::timeout(Duration::from_secs(30), consumer)
         .await
         .expect("it stops on its own")
         .unwrap();
@@ -128,22 +157,12 @@ async fn a_bucket_deleted_while_running_stops_the_consumer_after_a_bounded_numbe
 
 #[tokio::test]
 async fn a_queue_deleted_while_running_stops_the_consumer_naming_it() {
-    let aws = moto().await;
-    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("gone-queue-"), 30, 0, 10)
-        .await
-        .unwrap();
-    let bucket = unique("stays-");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let config = config(&pair.url, &bucket);
-    let stop = CancellationToken::new();
-    let running = tokio::spawn({
-        let (config, sqs, s3, stop) = (config.clone(), sqs.clone(), s3.clone(), stop.clone());
-        async move { consumer::run(&config, sqs, s3, &stop).await }
-    });
+    let Running {
+        sqs, pair, consumer, ..
+    } = running("gone-queue-").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     sqs.delete_queue().queue_url(&pair.url).send().await.unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(60), running)
+    let result = tokio::time::timeout(Duration::from_secs(60), consumer)
         .await
         .expect("it stops on its own")
         .unwrap();

@@ -114,6 +114,16 @@ impl Queue {
     }
 }
 
+/// SQS's answer for a queue that does not exist, in its JSON and query-compatible codes.
+pub fn is_missing_queue(error: &aws_sdk_sqs::Error) -> bool {
+    use aws_sdk_sqs::error::ProvideErrorMetadata;
+    matches!(error, aws_sdk_sqs::Error::QueueDoesNotExist(_))
+        || matches!(
+            error.code(),
+            Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist")
+        )
+}
+
 /// A token cancelled on the first SIGTERM (Kubernetes' scale-in) or Ctrl-C.
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();

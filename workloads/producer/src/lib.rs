@@ -131,16 +131,6 @@ struct BatchOutcome {
     fatal: Option<String>,
 }
 
-/// SQS's answer for a queue that does not exist, in its JSON and its query-compatible codes.
-pub fn is_missing_queue(error: &aws_sdk_sqs::Error) -> bool {
-    use aws_sdk_sqs::error::ProvideErrorMetadata;
-    matches!(error, aws_sdk_sqs::Error::QueueDoesNotExist(_))
-        || matches!(
-            error.code(),
-            Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist")
-        )
-}
-
 /// Sends one batch; refused entries (and whole calls that failed) are retried with backoff.
 async fn send(
     sqs: &aws_sdk_sqs::Client,
@@ -170,7 +160,7 @@ async fn send(
             }
             Err(error) => {
                 let error = aws_sdk_sqs::Error::from(error);
-                if is_missing_queue(&error) {
+                if settings::is_missing_queue(&error) {
                     return BatchOutcome {
                         sent,
                         retries,
