@@ -545,7 +545,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serde_json::from_str(&text).with_context(|| format!("{} is not JSON", event.display()))?;
             let resource_type =
                 invocable(&request).with_context(|| format!("{} cannot be invoked", event.display()))?;
-            let code = if resource_type == "Custom::KedaTrustPolicy" {
+            let code = if resource_type == kedaform::iam::TRUST_POLICY {
                 respond(
                     TrustPolicyResource::new(aws_sdk_iam::Client::new(&aws().await)),
                     request,
@@ -562,12 +562,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The resource type of a request `invoke` can run, checked before any AWS setting is needed.
 fn invocable(request: &Value) -> anyhow::Result<&str> {
-    const TYPES: [&str; 4] = [
-        "Custom::KedaTrustPolicy",
-        "Custom::KubernetesManifest",
-        "Custom::KedaInstall",
-        "Custom::KedaScaledObject",
-    ];
+    use kedaform::kube::resources::{KEDA_INSTALL, MANIFEST, SCALED_OBJECT};
+    const TYPES: [&str; 4] = [kedaform::iam::TRUST_POLICY, MANIFEST, KEDA_INSTALL, SCALED_OBJECT];
     let Some(fields) = request.as_object() else {
         anyhow::bail!("the event is not a JSON object: expected a CloudFormation custom-resource request");
     };

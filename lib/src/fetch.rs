@@ -178,27 +178,11 @@ impl Resolve for GuardedResolver {
 /// Fetches manifests from https://, s3:// and, when allowed, plain http://.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
-    https: reqwest::Client,
-    plain_http: Option<reqwest::Client>,
+    /// Guarded resolver, redirect rules and timeouts, for http:// and https:// alike.
+    http: reqwest::Client,
     s3: Option<aws_sdk_s3::Client>,
     rules: Rules,
     limit: usize,
-}
-
-fn client_builder(rules: &Rules) -> reqwest::ClientBuilder {
-    let rules = rules.clone();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
-                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
-            }
-            match check_redirect(attempt.url(), &rules) {
-                Ok(()) => attempt.follow(),
-                Err(refusal) => attempt.error(refusal),
-            }
-        }))
 }
 
 impl Fetcher {
@@ -216,12 +200,26 @@ impl Fetcher {
             allow_plain_http: false,
             runtime_api: std::env::var("AWS_LAMBDA_RUNTIME_API").ok(),
         };
+        let redirect_rules = rules.clone();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(30))
+            // A server that trickles bytes cannot hold a download longer than this.
+            .timeout(Duration::from_secs(300))
+            .dns_resolver(Arc::new(GuardedResolver))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= MAX_REDIRECTS {
+                    return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+                }
+                match check_redirect(attempt.url(), &redirect_rules) {
+                    Ok(()) => attempt.follow(),
+                    Err(refusal) => attempt.error(refusal),
+                }
+            }))
+            .build()
+            .expect("an HTTP client builds");
         Self {
-            https: client_builder(&rules)
-                .dns_resolver(Arc::new(GuardedResolver))
-                .build()
-                .expect("a TLS client builds"),
-            plain_http: None,
+            http,
             s3: None,
             rules,
             limit: MAX_MANIFEST_BYTES,
@@ -234,19 +232,6 @@ impl Fetcher {
     #[must_use]
     pub fn allow_plain_http(mut self) -> Self {
         self.rules.allow_plain_http = true;
-        self.plain_http = Some(
-            client_builder(&self.rules)
-                .dns_resolver(Arc::new(GuardedResolver))
-                .build()
-                .expect("an HTTP client builds"),
-        );
-        self
-    }
-
-    /// A lower size limit (tests).
-    #[must_use]
-    pub fn with_limit(mut self, limit: usize) -> Self {
-        self.limit = limit;
         self
     }
 
@@ -265,10 +250,7 @@ impl Fetcher {
                     let error: aws_sdk_s3::Error = e.into();
                     cannot(&error)
                 })?;
-                if object
-                    .content_length()
-                    .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > self.limit))
-                {
+                if self.over_limit(object.content_length().and_then(|n| u64::try_from(n).ok())) {
                     return Err(failed(self.too_large(url)));
                 }
                 let mut body = object.body;
@@ -280,12 +262,8 @@ impl Fetcher {
                 Ok(bytes)
             }
             Source::Https(parsed) | Source::Http(parsed) => {
-                let client = if parsed.scheme() == "https" {
-                    &self.https
-                } else {
-                    self.plain_http.as_ref().unwrap_or(&self.https)
-                };
-                let mut response = client
+                let mut response = self
+                    .http
                     .get(parsed)
                     .send()
                     .await
@@ -293,10 +271,7 @@ impl Fetcher {
                 if !response.status().is_success() {
                     return Err(cannot(&format!("HTTP {}", response.status())));
                 }
-                if response
-                    .content_length()
-                    .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > self.limit))
-                {
+                if self.over_limit(response.content_length()) {
                     return Err(failed(self.too_large(url)));
                 }
                 let mut bytes = Vec::new();
@@ -307,6 +282,11 @@ impl Fetcher {
                 Ok(bytes)
             }
         }
+    }
+
+    /// Whether an announced length is over the limit (refused before reading).
+    fn over_limit(&self, announced: Option<u64>) -> bool {
+        announced.is_some_and(|n| usize::try_from(n).map_or(true, |n| n > self.limit))
     }
 
     fn append(&self, bytes: &mut Vec<u8>, chunk: &[u8]) -> Result<(), ()> {

@@ -17,6 +17,9 @@ use crate::Error;
 use crate::cfn::{CustomResource, Invocation, Outcome, UnknownKeys, decode_properties};
 use policy::{KEDA_STATEMENT_SID, KedaTrust, Plan};
 
+/// The resource type this module serves.
+pub const TRUST_POLICY: &str = "Custom::KedaTrustPolicy";
+
 /// Properties of `Custom::KedaTrustPolicy`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase")]

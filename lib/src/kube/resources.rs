@@ -181,9 +181,9 @@ pub struct KubeResources {
     access: ClusterAccess,
 }
 
-const MANIFEST: &str = "Custom::KubernetesManifest";
-const KEDA_INSTALL: &str = "Custom::KedaInstall";
-const SCALED_OBJECT: &str = "Custom::KedaScaledObject";
+pub const MANIFEST: &str = "Custom::KubernetesManifest";
+pub const KEDA_INSTALL: &str = "Custom::KedaInstall";
+pub const SCALED_OBJECT: &str = "Custom::KedaScaledObject";
 
 fn decode<P: DeserializeOwned>(properties: &Value, unknown: UnknownKeys) -> Result<P, Error> {
     decode_properties(properties, unknown)

@@ -745,12 +745,7 @@ pub fn payload_batches(
 /// Proves at start-up that the bucket exists and takes this role's writes, by writing
 /// [`WRITE_CHECK_KEY`] under the first event prefix (where the role may write).
 async fn check_bucket(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<(), ConsumerError> {
-    let prefix = prefix.trim_matches('/');
-    let separator = if prefix.is_empty() { "" } else { "/" };
-    let key = format!(
-        "{prefix}{separator}{}/{WRITE_CHECK_KEY}",
-        sales_events::EventType::SaleEvent.as_str()
-    );
+    let key = sales_events::under_prefix(prefix, &format!("{}/{WRITE_CHECK_KEY}", EventType::SaleEvent.as_str()));
     let written = s3
         .put_object()
         .bucket(bucket)

@@ -268,13 +268,18 @@ pub fn utc_day(ts: &str) -> Option<Date> {
 /// event's own timestamp, so a redelivered or duplicated event lands on the same key.
 pub fn object_key(prefix: &str, event_type: EventType, event: &Event) -> String {
     let date = utc_day(&event.ts).map_or_else(|| "unknown".to_owned(), |d| d.to_string());
-    let prefix = prefix.trim_matches('/');
-    let separator = if prefix.is_empty() { "" } else { "/" };
-    format!(
-        "{prefix}{separator}{}/dt={date}/{}.json",
-        event_type.as_str(),
-        event.request_id
+    under_prefix(
+        prefix,
+        &format!("{}/dt={date}/{}.json", event_type.as_str(), event.request_id),
     )
+}
+
+/// `[prefix/]path`, the prefix given with or without slashes.
+pub fn under_prefix(prefix: &str, path: &str) -> String {
+    match prefix.trim_matches('/') {
+        "" => path.to_owned(),
+        prefix => format!("{prefix}/{path}"),
+    }
 }
 
 /// A reproducible stream of events.
