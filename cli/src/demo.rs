@@ -495,7 +495,7 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
         };
         fleet.scale(demo.min_replicas as usize)?;
         Scaling::StandIn {
-            scaler: Scaler::new(demo.clone()),
+            scaler: Scaler::new(demo.clone(), kedaform::sim::hpa::KubernetesVersion::DEFAULT),
             fleet,
         }
     };

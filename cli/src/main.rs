@@ -136,6 +136,42 @@ struct PlanArgs {
     /// Write the chosen settings' plot here (SVG).
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// The cluster's Kubernetes version (1.30 to 1.37): its HPA controller's rules apply.
+    #[arg(long, default_value_t = kedaform::sim::hpa::KubernetesVersion::DEFAULT, value_parser = parse_kubernetes_version)]
+    kubernetes_version: kedaform::sim::hpa::KubernetesVersion,
+    /// Print the chosen settings ready to deploy (the table then goes to stderr).
+    #[arg(long, value_enum)]
+    emit: Option<Emit>,
+    /// For `--emit scaled-object`: the queue KEDA reads.
+    #[arg(long, required_if_eq("emit", "scaled-object"))]
+    queue_url: Option<String>,
+    /// For `--emit scaled-object`: the consumer role KEDA assumes.
+    #[arg(long, required_if_eq("emit", "scaled-object"))]
+    role_arn: Option<String>,
+    /// For `--emit properties` and `scaled-object`: where the ScaledObject goes.
+    #[arg(long, default_value = "consumer")]
+    namespace: String,
+    /// For `--emit properties` and `scaled-object`: the ScaledObject's name.
+    #[arg(long, default_value = "consumer")]
+    name: String,
+    /// For `--emit properties` and `scaled-object`: the Deployment to scale.
+    #[arg(long, default_value = "consumer")]
+    target: String,
+}
+
+/// What `kedaform plan --emit` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Emit {
+    /// The scaling properties of `Custom::KedaScaledObject`, as YAML to paste into a template.
+    Properties,
+    /// The TriggerAuthentication and ScaledObject, as YAML for `kubectl apply -f -`.
+    ScaledObject,
+    /// A `sam deploy --parameter-overrides` command for infra/template.yaml.
+    Parameters,
+}
+
+fn parse_kubernetes_version(text: &str) -> Result<kedaform::sim::hpa::KubernetesVersion, String> {
+    kedaform::sim::hpa::KubernetesVersion::parse(text).map_err(|e| e.to_string())
 }
 
 /// `--traffic`, checked by clap so that a bad one is a usage error (exit 2).
@@ -621,6 +657,7 @@ fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
         keda: kedaform::sim::keda::Settings::default(),
         initial_replicas: 0,
         kills: vec![],
+        kubernetes: args.kubernetes_version,
     };
     let (best, defaults, seed) = search(&base, slo);
     let describe = |e: &Evaluation| {
@@ -628,43 +665,54 @@ fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
                "queue_length": e.settings.queue_length, "polling_interval": e.settings.polling_interval,
                "min_replicas": e.settings.min_replicas, "max_replicas": e.settings.max_replicas})
     };
-    match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"slo_max_age": slo, "cheapest": best.as_ref().map(describe),
-                "keda_defaults": describe(&defaults), "seed": describe(&seed)}))?
+    let table = match output {
+        Output::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json!({"slo_max_age": slo, "kubernetes_version": args.kubernetes_version.to_string(),
+                "cheapest": best.as_ref().map(describe), "keda_defaults": describe(&defaults), "seed": describe(&seed)}))?
         ),
         Output::Text => {
-            println!(
-                "traffic {}, {} s; SLO: no message older than {slo} s",
-                args.traffic, args.seconds
-            );
-            println!(
-                "{:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  settings",
-                "", "pod-s", "peak", "age p50/p95/max", "scales", "SLO"
-            );
             let row = |label: &str, e: &Evaluation| {
                 let s = e.summary;
-                println!(
-                    "{label:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  {}",
+                format!(
+                    "{label:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  {}\n",
                     s.pod_seconds,
                     s.peak_backlog,
                     format!("{}/{}/{} s", s.age_p50, s.age_p95, s.age_max),
                     s.scale_events,
                     if e.meets_slo { "yes" } else { "NO" },
                     e.name
-                );
+                )
             };
-            match &best {
+            let cheapest = match &best {
                 Some(best) => row("cheapest", best),
-                None => println!(
-                    "cheapest     none of the {} settings searched meets the SLO",
+                None => format!(
+                    "cheapest     none of the {} settings searched meets the SLO\n",
                     kedaform::sim::plan::candidates().len()
                 ),
-            }
-            row("KEDA default", &defaults);
-            row("seed", &seed);
+            };
+            format!(
+                "traffic {}, {} s, Kubernetes {}; SLO: no message older than {slo} s\n\
+                 {:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  settings\n{cheapest}{}{}",
+                args.traffic,
+                args.seconds,
+                args.kubernetes_version,
+                "",
+                "pod-s",
+                "peak",
+                "age p50/p95/max",
+                "scales",
+                "SLO",
+                row("KEDA default", &defaults),
+                row("seed", &seed)
+            )
         }
+    };
+    // With --emit, stdout carries only what deploys; the comparison goes to stderr.
+    if args.emit.is_some() {
+        eprint!("{table}");
+    } else {
+        print!("{table}");
     }
     let chosen = best.as_ref().unwrap_or(&seed);
     if args.csv.is_some() || args.svg.is_some() {
@@ -686,10 +734,79 @@ fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
+    if let Some(emit) = args.emit {
+        let Some(best) = &best else {
+            anyhow::bail!("nothing to emit: none of the settings searched meets the SLO");
+        };
+        print!("{}", emitted(emit, args, best)?);
+    }
     Ok(if best.is_some() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// The chosen settings in the form `--emit` names.
+fn emitted(emit: Emit, args: &PlanArgs, chosen: &kedaform::sim::plan::Evaluation) -> anyhow::Result<String> {
+    use kedaform::sim::deploy;
+    let header = format!(
+        "# kedaform plan: {} (traffic {}, {} s, Kubernetes {}, no message older than {} s)\n",
+        chosen.name, args.traffic, args.seconds, args.kubernetes_version, args.slo_max_age
+    );
+    let identity = ScaledObjectProperties {
+        cluster_name: String::new(),
+        namespace: args.namespace.clone(),
+        name: args.name.clone(),
+        scale_target_name: args.target.clone(),
+        scale_target_kind: "Deployment".into(),
+        queue_url: args.queue_url.clone().unwrap_or_default(),
+        queue_length: 0,
+        activation_queue_length: None,
+        aws_region: None,
+        min_replicas: None,
+        max_replicas: None,
+        polling_interval: None,
+        cooldown_period: None,
+        scale_on_in_flight: None,
+        role_arn: args.role_arn.clone().unwrap_or_default(),
+        behavior: None,
+        fallback: None,
+    };
+    let planned = deploy::apply(&chosen.settings, &identity)?;
+    Ok(match emit {
+        Emit::Properties => {
+            // Only what the plan decides: the resource's identity stays as the template has it.
+            let base = serde_json::to_value(&identity)?;
+            let mut scaling = serde_json::to_value(&planned)?;
+            if let (Some(scaling), Some(base)) = (scaling.as_object_mut(), base.as_object()) {
+                scaling.retain(|key, value| base.get(key) != Some(value));
+            }
+            format!("{header}{}", serde_yaml_ng::to_string(&scaling)?)
+        }
+        Emit::ScaledObject => {
+            let (auth, scaled) = planned.render()?;
+            format!(
+                "{header}{}---\n{}",
+                serde_yaml_ng::to_string(&auth)?,
+                serde_yaml_ng::to_string(&scaled)?
+            )
+        }
+        Emit::Parameters => {
+            let overrides = deploy::parameter_overrides(&chosen.settings)?;
+            // SAM reads `Name=""` as an empty value (a bare `Name=` is dropped); the values are
+            // digits or empty, so single quotes around the whole list are enough for a shell.
+            let pairs: Vec<String> = overrides
+                .iter()
+                .map(|(name, value)| format!("{name}={}", if value.is_empty() { "\"\"" } else { value }))
+                .collect();
+            format!(
+                "{header}# sam deploy replaces samconfig.toml's parameter_overrides with these: add your image\n\
+                 # parameters to the list, or copy the pairs into samconfig.toml instead.\n\
+                 sam deploy --parameter-overrides '{}'\n",
+                pairs.join(" ")
+            )
+        }
     })
 }
 

@@ -544,3 +544,66 @@ fn helm_values_print_as_json_when_asked() {
     assert_eq!(values["podIdentity"]["aws"]["irsa"]["roleArn"], role.as_str());
     assert_eq!(values["serviceAccount"]["operator"]["name"], "keda-operator");
 }
+
+/// `--emit`: stdout is only the deployable text, for the settings the table (on stderr) chose.
+#[test]
+fn plan_emits_the_chosen_settings_as_properties_a_scaled_object_and_parameters() {
+    let plan = ["plan", "--seconds", "1800", "--output", "json"];
+    let emit = |format: &str, extra: &[&str]| {
+        let output = kedaform(&[&plan[..], &["--emit", format], extra].concat());
+        assert!(output.status.success(), "{format}: {}", stderr(&output));
+        let table: Value = serde_json::from_str(&stderr(&output)).unwrap();
+        (table["cheapest"].clone(), stdout(&output))
+    };
+
+    let (chosen, properties) = emit("properties", &[]);
+    assert!(properties.starts_with("# kedaform plan: "), "{properties}");
+    let mut properties: Value = serde_yaml_ng::from_str(&properties).unwrap();
+    for (key, value) in [
+        ("ClusterName", "sales"),
+        ("Namespace", "consumer"),
+        ("Name", "consumer"),
+        ("ScaleTargetName", "consumer"),
+        ("QueueUrl", "https://sqs.us-east-1.amazonaws.com/111122223333/sales"),
+        ("RoleArn", "arn:aws:iam::111122223333:role/consumer"),
+    ] {
+        assert!(properties.get(key).is_none(), "identity is the template's: {key}");
+        properties[key] = json!(value);
+    }
+    let decoded: kedaform::keda::scaled_object::ScaledObjectProperties =
+        kedaform::cfn::decode_properties(&properties, kedaform::cfn::UnknownKeys::Reject).unwrap();
+    assert_eq!(json!(decoded.queue_length), chosen["queue_length"]);
+    assert_eq!(json!(decoded.polling_interval), chosen["polling_interval"]);
+    assert_eq!(json!(decoded.min_replicas), chosen["min_replicas"]);
+    assert_eq!(json!(decoded.max_replicas), chosen["max_replicas"]);
+
+    let queue = "https://sqs.us-east-1.amazonaws.com/111122223333/sales";
+    let role = "arn:aws:iam::111122223333:role/consumer";
+    let (_, manifest) = emit("scaled-object", &["--queue-url", queue, "--role-arn", role]);
+    let documents: Vec<Value> = manifest
+        .split("\n---\n")
+        .map(|document| serde_yaml_ng::from_str(document).unwrap())
+        .collect();
+    assert_eq!(documents[0]["kind"], "TriggerAuthentication");
+    assert_eq!(documents[1]["kind"], "ScaledObject");
+    assert_eq!(documents[1]["spec"]["pollingInterval"], chosen["polling_interval"]);
+    assert_eq!(
+        documents[1]["spec"]["triggers"][0]["metadata"]["queueLength"],
+        json!(chosen["queue_length"].to_string())
+    );
+    let missing = kedaform(&[&plan[..], &["--emit", "scaled-object"]].concat());
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("--queue-url"), "{}", stderr(&missing));
+
+    let (chosen, command) = emit("parameters", &[]);
+    let line = command.lines().find(|l| l.starts_with("sam deploy")).unwrap();
+    let list = line
+        .strip_prefix("sam deploy --parameter-overrides '")
+        .and_then(|rest| rest.strip_suffix('\''))
+        .unwrap();
+    let pairs: std::collections::BTreeMap<&str, &str> =
+        list.split(' ').map(|pair| pair.split_once('=').unwrap()).collect();
+    assert_eq!(pairs["QueueLength"], chosen["queue_length"].to_string());
+    assert_eq!(pairs["MaxReplicas"], chosen["max_replicas"].to_string());
+    assert!(pairs.contains_key("ScaleDownStabilizationSeconds"), "{line}");
+}

@@ -11,7 +11,9 @@ use crate::Error;
 use crate::iam::RoleArn;
 
 /// Properties of `Custom::KedaScaledObject`; unset optional values take KEDA's defaults.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Serializes back to the same property names (unset options left out), for `kedaform plan`'s
+/// output and the CloudFormation requests the CLI builds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ScaledObjectProperties {
     pub cluster_name: String,
@@ -24,26 +26,26 @@ pub struct ScaledObjectProperties {
     pub queue_url: String,
     #[serde(default = "five")]
     pub queue_length: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_queue_length: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_region: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_replicas: Option<i32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_replicas: Option<i32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub polling_interval: Option<i32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown_period: Option<i32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_on_in_flight: Option<bool>,
     /// The consumer role KEDA assumes to read the queue.
     pub role_arn: String,
     /// HPA behavior, as in `spec.advanced.horizontalPodAutoscalerConfig.behavior`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behavior: Option<HorizontalPodAutoscalerBehavior>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Fallback>,
 }
 

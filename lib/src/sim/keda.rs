@@ -2,7 +2,7 @@
 //! moves to and from zero that the HPA cannot make; between one and the maximum the HPA
 //! (driven by KEDA's metric) decides, every 15 s.
 
-use super::hpa::{Autoscaler, Behavior, SYNC_SECONDS};
+use super::hpa::{Autoscaler, Behavior, KubernetesVersion, SYNC_SECONDS};
 
 /// The queue as the scaler reads it (`ApproximateNumberOf…`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,11 +60,13 @@ pub struct Scaler {
 }
 
 impl Scaler {
-    pub fn new(settings: Settings) -> Self {
+    /// KEDA creates the HPA with `minReplicas` at least 1; it alone moves between 0 and 1.
+    pub fn new(settings: Settings, version: KubernetesVersion) -> Self {
         let hpa = Autoscaler::new(
             settings.min_replicas.max(1),
             settings.max_replicas,
             settings.behavior.clone(),
+            version,
         );
         Self {
             settings,
@@ -93,8 +95,8 @@ impl Scaler {
             }
             replicas = replicas.max(self.settings.min_replicas);
         }
-        // The HPA is disabled while its target has no replicas.
-        if replicas > 0 && now.is_multiple_of(SYNC_SECONDS) {
+        // The HPA syncs at zero replicas too (it records its first count, then does nothing).
+        if now.is_multiple_of(SYNC_SECONDS) {
             #[allow(clippy::cast_precision_loss)]
             let metric = metric as f64;
             replicas = self
@@ -108,6 +110,10 @@ impl Scaler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scaler(settings: Settings) -> Scaler {
+        Scaler::new(settings, KubernetesVersion::DEFAULT)
+    }
 
     fn counts(visible: u64) -> QueueCounts {
         QueueCounts {
@@ -145,7 +151,7 @@ mod tests {
 
     #[test]
     fn activation_is_strictly_above_the_threshold_and_wakes_to_the_minimum_or_one() {
-        let mut keda = Scaler::new(Settings {
+        let mut keda = scaler(Settings {
             activation_queue_length: 5,
             polling_interval: 10,
             ..Settings::default()
@@ -157,7 +163,7 @@ mod tests {
             1,
             "woken at the poll; the HPA skips 20 s (not a sync)"
         );
-        let mut keda = Scaler::new(Settings {
+        let mut keda = scaler(Settings {
             min_replicas: 3,
             polling_interval: 10,
             ..Settings::default()
@@ -167,7 +173,7 @@ mod tests {
 
     #[test]
     fn scale_to_zero_waits_for_the_cooldown_after_the_last_activity() {
-        let mut keda = Scaler::new(Settings {
+        let mut keda = scaler(Settings {
             polling_interval: 30,
             cooldown_period: 300,
             ..Settings::default()
@@ -184,12 +190,12 @@ mod tests {
 
     #[test]
     fn a_target_never_active_goes_to_the_minimum_at_once_and_min_one_never_reaches_zero() {
-        let mut keda = Scaler::new(Settings {
+        let mut keda = scaler(Settings {
             polling_interval: 30,
             ..Settings::default()
         });
         assert_eq!(keda.tick(30, 2, counts(0)), 0);
-        let mut keda = Scaler::new(Settings {
+        let mut keda = scaler(Settings {
             min_replicas: 1,
             polling_interval: 30,
             ..Settings::default()
@@ -201,7 +207,7 @@ mod tests {
 
     #[test]
     fn between_one_and_the_maximum_the_hpa_decides_on_its_own_sync() {
-        let mut keda = Scaler::new(Settings {
+        let mut keda = scaler(Settings {
             queue_length: 10,
             max_replicas: 50,
             polling_interval: 10,

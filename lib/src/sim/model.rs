@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use super::hpa::KubernetesVersion;
 use super::keda::{QueueCounts, Scaler, Settings};
 
 /// `SECOND@VALUE,…` as pairs; None when any item does not parse.
@@ -153,6 +154,8 @@ pub struct Scenario {
     pub initial_replicas: u32,
     /// Seconds at which one running pod is killed (its batch returns after the visibility timeout).
     pub kills: Vec<u64>,
+    /// The cluster's version, whose HPA controller rules apply.
+    pub kubernetes: KubernetesVersion,
 }
 
 /// One second of the run.
@@ -280,7 +283,7 @@ fn resize(pods: &mut Vec<Pod>, draining: &mut Vec<Pod>, desired: u32, new_pod: i
 
 /// Runs the scenario; sample `i` describes the end of second `i`.
 pub fn simulate(scenario: &Scenario) -> Run {
-    let mut scaler = Scaler::new(scenario.keda.clone());
+    let mut scaler = Scaler::new(scenario.keda.clone(), scenario.kubernetes);
     let mut run = Run::default();
     let mut delayed: VecDeque<(u64, Cohort)> = VecDeque::new();
     let mut visible: VecDeque<Cohort> = VecDeque::new();
@@ -456,6 +459,7 @@ mod tests {
             keda: crate::sim::plan::seed_settings(),
             initial_replicas: 1,
             kills: vec![],
+            kubernetes: KubernetesVersion::DEFAULT,
         }
     }
 

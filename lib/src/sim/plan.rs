@@ -113,6 +113,7 @@ pub fn search(base: &Scenario, slo_max_age: u64) -> (Option<Evaluation>, Evaluat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::hpa::KubernetesVersion;
     use crate::sim::model::{Consumer, Traffic};
 
     fn bursty() -> Scenario {
@@ -131,6 +132,7 @@ mod tests {
             keda: Settings::default(),
             initial_replicas: 0,
             kills: vec![],
+            kubernetes: KubernetesVersion::DEFAULT,
         }
     }
 
