@@ -120,6 +120,30 @@ impl Rig {
         }
     }
 
+    /// `Custom::KedaInstall` from the release manifest, mirrored to a moto bucket; the
+    /// properties, for the Delete.
+    async fn install_keda(&self) -> Value {
+        let s3 = kedaform::aws::s3(&self.aws);
+        let bucket = unique("keda-mirror-");
+        s3.create_bucket().bucket(&bucket).send().await.unwrap();
+        s3.put_object()
+            .bucket(&bucket)
+            .key("keda.yaml")
+            .body(fixture().into())
+            .send()
+            .await
+            .unwrap();
+        let install = json!({"ClusterName": CLUSTER, "ManifestUrl": format!("s3://{bucket}/keda.yaml"),
+                             "OperatorRoleArn": OPERATOR_ROLE});
+        let started = Instant::now();
+        let installed = self
+            .send("Custom::KedaInstall", "Create", "Keda", install.clone(), None, 600)
+            .await;
+        assert_eq!(installed["Status"], "SUCCESS", "{installed}");
+        eprintln!("KEDA installed and ready in {:.1} s", started.elapsed().as_secs_f64());
+        install
+    }
+
     async fn replicas(&self, namespace: &str, name: &str) -> i32 {
         let deployment = self.namespaced::<Deployment>(namespace).get(name).await.unwrap();
         deployment.spec.and_then(|s| s.replicas).unwrap_or_default()
@@ -359,25 +383,7 @@ fn scaled_object(namespace: &str, name: &str, queue: &str) -> Value {
 #[tokio::test]
 async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
     let rig = rig().await;
-    let s3 = kedaform::aws::s3(&rig.aws);
-    let bucket = unique("keda-mirror-");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    s3.put_object()
-        .bucket(&bucket)
-        .key("keda.yaml")
-        .body(fixture().into())
-        .send()
-        .await
-        .unwrap();
-    let install = json!({"ClusterName": CLUSTER, "ManifestUrl": format!("s3://{bucket}/keda.yaml"),
-                         "OperatorRoleArn": OPERATOR_ROLE});
-
-    let started = Instant::now();
-    let installed = rig
-        .send("Custom::KedaInstall", "Create", "Keda", install.clone(), None, 600)
-        .await;
-    assert_eq!(installed["Status"], "SUCCESS", "{installed}");
-    eprintln!("KEDA installed and ready in {:.1} s", started.elapsed().as_secs_f64());
+    let install = rig.install_keda().await;
     let crds: Api<CustomResourceDefinition> = Api::all(rig.client.clone());
     for name in ["scaledobjects.keda.sh", "triggerauthentications.keda.sh"] {
         let crd = crds.get(name).await.unwrap();
@@ -576,6 +582,203 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
     assert!(crds.get_opt("scaledobjects.keda.sh").await.unwrap().is_none());
     let namespaces: Api<Namespace> = Api::all(rig.client.clone());
     assert!(namespaces.get_opt("keda").await.unwrap().is_none());
+}
+
+/// The queue depth of the replay, from each second on (seconds after the ScaledObject's Create).
+const TRACE: [(u64, u64); 4] = [(0, 11), (45, 70), (105, 25), (165, 0)];
+const TRACE_SECONDS: u64 = 270;
+
+fn depth_at(second: u64) -> u64 {
+    TRACE
+        .iter()
+        .rev()
+        .find(|(from, _)| *from <= second)
+        .map_or(0, |(_, depth)| *depth)
+}
+
+/// The replica count over the trace as `kedaform::sim` predicts it: (second, replicas) at
+/// each change.
+fn predicted(settings: &kedaform::sim::keda::Settings, version: &str) -> Vec<(u64, u32)> {
+    use kedaform::sim::keda::{QueueCounts, Scaler};
+    let version = kedaform::sim::hpa::KubernetesVersion::parse(version).unwrap();
+    let mut scaler = Scaler::new(settings.clone(), version);
+    let (mut replicas, mut changes) = (0, vec![(0, 0)]);
+    for second in 0..TRACE_SECONDS {
+        let counts = QueueCounts {
+            visible: depth_at(second),
+            ..QueueCounts::default()
+        };
+        let next = scaler.tick(second, replicas, counts);
+        if next != replicas {
+            changes.push((second, next));
+            replicas = next;
+        }
+    }
+    changes
+}
+
+fn sequence(changes: &[(u64, u32)]) -> Vec<u32> {
+    changes.iter().map(|(_, replicas)| *replicas).collect()
+}
+
+/// Makes the queue hold `depth` messages: more are sent in concurrent batches of ten (so the
+/// change takes milliseconds), fewer received and deleted ten at a time (a purge is allowed
+/// once a minute). A sync that falls inside a decrease sees a count between the two, which only
+/// matters for a scale-down window's end: within the jitter the replay allows.
+async fn set_depth(sqs: &aws_sdk_sqs::Client, queue_url: &str, current: u64, depth: u64) {
+    use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+    let mut surplus = current.saturating_sub(depth);
+    while surplus > 0 {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(i32::try_from(surplus.min(10)).unwrap())
+            .visibility_timeout(600)
+            .send()
+            .await
+            .unwrap();
+        let entries: Vec<_> = received
+            .messages()
+            .iter()
+            .enumerate()
+            .map(|(i, message)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(format!("d{i}"))
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        surplus -= entries.len() as u64;
+        sqs.delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
+    let batches = (current..depth).collect::<Vec<_>>();
+    let sends = batches.chunks(10).map(|chunk| {
+        let entries = chunk
+            .iter()
+            .map(|i| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(format!("{{\"n\": {i}}}"))
+                    .build()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>();
+        sqs.send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+    });
+    for sent in futures_util::future::join_all(sends).await {
+        assert!(sent.unwrap().failed().is_empty());
+    }
+}
+
+/// The planner against the real controllers: one queue-depth trace played into KEDA 2.20.2 and
+/// the HPA controller of Kubernetes 1.35.5, and into `kedaform::sim` with the settings decoded
+/// from the same `Custom::KedaScaledObject` properties. The trace crosses the tolerance band's
+/// edge (11 messages for one replica of queueLength 10: a ratio of exactly 1.1), a rate-limited
+/// scale-up, a stabilized scale-down and KEDA's cooldown to zero.
+///
+/// Jitter allowed: the real HPA syncs every 15 s from when it was created and KEDA polls every
+/// 5 s from when it read the ScaledObject, while the model syncs at multiples of 15 s and polls
+/// at multiples of 5 s from the trace's start; so each change may come up to 15 + 5 s either
+/// side of the predicted one. The sequence of replica counts must be the same.
+#[tokio::test]
+async fn the_real_keda_and_hpa_scale_as_the_planner_predicts() {
+    let rig = rig().await;
+    let install = rig.install_keda().await;
+    let namespace = namespace("replay-");
+    let workload = rig
+        .manifest_request("Create", "Consumer", &namespace, &[CONSUMER], None)
+        .await;
+    assert_eq!(workload["Status"], "SUCCESS", "{workload}");
+    let sqs = aws_sdk_sqs::Client::new(&rig.aws);
+    let queue = unique("replay-");
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&queue)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let mut properties = scaled_object(&namespace, "consumer", &queue);
+    properties["MaxReplicas"] = json!(10);
+    properties["CooldownPeriod"] = json!(60);
+    properties["Behavior"] = json!({"scaleDown": {"stabilizationWindowSeconds": 30}});
+    let decoded: kedaform::keda::scaled_object::ScaledObjectProperties =
+        kedaform::cfn::decode_properties(&properties, kedaform::cfn::UnknownKeys::Reject).unwrap();
+    let settings = kedaform::sim::deploy::settings(&decoded).unwrap();
+
+    set_depth(&sqs, &queue_url, 0, depth_at(0)).await;
+    let creating = Instant::now();
+    let ready = rig
+        .send(
+            "Custom::KedaScaledObject",
+            "Create",
+            "Replay",
+            properties.clone(),
+            None,
+            180,
+        )
+        .await;
+    assert_eq!(ready["Status"], "SUCCESS", "{ready}");
+    // The trace's second 0 is when KEDA has read the ScaledObject (the Create waits for that):
+    // its first poll, which finds the 11 messages, is the model's first too.
+    eprintln!("ScaledObject ready in {:.1} s", creating.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let mut observed = vec![(0, 0)];
+    let mut depth = depth_at(0);
+    let mut replicas = 0;
+    while started.elapsed() < Duration::from_secs(TRACE_SECONDS) {
+        let second = started.elapsed().as_secs();
+        if depth_at(second) != depth {
+            set_depth(&sqs, &queue_url, depth, depth_at(second)).await;
+            depth = depth_at(second);
+        }
+        let now = u32::try_from(rig.replicas(&namespace, "consumer").await).unwrap();
+        if now != replicas {
+            observed.push((started.elapsed().as_secs(), now));
+            replicas = now;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let expected = predicted(&settings, "1.35");
+    eprintln!("real controllers: {observed:?}\nkedaform::sim:    {expected:?}");
+    assert_eq!(
+        sequence(&observed),
+        sequence(&expected),
+        "replica counts: real {observed:?}, predicted {expected:?}"
+    );
+    for ((real, count), (model, _)) in observed.iter().zip(&expected) {
+        assert!(
+            real.abs_diff(*model) <= 15 + 5,
+            "{count} replicas at {real} s, predicted at {model} s: {observed:?} vs {expected:?}"
+        );
+    }
+    // The trace tells the rules apart: under 1.32's tolerance rule the 11 messages would have
+    // scaled the consumer to 2, which the real 1.35 controller did not do.
+    assert_ne!(sequence(&predicted(&settings, "1.32")), sequence(&observed));
+
+    let deleted = rig
+        .send("Custom::KedaScaledObject", "Delete", "Replay", properties, None, 120)
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    let deleted = rig
+        .manifest_request("Delete", "Consumer", &namespace, &[CONSUMER], None)
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    let uninstalled = rig
+        .send("Custom::KedaInstall", "Delete", "Keda", install, None, 600)
+        .await;
+    assert_eq!(uninstalled["Status"], "SUCCESS", "{uninstalled}");
 }
 
 /// The `kedaform` binary of this build (`make test` builds the workspace first).

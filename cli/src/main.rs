@@ -640,7 +640,7 @@ async fn scaled_object(
 
 fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
     use kedaform::sim::model::{Consumer, Scenario, simulate};
-    use kedaform::sim::plan::{Evaluation, search};
+    use kedaform::sim::plan::search;
     let slo = args.slo_max_age;
     let base = Scenario {
         seconds: args.seconds,
@@ -660,54 +660,7 @@ fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
         kubernetes: args.kubernetes_version,
     };
     let (best, defaults, seed) = search(&base, slo);
-    let describe = |e: &Evaluation| {
-        json!({"settings": e.name, "meets_slo": e.meets_slo, "summary": e.summary,
-               "queue_length": e.settings.queue_length, "polling_interval": e.settings.polling_interval,
-               "min_replicas": e.settings.min_replicas, "max_replicas": e.settings.max_replicas})
-    };
-    let table = match output {
-        Output::Json => format!(
-            "{}\n",
-            serde_json::to_string_pretty(&json!({"slo_max_age": slo, "kubernetes_version": args.kubernetes_version.to_string(),
-                "cheapest": best.as_ref().map(describe), "keda_defaults": describe(&defaults), "seed": describe(&seed)}))?
-        ),
-        Output::Text => {
-            let row = |label: &str, e: &Evaluation| {
-                let s = e.summary;
-                format!(
-                    "{label:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  {}\n",
-                    s.pod_seconds,
-                    s.peak_backlog,
-                    format!("{}/{}/{} s", s.age_p50, s.age_p95, s.age_max),
-                    s.scale_events,
-                    if e.meets_slo { "yes" } else { "NO" },
-                    e.name
-                )
-            };
-            let cheapest = match &best {
-                Some(best) => row("cheapest", best),
-                None => format!(
-                    "cheapest     none of the {} settings searched meets the SLO\n",
-                    kedaform::sim::plan::candidates().len()
-                ),
-            };
-            format!(
-                "traffic {}, {} s, Kubernetes {}; SLO: no message older than {slo} s\n\
-                 {:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  settings\n{cheapest}{}{}",
-                args.traffic,
-                args.seconds,
-                args.kubernetes_version,
-                "",
-                "pod-s",
-                "peak",
-                "age p50/p95/max",
-                "scales",
-                "SLO",
-                row("KEDA default", &defaults),
-                row("seed", &seed)
-            )
-        }
-    };
+    let table = comparison(args, output, best.as_ref(), &defaults, &seed)?;
     // With --emit, stdout carries only what deploys; the comparison goes to stderr.
     if args.emit.is_some() {
         eprint!("{table}");
@@ -744,6 +697,68 @@ fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// The table `kedaform plan` prints: the cheapest settings beside KEDA's defaults and the seed's.
+fn comparison(
+    args: &PlanArgs,
+    output: Output,
+    best: Option<&kedaform::sim::plan::Evaluation>,
+    defaults: &kedaform::sim::plan::Evaluation,
+    seed: &kedaform::sim::plan::Evaluation,
+) -> anyhow::Result<String> {
+    use kedaform::sim::plan::Evaluation;
+    let slo = args.slo_max_age;
+    let describe = |e: &Evaluation| {
+        json!({"settings": e.name, "meets_slo": e.meets_slo, "summary": e.summary,
+               "queue_length": e.settings.queue_length, "polling_interval": e.settings.polling_interval,
+               "min_replicas": e.settings.min_replicas, "max_replicas": e.settings.max_replicas})
+    };
+    Ok(match output {
+        Output::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(
+                &json!({"slo_max_age": slo, "kubernetes_version": args.kubernetes_version.to_string(),
+                "cheapest": best.map(describe), "keda_defaults": describe(defaults), "seed": describe(seed)})
+            )?
+        ),
+        Output::Text => {
+            let row = |label: &str, e: &Evaluation| {
+                let s = e.summary;
+                format!(
+                    "{label:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  {}\n",
+                    s.pod_seconds,
+                    s.peak_backlog,
+                    format!("{}/{}/{} s", s.age_p50, s.age_p95, s.age_max),
+                    s.scale_events,
+                    if e.meets_slo { "yes" } else { "NO" },
+                    e.name
+                )
+            };
+            let cheapest = match best {
+                Some(best) => row("cheapest", best),
+                None => format!(
+                    "cheapest     none of the {} settings searched meets the SLO\n",
+                    kedaform::sim::plan::candidates().len()
+                ),
+            };
+            format!(
+                "traffic {}, {} s, Kubernetes {}; SLO: no message older than {slo} s\n\
+                 {:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  settings\n{cheapest}{}{}",
+                args.traffic,
+                args.seconds,
+                args.kubernetes_version,
+                "",
+                "pod-s",
+                "peak",
+                "age p50/p95/max",
+                "scales",
+                "SLO",
+                row("KEDA default", defaults),
+                row("seed", seed)
+            )
+        }
     })
 }
 

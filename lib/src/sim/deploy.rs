@@ -131,7 +131,8 @@ pub fn apply(settings: &Settings, properties: &ScaledObjectProperties) -> Result
 fn kubernetes_behavior(behavior: &Behavior) -> Result<HorizontalPodAutoscalerBehavior, Error> {
     let rules = |path: &str, rules: &Rules| -> Result<HPAScalingRules, Error> {
         let int = |value: u64| {
-            i32::try_from(value).map_err(|_| Error::invalid(format!("Behavior.{path}"), format!("{value} is too large")))
+            i32::try_from(value)
+                .map_err(|_| Error::invalid(format!("Behavior.{path}"), format!("{value} is too large")))
         };
         Ok(HPAScalingRules {
             policies: Some(
@@ -261,15 +262,20 @@ mod tests {
     fn bad_behaviors_are_named_by_path() {
         let mut properties = identity();
         properties.behavior = Some(
-            serde_json::from_value(json!({"scaleUp": {"policies": [{"type": "Lots", "value": 1, "periodSeconds": 15}]}}))
-                .unwrap(),
+            serde_json::from_value(
+                json!({"scaleUp": {"policies": [{"type": "Lots", "value": 1, "periodSeconds": 15}]}}),
+            )
+            .unwrap(),
         );
         let error = settings(&properties).unwrap_err().to_string();
         assert!(error.contains("Behavior.scaleUp.policies.type"), "{error}");
         properties.behavior =
             Some(serde_json::from_value(json!({"scaleDown": {"stabilizationWindowSeconds": -1}})).unwrap());
         let error = settings(&properties).unwrap_err().to_string();
-        assert!(error.contains("Behavior.scaleDown.stabilizationWindowSeconds"), "{error}");
+        assert!(
+            error.contains("Behavior.scaleDown.stabilizationWindowSeconds"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -282,7 +288,11 @@ mod tests {
         let mut behavior = Behavior::default();
         behavior.scale_down.stabilization_seconds = 60;
         quick.behavior = Some(behavior.clone());
-        assert!(parameter_overrides(&quick).unwrap().contains(&("ScaleDownStabilizationSeconds", "60".into())));
+        assert!(
+            parameter_overrides(&quick)
+                .unwrap()
+                .contains(&("ScaleDownStabilizationSeconds", "60".into()))
+        );
         behavior.scale_up.select = Select::Min;
         quick.behavior = Some(behavior);
         let error = parameter_overrides(&quick).unwrap_err().to_string();

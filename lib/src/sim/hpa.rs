@@ -116,7 +116,11 @@ impl KubernetesVersion {
             )
         };
         let trimmed = text.trim();
-        let rest = trimmed.strip_prefix('v').unwrap_or(trimmed).strip_prefix("1.").ok_or_else(bad)?;
+        let rest = trimmed
+            .strip_prefix('v')
+            .unwrap_or(trimmed)
+            .strip_prefix("1.")
+            .ok_or_else(bad)?;
         let minor = rest.split('.').next().unwrap_or_default();
         let version = Self {
             minor: minor.parse().map_err(|_| bad())?,

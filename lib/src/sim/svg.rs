@@ -30,6 +30,38 @@ fn nice(value: f64) -> f64 {
         .unwrap_or(value)
 }
 
+/// At most this many points per line: about one per horizontal pixel of the plot, beyond which
+/// more points only make the file larger (a week at one sample a second is 604,800).
+pub const MAX_POINTS: usize = 1_640;
+
+/// `(index, value)` pairs to draw: all of them when few, else each bucket's lowest and highest
+/// in their order, so that peaks and troughs survive.
+fn downsample(values: &[f64]) -> Vec<(usize, f64)> {
+    if values.len() <= MAX_POINTS {
+        return values.iter().copied().enumerate().collect();
+    }
+    let bucket = values.len().div_ceil(MAX_POINTS / 2);
+    let mut points = Vec::with_capacity(MAX_POINTS);
+    for (n, chunk) in values.chunks(bucket).enumerate() {
+        let start = n * bucket;
+        let (mut low, mut high) = ((0, chunk[0]), (0, chunk[0]));
+        for (i, value) in chunk.iter().copied().enumerate() {
+            if value < low.1 {
+                low = (i, value);
+            }
+            if value > high.1 {
+                high = (i, value);
+            }
+        }
+        let (first, second) = if low.0 <= high.0 { (low, high) } else { (high, low) };
+        points.push((start + first.0, first.1));
+        if second.0 != first.0 {
+            points.push((start + second.0, second.1));
+        }
+    }
+    points
+}
+
 fn polyline(svg: &mut String, points: &[(f64, f64)], color: &str) {
     let coordinates: Vec<String> = points.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
     let _ = writeln!(
@@ -118,7 +150,7 @@ pub fn plot(run: &Run, title: &str) -> String {
         TOP + plot_h / 2.0
     );
     let series = |values: &[f64], max: f64| -> Vec<(f64, f64)> {
-        values.iter().enumerate().map(|(i, v)| (x(i), y(*v, max))).collect()
+        downsample(values).into_iter().map(|(i, v)| (x(i), y(v, max))).collect()
     };
     polyline(&mut svg, &series(&arrivals, messages_max), "#1f77b4");
     polyline(&mut svg, &series(&backlog, messages_max), "#ff7f0e");
@@ -169,6 +201,38 @@ mod tests {
         assert!(svg.contains(">100</text>"), "messages axis rounds 99 up to 100");
         assert!(svg.contains(">10</text>"), "replicas axis rounds 9 up to 10");
         assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn a_week_is_drawn_with_a_bounded_number_of_points_and_keeps_its_peaks() {
+        let samples: Vec<Sample> = (0..604_800u64)
+            .map(|s| Sample {
+                second: s,
+                visible: if s == 300_001 { 9_999 } else { s % 100 },
+                replicas: u32::from(s % 7_000 == 0),
+                ..Sample::default()
+            })
+            .collect();
+        let svg = plot(&Run { samples, ages: vec![] }, "a week");
+        for line in svg.lines().filter(|l| l.starts_with("<polyline")) {
+            let points = line.matches(',').count();
+            assert!(points <= MAX_POINTS, "{points} points");
+        }
+        assert!(svg.len() < 200_000, "{} bytes", svg.len());
+        let backlog = svg
+            .lines()
+            .find(|l| l.contains("#ff7f0e") && l.starts_with("<polyline"))
+            .unwrap();
+        let top = format!(",{TOP:.1}");
+        assert!(
+            backlog.contains(&top),
+            "the single 9,999 peak reaches the top of the axis"
+        );
+        let replicas = svg
+            .lines()
+            .find(|l| l.contains("#2ca02c") && l.starts_with("<polyline"))
+            .unwrap();
+        assert!(replicas.contains(&top), "one-second replica spikes survive");
     }
 
     #[test]
