@@ -18,6 +18,19 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "the workload images build no Kubernetes client, Lambda runtime, EKS/IAM SDK or deployer"
+for workload in producer consumer; do
+  if cargo tree --locked -p "$workload" -e normal --prefix none \
+    | grep -E '^(kube|k8s-openapi|lambda_runtime|aws-sdk-eks|aws-sdk-iam|kedaform) v'; then
+    echo "the $workload image would build the crates above" >&2
+    exit 1
+  fi
+done
+echo "producer and consumer: none (cargo tree -e normal, what their images build)"
+
+step "cargo doc (every public item documented, no broken link)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --lib --no-deps --locked
+
 step "cfn-lint"
 "$VENV/bin/cfn-lint" infra/*.yaml
 

@@ -353,7 +353,7 @@ fn token_mint() -> anyhow::Result<Rows> {
 /// HTTP requests one KEDA install (24 objects, discovery included) and one ScaledObject
 /// create send, through the custom-resource runtime, to a fake EKS and API server.
 async fn request_counts() -> anyhow::Result<Rows> {
-    use kedaform::kube::resources::{ClusterAccess, KubeResources};
+    use kedaform::resources::{ClusterAccess, Kubernetes};
     use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
     let api = FakeApiServer::start(Behaviour::default()).await;
     let eks_server = fake_eks("sales", &api.server.url).await;
@@ -369,7 +369,7 @@ async fn request_counts() -> anyhow::Result<Rows> {
             .build(),
     );
     // The mirror is plain http on loopback, which only an explicit opt-in fetches.
-    let runtime = Runtime::new(KubeResources::new(
+    let runtime = Runtime::new(Kubernetes::new(
         ClusterAccess::new(&aws, eks, kedaform::aws::s3(&aws))?.allow_plain_http(),
     ));
     let mut rows = Vec::new();

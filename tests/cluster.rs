@@ -15,7 +15,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kedaform::cfn::Runtime;
 use kedaform::kube::Kubeconfig;
-use kedaform::kube::resources::{ClusterAccess, KubeResources};
+use kedaform::resources::{ClusterAccess, Resources};
 use kedaform_tests::{cfn_request, round_trip, unique};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -39,7 +39,7 @@ fn kubeconfig_path() -> String {
 }
 
 struct Rig {
-    runtime: Runtime<KubeResources>,
+    runtime: Runtime<Resources>,
     client: kube::Client,
     aws: aws_config::SdkConfig,
 }
@@ -52,7 +52,8 @@ async fn rig() -> Rig {
         .unwrap()
         .with_kubeconfig(kubeconfig);
     Rig {
-        runtime: Runtime::new(KubeResources::new(access)).with_response_margin(Duration::from_secs(1)),
+        runtime: Runtime::new(Resources::default().with_kubernetes(access))
+            .with_response_margin(Duration::from_secs(1)),
         client,
         aws,
     }
@@ -712,7 +713,7 @@ async fn the_real_keda_and_hpa_scale_as_the_planner_predicts() {
     properties["MaxReplicas"] = json!(10);
     properties["CooldownPeriod"] = json!(60);
     properties["Behavior"] = json!({"scaleDown": {"stabilizationWindowSeconds": 30}});
-    let decoded: kedaform::keda::scaled_object::ScaledObjectProperties =
+    let decoded: kedaform::resources::scaled_object::ScaledObjectProperties =
         kedaform::cfn::decode_properties(&properties, kedaform::cfn::UnknownKeys::Reject).unwrap();
     let settings = kedaform::sim::deploy::settings(&decoded).unwrap();
 

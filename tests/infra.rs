@@ -72,10 +72,7 @@ fn evaluated(template: &Template, id: &str) -> Value {
 }
 
 fn check(resource_type: &str, properties: &Value) -> Result<(), kedaform::Error> {
-    match resource_type {
-        "Custom::KedaTrustPolicy" => kedaform::iam::check_properties(properties),
-        other => kedaform::kube::resources::check_properties(other, properties),
-    }
+    kedaform::resources::check_properties(resource_type, properties)
 }
 
 #[test]
@@ -604,7 +601,7 @@ fn every_checkov_skip_gives_its_reason() {
 #[test]
 fn the_planners_parameter_overrides_deploy_the_settings_it_simulated() {
     use kedaform::cfn::{UnknownKeys, decode_properties as decode};
-    use kedaform::keda::scaled_object::ScaledObjectProperties;
+    use kedaform::resources::scaled_object::ScaledObjectProperties;
     use kedaform::sim::deploy::{parameter_overrides, settings};
     let template = template();
     let declared = template.root["Parameters"].as_object().unwrap();

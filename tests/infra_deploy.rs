@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use aws_sdk_cloudformation::types::{Parameter, StackStatus};
 use kedaform::cfn::Runtime;
-use kedaform::iam::{TrustPolicies, TrustPolicyResource};
+use kedaform::iam::TrustPolicies;
+use kedaform::resources::{Resources, TRUST_POLICY};
 use kedaform_tests::template::{Evaluator, IMAGES, OIDC_ISSUER, Template, references};
 use kedaform_tests::{LocalServer, cfn_request, moto, unique};
 use serde_json::{Value, json};
@@ -181,11 +182,10 @@ async fn patch_consumer_trust(
     properties["RoleName"] = json!(consumer_role);
     properties["KedaRoleArn"] = json!(outputs["KedaOperatorRoleArn"]);
     let endpoint = LocalServer::cloudformation().await;
-    Runtime::new(TrustPolicyResource::new(iam.clone()))
-        .handle(
-            cfn_request("Create", &endpoint.url, properties, None, None),
-            Instant::now() + Duration::from_secs(30),
-        )
+    let mut request = cfn_request("Create", &endpoint.url, properties, None, None);
+    request["ResourceType"] = json!(TRUST_POLICY);
+    Runtime::new(Resources::default().with_trust_policy(iam.clone()))
+        .handle(request, Instant::now() + Duration::from_secs(30))
         .await;
     let response = endpoint.only_request().json();
     assert_eq!(response["Status"], "SUCCESS", "{response}");

@@ -2,7 +2,7 @@
 //! `openAPIV3Schema` the API server enforces).
 
 use kedaform::cfn::{UnknownKeys, decode_properties};
-use kedaform::keda::scaled_object::ScaledObjectProperties;
+use kedaform::resources::scaled_object::ScaledObjectProperties;
 use serde_json::{Value, json};
 
 fn crd_schema(file: &str) -> Value {

@@ -52,7 +52,7 @@ fn is_discovery(request: &Recorded) -> bool {
 async fn the_keda_manifest_is_applied_in_order_by_server_side_apply_then_deleted_in_reverse() {
     let fake = FakeApiServer::start(Behaviour::default()).await;
     let applier = applier(&fake).await;
-    let objects = parse_manifest("Manifest", &fixture("keda-2.20.2.yaml")).unwrap();
+    let objects = parse_manifest(&fixture("keda-2.20.2.yaml")).unwrap();
     let owner = owner("arn:aws:cloudformation:us-east-1:123456789012:stack/s/1", "KedaInstall");
     let applied = applier.apply_all(objects.clone(), &owner, soon(30)).await.unwrap();
     applier.wait_ready(&applied, soon(30)).await.unwrap();
@@ -144,7 +144,7 @@ async fn a_custom_resource_is_discovered_once_its_crd_is_applied() {
         "{}\n---\napiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: consumer, namespace: sales}}\nspec: {{scaleTargetRef: {{name: consumer}}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: sales}}\n",
         fixture("keda.sh_scaledobjects.yaml")
     );
-    let objects = parse_manifest("Manifest", &manifest).unwrap();
+    let objects = parse_manifest(&manifest).unwrap();
     let applied = applier.apply_all(objects, "o", soon(30)).await.unwrap();
     applier.wait_ready(&applied, soon(30)).await.unwrap();
     let requests = fake.requests();
@@ -171,9 +171,7 @@ async fn a_deployment_that_never_becomes_available_times_out_naming_it_and_its_e
     })
     .await;
     let applier = applier(&fake).await;
-    let objects = parse_manifest(
-        "Manifest",
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: keda}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: keda-operator, namespace: keda}\nspec: {replicas: 1}",
+    let objects = parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: keda}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: keda-operator, namespace: keda}\nspec: {replicas: 1}",
     )
     .unwrap();
     let applied = applier.apply_all(objects, "o", soon(30)).await.unwrap();
@@ -204,7 +202,7 @@ async fn a_failing_scaled_object_reports_kedas_reason_at_once() {
         fixture("keda.sh_scaledobjects.yaml")
     );
     let applied = applier
-        .apply_all(parse_manifest("Manifest", &manifest).unwrap(), "o", soon(30))
+        .apply_all(parse_manifest(&manifest).unwrap(), "o", soon(30))
         .await
         .unwrap();
     let started = Instant::now();
@@ -220,7 +218,7 @@ async fn a_failing_scaled_object_reports_kedas_reason_at_once() {
 async fn delete_leaves_objects_of_other_owners_alone() {
     let fake = FakeApiServer::start(Behaviour::default()).await;
     let applier = applier(&fake).await;
-    let objects = parse_manifest("Manifest", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shared}").unwrap();
+    let objects = parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: shared}").unwrap();
     applier.apply_all(objects.clone(), "stack-a", soon(30)).await.unwrap();
     applier.delete_all(objects.clone(), "stack-b", soon(30)).await.unwrap();
     let stored: Vec<Value> = fake.objects().into_values().collect();

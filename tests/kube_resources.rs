@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use kedaform::cfn::Runtime;
-use kedaform::kube::resources::{ClusterAccess, KubeResources};
+use kedaform::resources::{ClusterAccess, Resources};
 use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
 use kedaform_tests::{LocalServer, Reply, moto, round_trip, unique};
 use serde_json::{Value, json};
@@ -25,7 +25,7 @@ fn fixture() -> String {
 struct Rig {
     api: FakeApiServer,
     _eks: LocalServer,
-    runtime: Runtime<KubeResources>,
+    runtime: Runtime<Resources>,
     manifest_url: String,
 }
 
@@ -64,7 +64,8 @@ async fn rig_with(behaviour: Behaviour, plain_http: bool) -> Rig {
     Rig {
         api,
         _eks: eks_server,
-        runtime: Runtime::new(KubeResources::new(access)).with_response_margin(Duration::from_millis(500)),
+        runtime: Runtime::new(Resources::default().with_kubernetes(access))
+            .with_response_margin(Duration::from_millis(500)),
         manifest_url: format!("s3://{bucket}/keda-2.20.2.yaml"),
     }
 }
@@ -570,7 +571,7 @@ const KM: &str = "Custom::KubernetesManifest";
 
 #[test]
 fn a_typed_property_of_the_wrong_type_is_named_with_the_kind_of_value_not_the_value() {
-    use kedaform::kube::resources::check_properties;
+    use kedaform::resources::check_properties;
     for (resource_type, property, value, message) in WRONG_TYPES {
         let mut properties = match resource_type {
             SO => scaled_object(),
@@ -594,7 +595,9 @@ fn a_typed_property_of_the_wrong_type_is_named_with_the_kind_of_value_not_the_va
     }
     let trust = json!({"RoleName": "consumer", "KedaRoleArn": OPERATOR_ROLE, "Exclusive": "maybe"});
     assert_eq!(
-        kedaform::iam::check_properties(&trust).unwrap_err().to_string(),
+        check_properties(kedaform::resources::TRUST_POLICY, &trust)
+            .unwrap_err()
+            .to_string(),
         "property Exclusive: found a string that is not true or false"
     );
 }

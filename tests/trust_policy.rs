@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use aws_sdk_iam::Client;
 use kedaform::cfn::Runtime;
+use kedaform::iam::TrustPolicies;
 use kedaform::iam::policy::KEDA_STATEMENT_SID;
-use kedaform::iam::{TrustPolicies, TrustPolicyResource};
+use kedaform::resources::{Resources, TRUST_POLICY};
 use kedaform_tests::iam::{ACCOUNT, FAKE_IAM_ROLE, OIDC, fake_iam, seed_trust, web_identity_statement};
 use kedaform_tests::{LocalServer, cfn_request, moto, unique};
 use serde_json::{Value, json};
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 
 struct Fixture {
     iam: Client,
-    runtime: Runtime<TrustPolicyResource>,
+    runtime: Runtime<Resources>,
 }
 
 impl Fixture {
@@ -22,7 +23,7 @@ impl Fixture {
         let config = moto().await;
         let iam = Client::new(&config);
         Self {
-            runtime: Runtime::new(TrustPolicyResource::new(iam.clone())),
+            runtime: Runtime::new(Resources::default().with_trust_policy(iam.clone())),
             iam,
         }
     }
@@ -57,7 +58,8 @@ impl Fixture {
     /// Sends one request through the runtime and returns the response CloudFormation got.
     async fn send(&self, kind: &str, properties: Value, physical_id: Option<&str>, old: Option<Value>) -> Value {
         let endpoint = LocalServer::cloudformation().await;
-        let request = cfn_request(kind, &endpoint.url, properties, physical_id, old);
+        let mut request = cfn_request(kind, &endpoint.url, properties, physical_id, old);
+        request["ResourceType"] = json!(TRUST_POLICY);
         self.runtime
             .handle(request, Instant::now() + Duration::from_secs(30))
             .await;
@@ -319,7 +321,7 @@ async fn bad_input_fails_with_a_reason_naming_the_property() {
 mod eventual_consistency {
     use super::*;
 
-    async fn runtime_with_fake_iam(rejections: usize) -> (LocalServer, Runtime<TrustPolicyResource>) {
+    async fn runtime_with_fake_iam(rejections: usize) -> (LocalServer, Runtime<Resources>) {
         let server = fake_iam(rejections).await;
         let config = moto().await;
         let iam = Client::from_conf(
@@ -329,7 +331,7 @@ mod eventual_consistency {
         );
         (
             server,
-            Runtime::new(TrustPolicyResource::new(iam)).with_response_margin(Duration::from_millis(500)),
+            Runtime::new(Resources::default().with_trust_policy(iam)).with_response_margin(Duration::from_millis(500)),
         )
     }
 
@@ -353,13 +355,14 @@ mod eventual_consistency {
         let (iam, runtime) = runtime_with_fake_iam(2).await;
         let endpoint = LocalServer::cloudformation().await;
         let keda = format!("arn:aws:iam::{ACCOUNT}:role/keda");
-        let request = cfn_request(
+        let mut request = cfn_request(
             "Create",
             &endpoint.url,
             json!({"RoleName": FAKE_IAM_ROLE, "KedaRoleArn": keda}),
             None,
             None,
         );
+        request["ResourceType"] = json!(TRUST_POLICY);
         runtime.handle(request, Instant::now() + Duration::from_secs(30)).await;
         let body = endpoint.only_request().json();
         assert_eq!(body["Status"], "SUCCESS", "{body}");
@@ -376,13 +379,14 @@ mod eventual_consistency {
     async fn a_principal_iam_never_accepts_fails_before_the_deadline_naming_keda_role_arn() {
         let (iam, runtime) = runtime_with_fake_iam(usize::MAX).await;
         let endpoint = LocalServer::cloudformation().await;
-        let request = cfn_request(
+        let mut request = cfn_request(
             "Create",
             &endpoint.url,
             json!({"RoleName": FAKE_IAM_ROLE, "KedaRoleArn": format!("arn:aws:iam::{ACCOUNT}:role/keda")}),
             None,
             None,
         );
+        request["ResourceType"] = json!(TRUST_POLICY);
         let deadline = Instant::now() + Duration::from_secs(4);
         runtime.handle(request, deadline).await;
         assert!(Instant::now() < deadline);

@@ -7,7 +7,7 @@
 //! stand-in for KEDA and the HPA (the planner's model) supervises local consumer processes.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,11 +16,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use clap::Args;
 use k8s_openapi::api::apps::v1::Deployment;
-use kedaform::cfn::{CustomResource, Runtime};
-use kedaform::iam::{TrustPolicies, TrustPolicyResource};
-use kedaform::keda::install::{self, IdentityMode, Overlay};
+use kedaform::cfn::{CustomResource, RequestBuilder, Runtime};
+use kedaform::iam::TrustPolicies;
+use kedaform::keda::install::{self, Overlay};
 use kedaform::kube::Kubeconfig;
-use kedaform::kube::resources::{ClusterAccess, KubeResources};
+use kedaform::resources::keda_install::KedaInstallProperties;
+use kedaform::resources::kube_manifest::ManifestProperties;
+use kedaform::resources::scaled_object::ScaledObjectProperties;
+use kedaform::resources::trust_policy::TrustPolicyProperties;
+use kedaform::resources::{self, ClusterAccess, Resources};
 use kedaform::sim::keda::{QueueCounts, Scaler, Settings};
 use kedaform::sim::model::{Run, Sample};
 use sales_events::Message;
@@ -171,26 +175,29 @@ async fn deploy(
     kubeconfig: Kubeconfig,
     aws: &aws_config::SdkConfig,
     deploy: &Deploy<'_>,
-    scaled_object: &Value,
+    scaled_object: &ScaledObjectProperties,
 ) -> anyhow::Result<kube::Api<Deployment>> {
     let client = kubeconfig.client(&deploy.cluster)?;
     let access =
         ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?.with_kubeconfig(kubeconfig);
-    let runtime = Runtime::new(KubeResources::new(access));
-    let request = |resource_type: &str, logical: &str, properties: Value| {
-        let mut properties = properties;
-        properties["ServiceToken"] = json!("demo");
-        json!({"RequestType": "Create", "StackId": deploy.stack_id, "RequestId": format!("demo-{logical}"),
-               "ResourceType": resource_type, "LogicalResourceId": logical, "ResourceProperties": properties})
+    let runtime = Runtime::new(Resources::default().with_kubernetes(access));
+    let request = |resource_type: &str, logical: &str, properties: Value| -> anyhow::Result<Value> {
+        Ok(RequestBuilder::create(resource_type, logical, &properties)?
+            .stack_id(&deploy.stack_id)
+            .request_id(&format!("demo-{logical}"))
+            .build())
     };
     let started = Instant::now();
     send(
         &runtime,
         request(
-            "Custom::KedaInstall",
+            resources::KEDA_INSTALL,
             "KedaInstall",
-            json!({"ClusterName": deploy.cluster, "ManifestUrl": deploy.manifest_url, "OperatorRoleArn": deploy.keda_role}),
-        ),
+            serde_json::to_value(KedaInstallProperties {
+                manifest_url: Some(deploy.manifest_url.clone()),
+                ..KedaInstallProperties::new(&deploy.cluster, deploy.keda_role)
+            })?,
+        )?,
         600,
     )
     .await?;
@@ -225,10 +232,14 @@ async fn deploy(
     send(
         &runtime,
         request(
-            "Custom::KubernetesManifest",
+            resources::MANIFEST,
             "Consumer",
-            json!({"ClusterName": deploy.cluster, "Manifest": manifest}),
-        ),
+            serde_json::to_value(ManifestProperties {
+                cluster_name: deploy.cluster.clone(),
+                manifest,
+                wait_for_ready: true,
+            })?,
+        )?,
         120,
     )
     .await?;
@@ -239,7 +250,11 @@ async fn deploy(
     let started = Instant::now();
     send(
         &runtime,
-        request("Custom::KedaScaledObject", "ScaledObject", scaled_object.clone()),
+        request(
+            resources::SCALED_OBJECT,
+            "ScaledObject",
+            serde_json::to_value(scaled_object)?,
+        )?,
         120,
     )
     .await?;
@@ -312,16 +327,61 @@ fn keda_manifest(args: &DemoArgs) -> String {
     }
 }
 
-#[allow(clippy::too_many_lines)]
-pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
+/// What step 1 made on the emulator.
+struct AwsSide {
+    name: String,
+    account: String,
+    queue: String,
+    dlq: String,
+    keda_role: String,
+    consumer_role: String,
+}
+
+impl AwsSide {
+    fn stack_id(&self) -> String {
+        format!(
+            "arn:aws:cloudformation:us-east-1:{}:stack/kedaform-demo/1",
+            self.account
+        )
+    }
+
+    /// The ScaledObject names the queue as it would be in AWS; the emulator's URL differs.
+    fn queue_in_aws(&self) -> String {
+        format!("https://sqs.us-east-1.amazonaws.com/{}/{}", self.account, self.name)
+    }
+
+    fn consumer_role_arn(&self) -> String {
+        format!("arn:aws:iam::{}:role/{}", self.account, self.consumer_role)
+    }
+
+    /// The consumers' settings: this emulator's queue and bucket, quick pauses.
+    fn consumer_env(&self) -> Vec<(String, String)> {
+        [
+            ("QUEUE_URL", self.queue.as_str()),
+            ("DLQ_URL", self.dlq.as_str()),
+            ("STORE_EVENTS_BKT", self.name.as_str()),
+            ("MSG_PROCESS_DELAY", "2"),
+            ("MAX_MSGS_PER_BATCH", "5"),
+            ("MSG_POLL_BACKOFF", "1"),
+            ("TOT_MSGS_TO_PROCESS", "1000000000"),
+            ("SHUTDOWN_GRACE_SECS", "10"),
+            ("RUST_LOG", "warn"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+}
+
+/// Step 1: the queue and its dead-letter queue, the bucket, the KEDA role, and the consumer
+/// role trusting the whole account as the seed's did.
+async fn aws_side(aws: &aws_config::SdkConfig) -> anyhow::Result<AwsSide> {
     let (sqs, s3, iam) = (
         aws_sdk_sqs::Client::new(aws),
         kedaform::aws::s3(aws),
         aws_sdk_iam::Client::new(aws),
     );
     let name = format!("kedaform-demo-{}", std::process::id());
-
     println!(
         "1. the AWS side, on the emulator at {}",
         aws.endpoint_url().unwrap_or("(the real AWS!)")
@@ -354,49 +414,70 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
         .await?;
     println!("   queue {queue} (visibility 30 s, delay 2 s), dead-letter queue {dlq}, bucket {name}");
     println!("   consumer role {consumer_role} (trusts the whole account, as the seed's did), KEDA role {keda_role}");
+    Ok(AwsSide {
+        name,
+        account,
+        queue,
+        dlq,
+        keda_role,
+        consumer_role,
+    })
+}
 
+/// Step 2: `Custom::KedaTrustPolicy` through the trust-policy handler, before and after.
+async fn trust_step(aws: &aws_config::SdkConfig, side: &AwsSide) -> anyhow::Result<()> {
     println!("\n2. Custom::KedaTrustPolicy: a CloudFormation request to the trust-policy handler");
+    let iam = aws_sdk_iam::Client::new(aws);
     let policies = TrustPolicies::new(iam.clone());
-    let before = policies
-        .read(&consumer_role)
-        .await?
-        .context("the consumer role")?
-        .trust_policy;
-    let request = json!({"RequestType": "Create", "StackId": format!("arn:aws:cloudformation:us-east-1:{account}:stack/kedaform-demo/1"),
-        "RequestId": "demo-1", "ResourceType": "Custom::KedaTrustPolicy", "LogicalResourceId": "ConsumerTrust",
-        "ResourceProperties": {"ServiceToken": "demo", "RoleName": consumer_role, "KedaRoleArn": keda_role}});
-    let response = send(&Runtime::new(TrustPolicyResource::new(iam.clone())), request, 60).await?;
-    let after = policies
-        .read(&consumer_role)
-        .await?
-        .context("the consumer role")?
-        .trust_policy;
+    let read = || async {
+        anyhow::Ok(
+            policies
+                .read(&side.consumer_role)
+                .await?
+                .context("the consumer role")?
+                .trust_policy,
+        )
+    };
+    let before = read().await?;
+    let properties = TrustPolicyProperties {
+        role_name: side.consumer_role.clone(),
+        keda_role_arn: side.keda_role.clone(),
+        external_id: None,
+        exclusive: true,
+        triggers: None,
+    };
+    let request = RequestBuilder::create(resources::TRUST_POLICY, "ConsumerTrust", &properties)?
+        .stack_id(&side.stack_id())
+        .request_id("demo-1")
+        .build();
+    let response = send(
+        &Runtime::new(Resources::default().with_trust_policy(iam.clone())),
+        request,
+        60,
+    )
+    .await?;
+    let after = read().await?;
     println!("   before: {before}\n   after:  {after}");
     println!(
         "   response: {} ({}), removed: {}",
         response["Status"], response["PhysicalResourceId"], response["Data"]["RemovedPrincipals"]
     );
+    Ok(())
+}
 
-    let kubeconfig = match kubeconfig {
-        Some(path) => Some(Kubeconfig::read(path).await?),
-        None => None,
-    };
-    match &kubeconfig {
+/// Step 3: KEDA's manifest with the IRSA overlay, and the ScaledObject, as they would go onto
+/// a cluster; returns the manifest and the ScaledObject's properties.
+async fn render_step(
+    args: &DemoArgs,
+    side: &AwsSide,
+    kubeconfig: Option<&Kubeconfig>,
+) -> anyhow::Result<(Vec<u8>, ScaledObjectProperties)> {
+    match kubeconfig {
         Some(kubeconfig) => println!("\n3. onto the cluster of {} (what would go onto EKS)", kubeconfig.path),
         None => println!("\n3. what would go onto a cluster"),
     }
-    let location = keda_manifest(args);
-    let text = String::from_utf8(crate::read_manifest(&location).await?)?;
-    let mut objects = kedaform::kube::plan::parse_manifest("ManifestUrl", &text)?;
-    install::apply_overlay(
-        &mut objects,
-        &Overlay {
-            operator_role_arn: keda_role.clone(),
-            identity: IdentityMode::Irsa,
-            token_expiration: 86_400,
-            legacy_fs_group: false,
-        },
-    )?;
+    let manifest = crate::keda::read_manifest(&keda_manifest(args)).await?;
+    let objects = install::objects(&manifest, None, &Overlay::irsa(&side.keda_role))?;
     let per_kind = kedaform::kube::plan::count_by_kind(&kedaform::kube::plan::apply_order(objects.clone()));
     println!(
         "   KEDA {}: {}",
@@ -409,58 +490,65 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
     );
     let account_yaml = install::operator_account(&objects);
     println!("{}", indent(&serde_yaml_ng::to_string(&account_yaml)?));
-    let demo = settings();
-    // The ScaledObject names the queue as it would be in AWS; the emulator's URL differs.
-    let queue_in_aws = format!("https://sqs.us-east-1.amazonaws.com/{account}/{name}");
-    let consumer_role_arn = format!("arn:aws:iam::{account}:role/{consumer_role}");
-    let properties_json = json!({"ClusterName": "demo", "Namespace": "sales", "Name": "consumer", "ScaleTargetName": "consumer",
-        "QueueUrl": queue_in_aws, "QueueLength": demo.queue_length,
-        "MinReplicas": demo.min_replicas, "MaxReplicas": demo.max_replicas, "PollingInterval": demo.polling_interval,
-        "CooldownPeriod": demo.cooldown_period, "RoleArn": consumer_role_arn});
-    let properties: kedaform::keda::scaled_object::ScaledObjectProperties =
-        kedaform::cfn::decode_properties(&properties_json, kedaform::cfn::UnknownKeys::Reject)?;
+    let identity = ScaledObjectProperties {
+        cluster_name: kubeconfig.map_or_else(|| "demo".to_owned(), |k| k.cluster_name.clone()),
+        namespace: "sales".into(),
+        name: "consumer".into(),
+        scale_target_name: "consumer".into(),
+        scale_target_kind: "Deployment".into(),
+        queue_url: side.queue_in_aws(),
+        queue_length: 0,
+        activation_queue_length: None,
+        aws_region: None,
+        min_replicas: None,
+        max_replicas: None,
+        polling_interval: None,
+        cooldown_period: None,
+        scale_on_in_flight: None,
+        role_arn: side.consumer_role_arn(),
+        behavior: None,
+        fallback: None,
+    };
+    let properties = kedaform::sim::deploy::apply(&settings(), &identity)?;
     let (auth, scaled) = properties.render()?;
     println!(
         "{}\n   ---\n{}",
         indent(&serde_yaml_ng::to_string(&auth)?),
         indent(&serde_yaml_ng::to_string(&scaled)?)
     );
-    let consumer_env: Vec<(String, String)> = [
-        ("QUEUE_URL", queue.as_str()),
-        ("DLQ_URL", dlq.as_str()),
-        ("STORE_EVENTS_BKT", name.as_str()),
-        ("MSG_PROCESS_DELAY", "2"),
-        ("MAX_MSGS_PER_BATCH", "5"),
-        ("MSG_POLL_BACKOFF", "1"),
-        ("TOT_MSGS_TO_PROCESS", "1000000000"),
-        ("SHUTDOWN_GRACE_SECS", "10"),
-        ("RUST_LOG", "warn"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    let mut scaling = if let Some(kubeconfig) = kubeconfig {
+    Ok((manifest, properties))
+}
+
+/// Step 4's scaler: KEDA and the HPA controller of the cluster, or the local stand-in.
+async fn start_scaling(
+    args: &DemoArgs,
+    aws: &aws_config::SdkConfig,
+    side: &AwsSide,
+    kubeconfig: Option<Kubeconfig>,
+    (manifest, scaled_object): (Vec<u8>, ScaledObjectProperties),
+) -> anyhow::Result<Scaling> {
+    let demo = settings();
+    let consumer_env = side.consumer_env();
+    if let Some(kubeconfig) = kubeconfig {
         // A mirror bucket of its own: the events' bucket must hold only events for the verdict.
-        let mirror = format!("{name}-mirror");
+        let s3 = kedaform::aws::s3(aws);
+        let mirror = format!("{}-mirror", side.name);
         s3.create_bucket().bucket(&mirror).send().await?;
         s3.put_object()
             .bucket(&mirror)
             .key("keda.yaml")
-            .body(text.into_bytes().into())
+            .body(manifest.into())
             .send()
             .await?;
-        let cluster = kubeconfig.cluster_name.clone();
-        let mut scaled_object = properties_json;
-        scaled_object["ClusterName"] = json!(cluster);
         let deployments = deploy(
             kubeconfig,
             aws,
             &Deploy {
-                cluster,
-                stack_id: format!("arn:aws:cloudformation:us-east-1:{account}:stack/kedaform-demo/1"),
-                queue_url: &queue_in_aws,
-                keda_role: &keda_role,
-                consumer_role: &consumer_role_arn,
+                cluster: scaled_object.cluster_name.clone(),
+                stack_id: side.stack_id(),
+                queue_url: &side.queue_in_aws(),
+                keda_role: &side.keda_role,
+                consumer_role: &side.consumer_role_arn(),
                 manifest_url: format!("s3://{mirror}/keda.yaml"),
                 consumer_env: &consumer_env,
             },
@@ -472,33 +560,51 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
             args.seconds,
             install::DEFAULT_VERSION
         );
-        Scaling::Cluster { deployments }
-    } else {
-        println!(
-            "\n4. producer and consumers for {} s; the fleet size is decided by a local stand-in for KEDA + HPA",
-            args.seconds
-        );
-        let binary = match &args.consumer {
-            Some(path) => path.clone(),
-            None => std::env::current_exe()?.with_file_name("consumer"),
-        };
-        ensure!(
-            binary.exists(),
-            "{} is missing: build it with `cargo build -p consumer` (make demo does)",
-            binary.display()
-        );
-        let mut fleet = Fleet {
-            binary,
-            env: consumer_env,
-            running: Vec::new(),
-            draining: Vec::new(),
-        };
-        fleet.scale(demo.min_replicas as usize)?;
-        Scaling::StandIn {
-            scaler: Scaler::new(demo.clone(), kedaform::sim::hpa::KubernetesVersion::DEFAULT),
-            fleet,
-        }
+        return Ok(Scaling::Cluster { deployments });
+    }
+    println!(
+        "\n4. producer and consumers for {} s; the fleet size is decided by a local stand-in for KEDA + HPA",
+        args.seconds
+    );
+    let binary = match &args.consumer {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("consumer"),
     };
+    ensure!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p consumer` (make demo does)",
+        binary.display()
+    );
+    let mut fleet = Fleet {
+        binary,
+        env: consumer_env,
+        running: Vec::new(),
+        draining: Vec::new(),
+    };
+    fleet.scale(demo.min_replicas as usize)?;
+    Ok(Scaling::StandIn {
+        scaler: Scaler::new(demo, kedaform::sim::hpa::KubernetesVersion::DEFAULT),
+        fleet,
+    })
+}
+
+/// What the producer sent while step 4 ran.
+struct Traffic {
+    run: Run,
+    summary: producer::Summary,
+    sent: Vec<Message>,
+}
+
+/// Step 4: the producer for `args.seconds`, the scaler each second, then the drain; `None`
+/// when interrupted.
+async fn traffic(
+    args: &DemoArgs,
+    aws: &aws_config::SdkConfig,
+    side: &AwsSide,
+    scaling: &mut Scaling,
+) -> anyhow::Result<Option<Traffic>> {
+    let demo = settings();
+    let (sqs, s3) = (aws_sdk_sqs::Client::new(aws), kedaform::aws::s3(aws));
     let sent: Arc<Mutex<Vec<Message>>> = Arc::default();
     let arrivals = Arc::new(AtomicU64::new(0));
     let stop_producing = CancellationToken::new();
@@ -512,7 +618,7 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
         let config = producer::Config {
             total: u64::MAX,
             wait_between_messages: Duration::from_millis(100),
-            queue: sales_events::settings::Queue::Url(queue.clone()),
+            queue: sales_events::settings::Queue::Url(side.queue.clone()),
             bad_percent: 10,
             duplicate_percent: 5,
             batch_size: 5,
@@ -530,9 +636,7 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
     let mut replicas = demo.min_replicas;
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
-    let mut second = 0u64;
-    let mut last_arrivals = 0;
-    let mut stored = 0;
+    let (mut second, mut last_arrivals, mut stored) = (0u64, 0, 0);
     // Bounded: the whole demo ends within DEMO_SECONDS + 60 s.
     let drain_limit = args.seconds + 35;
     loop {
@@ -542,7 +646,7 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
             _ = &mut interrupted => {
                 println!("interrupted: stopping everything started");
                 stop_producing.cancel();
-                return Ok(ExitCode::from(130));
+                return Ok(None);
             }
         }
         second += 1;
@@ -550,12 +654,12 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
             stop_producing.cancel();
             println!("   producer stopped; draining the queue");
         }
-        let queue_counts = kedaform::aws::queue_counts(&sqs, &queue).await?;
+        let queue_counts = kedaform::aws::queue_counts(&sqs, &side.queue).await?;
         replicas = scaling.tick(second, replicas, queue_counts).await?;
         let total_arrivals = arrivals.load(Ordering::Relaxed);
         if second.is_multiple_of(demo.polling_interval) {
-            stored = kedaform::aws::object_keys(&s3, &name).await?.len() as u64;
-            let dead = kedaform::aws::queue_counts(&sqs, &dlq).await?.visible;
+            stored = kedaform::aws::object_keys(&s3, &side.name).await?.len() as u64;
+            let dead = kedaform::aws::queue_counts(&sqs, &side.dlq).await?.visible;
             println!(
                 "   t={second:>4}s visible={:>4} in-flight={:>4} replicas={replicas} stored={stored:>5} dlq={dead:>4}",
                 queue_counts.visible, queue_counts.in_flight
@@ -577,13 +681,25 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
         }
     }
     let summary = producing.await??;
-    scaling.stop().await?;
-
-    println!("\n5. verdict");
     let sent = sent.lock().expect("not poisoned").clone();
+    Ok(Some(Traffic { run, summary, sent }))
+}
+
+/// Step 5: every distinct valid event stored once, every bad one dead-lettered, nothing left;
+/// the plot and the JSON report. Whether the verdict holds.
+async fn verdict(
+    args: &DemoArgs,
+    aws: &aws_config::SdkConfig,
+    side: &AwsSide,
+    traffic: &Traffic,
+    started: Instant,
+) -> anyhow::Result<bool> {
+    let (sqs, s3) = (aws_sdk_sqs::Client::new(aws), kedaform::aws::s3(aws));
+    let Traffic { run, summary, sent } = traffic;
+    println!("\n5. verdict");
     let mut expected: HashMap<String, String> = HashMap::new();
     let mut bad = HashSet::new();
-    for message in &sent {
+    for message in sent {
         if message.bad {
             bad.insert(message.request_id.to_string());
         } else if let Ok((event_type, event)) = sales_events::validate(&message.body, Some(message.event_type.as_str()))
@@ -591,10 +707,10 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
             expected.insert(sales_events::object_key("", event_type, &event), message.body.clone());
         }
     }
-    let stored_keys = kedaform::aws::object_keys(&s3, &name).await?;
+    let stored_keys = kedaform::aws::object_keys(&s3, &side.name).await?;
     let expected_keys: HashSet<String> = expected.keys().cloned().collect();
-    let dead = dead_lettered(&sqs, &dlq).await?;
-    let left = kedaform::aws::queue_counts(&sqs, &queue).await?;
+    let dead = dead_lettered(&sqs, &side.dlq).await?;
+    let left = kedaform::aws::queue_counts(&sqs, &side.queue).await?;
     let missing = expected_keys.difference(&stored_keys).count();
     let unexpected = stored_keys.difference(&expected_keys).count();
     let bad_missing = bad.difference(&dead).count();
@@ -631,7 +747,7 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
     let svg = args.out.join("demo.svg");
     std::fs::write(
         &svg,
-        kedaform::sim::svg::plot(&run, "kedaform demo: queueLength 10, polling 5 s, min 1, max 8"),
+        kedaform::sim::svg::plot(run, "kedaform demo: queueLength 10, polling 5 s, min 1, max 8"),
     )?;
     let report = json!({"verdict": holds, "seconds": started.elapsed().as_secs(), "sent": summary.sent, "duplicates": summary.duplicates,
         "bad": summary.bad, "distinct_valid": expected.len(), "stored": stored_keys.len(), "missing": missing, "unexpected": unexpected,
@@ -643,6 +759,26 @@ pub async fn run(args: &DemoArgs, aws: &aws_config::SdkConfig, kubeconfig: Optio
         svg.display(),
         args.out.join("demo.json").display()
     );
+    Ok(holds)
+}
+
+/// The demo's five steps.
+pub async fn run(args: &DemoArgs, context: &crate::Context) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let aws = context.aws().await;
+    let side = aws_side(&aws).await?;
+    trust_step(&aws, &side).await?;
+    let kubeconfig = match &context.kubeconfig {
+        Some(path) => Some(Kubeconfig::read(path).await?),
+        None => None,
+    };
+    let rendered = render_step(args, &side, kubeconfig.as_ref()).await?;
+    let mut scaling = start_scaling(args, &aws, &side, kubeconfig, rendered).await?;
+    let Some(traffic) = traffic(args, &aws, &side, &mut scaling).await? else {
+        return Ok(ExitCode::from(130));
+    };
+    scaling.stop().await?;
+    let holds = verdict(args, &aws, &side, &traffic, started).await?;
     Ok(if holds { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

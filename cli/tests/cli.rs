@@ -88,7 +88,7 @@ async fn trust_plan_changes_nothing_apply_writes_and_remove_undoes() {
     let bad = kedaform(&["trust", "plan", "--role", &role, "--keda-role", "keda"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
-        stderr(&bad).contains("property KedaRoleArn: \"keda\" is not an IAM role ARN"),
+        stderr(&bad).contains("--keda-role: \"keda\" is not an IAM role ARN"),
         "{}",
         stderr(&bad)
     );
@@ -113,7 +113,7 @@ async fn trust_apply_refuses_a_role_arn_of_another_account() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
         stderr(&output).contains(&format!(
-            "property RoleName: {foreign} is not a role kedaform can change here: it is in account 210987654321, \
+            "--role: {foreign} is not a role kedaform can change here: it is in account 210987654321, \
              but these credentials are in account {ACCOUNT}"
         )),
         "{}",
@@ -323,7 +323,7 @@ fn plan_finds_settings_for_the_slo_and_writes_the_series_and_the_plot() {
     let bad = kedaform(&["plan", "--traffic", "sometimes"]);
     assert_eq!(bad.status.code(), Some(2), "a usage error");
     assert!(
-        stderr(&bad).contains("property traffic: \"sometimes\": expected constant:RATE"),
+        stderr(&bad).contains("--traffic <TRAFFIC>': \"sometimes\": expected constant:RATE"),
         "{}",
         stderr(&bad)
     );
@@ -570,7 +570,7 @@ fn plan_emits_the_chosen_settings_as_properties_a_scaled_object_and_parameters()
         assert!(properties.get(key).is_none(), "identity is the template's: {key}");
         properties[key] = json!(value);
     }
-    let decoded: kedaform::keda::scaled_object::ScaledObjectProperties =
+    let decoded: kedaform::resources::scaled_object::ScaledObjectProperties =
         kedaform::cfn::decode_properties(&properties, kedaform::cfn::UnknownKeys::Reject).unwrap();
     assert_eq!(json!(decoded.queue_length), chosen["queue_length"]);
     assert_eq!(json!(decoded.polling_interval), chosen["polling_interval"]);

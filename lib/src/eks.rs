@@ -17,8 +17,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::time::Instant;
 
-use crate::Error;
+use crate::retry::Backoff;
 
+use crate::{Error, Input};
+
+/// What every EKS token starts with.
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
 const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
 /// What `aws eks get-token` presigns with; the authenticator accepts a token for 15 minutes.
@@ -75,19 +78,24 @@ pub fn token(credentials: &Credentials, region: &str, cluster: &str, at: SystemT
 /// What kedaform needs of a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
+    /// The cluster's name.
     pub name: String,
+    /// Its ARN.
     pub arn: String,
+    /// The API server's URL.
     pub endpoint: String,
     /// Base64 of the PEM bundle, as EKS returns it (and as kubeconfig takes it).
     pub certificate_authority: String,
+    /// The OIDC issuer IRSA trusts, when the cluster has one.
     pub oidc_issuer: Option<String>,
+    /// The Kubernetes version, as EKS reports it (`1.35`).
     pub version: String,
 }
 
 /// `DescribeCluster`, waiting (with backoff, until `deadline`) while the cluster is being
 /// created or updated. `Ok(None)`: no such cluster.
 pub async fn describe(eks: &aws_sdk_eks::Client, name: &str, deadline: Instant) -> Result<Option<Cluster>, Error> {
-    let mut backoff = Duration::from_secs(5);
+    let mut backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(30), deadline);
     loop {
         let cluster = match eks.describe_cluster().name(name).send().await {
             Ok(output) => output.cluster,
@@ -107,12 +115,12 @@ pub async fn describe(eks: &aws_sdk_eks::Client, name: &str, deadline: Instant) 
             }
         };
         let cluster = cluster
-            .ok_or_else(|| Error::invalid("ClusterName", format!("DescribeCluster returned no cluster {name}")))?;
+            .ok_or_else(|| Error::input(Input::Cluster, format!("DescribeCluster returned no cluster {name}")))?;
         let status = cluster.status.clone();
         match status {
             Some(ClusterStatus::Active) => {
                 let field = |value: Option<String>, what: &str| {
-                    value.ok_or_else(|| Error::invalid("ClusterName", format!("cluster {name} has no {what} yet")))
+                    value.ok_or_else(|| Error::input(Input::Cluster, format!("cluster {name} has no {what} yet")))
                 };
                 return Ok(Some(Cluster {
                     name: name.to_owned(),
@@ -127,18 +135,17 @@ pub async fn describe(eks: &aws_sdk_eks::Client, name: &str, deadline: Instant) 
                 }));
             }
             Some(ClusterStatus::Creating | ClusterStatus::Updating | ClusterStatus::Pending) => {
-                if Instant::now() + backoff >= deadline {
+                if !backoff.has_time() {
                     return Err(Error::DeadlineExceeded(format!(
                         "waiting for cluster {name} to become ACTIVE (it is {status:?})"
                     )));
                 }
                 tracing::info!(cluster = name, ?status, "waiting for the cluster");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff.wait().await;
             }
             other => {
-                return Err(Error::invalid(
-                    "ClusterName",
+                return Err(Error::input(
+                    Input::Cluster,
                     format!("cluster {name} is {other:?}, not ACTIVE: it cannot take Kubernetes objects"),
                 ));
             }
@@ -168,6 +175,7 @@ pub struct TokenFile {
 }
 
 impl TokenFile {
+    /// Writes a fresh token now and every `every` while the file lives.
     pub async fn start(
         credentials: aws_credential_types::provider::SharedCredentialsProvider,
         region: String,
@@ -208,6 +216,7 @@ impl TokenFile {
         Ok(Self { path, task })
     }
 
+    /// The token file, as a client's bearer source.
     pub fn bearer(&self) -> Bearer {
         Bearer::File(self.path.clone())
     }
@@ -257,15 +266,15 @@ pub async fn kube_client(cluster: &Cluster, bearer: &Bearer) -> Result<::kube::C
     let mut config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| {
-            Error::invalid(
-                "ClusterName",
+            Error::input(
+                Input::Cluster,
                 format!("cluster {} endpoint or CA unusable: {e}", cluster.name),
             )
         })?;
     crate::kube::identify(&mut config);
     ::kube::Client::try_from(config).map_err(|e| {
-        Error::invalid(
-            "ClusterName",
+        Error::input(
+            Input::Cluster,
             format!("cannot build a client for cluster {}: {e}", cluster.name),
         )
     })

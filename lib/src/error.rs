@@ -1,12 +1,27 @@
-use std::fmt::Write as _;
-
 /// Every failure the library reports. Messages name the input at fault and what to do,
 /// because CloudFormation shows them verbatim as the resource's status reason.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A property of the request is wrong.
     #[error("property {property}: {message}")]
-    InvalidProperty { property: String, message: String },
+    InvalidProperty {
+        /// The property, as the resource reference names it (a path for nested ones).
+        property: String,
+        /// What is wrong, without the value when it could be secret.
+        message: String,
+    },
 
+    /// Wrong input, as a lower layer sees it: which input, not where it came from. The resource
+    /// layer turns it into [`Error::InvalidProperty`] ([`Error::named`]), the CLI names its flag.
+    #[error("{message}")]
+    Invalid {
+        /// Which input.
+        input: Input,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// Properties the resource type does not have (a typo, most likely).
     #[error(
         "unknown {}: {}; check the spelling against the resource reference in the README",
         if .0.len() == 1 { "property" } else { "properties" },
@@ -14,32 +29,51 @@ pub enum Error {
     )]
     UnknownProperties(Vec<String>),
 
+    /// A role's current trust policy cannot be read as a policy.
     #[error("the trust policy of role {role} is not a valid policy document: {message}")]
-    MalformedPolicy { role: String, message: String },
+    MalformedPolicy {
+        /// The role.
+        role: String,
+        /// What is wrong with its document.
+        message: String,
+    },
 
+    /// An IAM call failed.
     #[error("IAM {action} on role {role} failed")]
     Iam {
+        /// The API action.
         action: &'static str,
+        /// The role it was about.
         role: String,
+        /// The SDK's error.
         #[source]
         source: Box<aws_sdk_iam::Error>,
     },
 
+    /// An EKS call failed.
     #[error("EKS {action} on cluster {cluster} failed")]
     Eks {
+        /// The API action.
         action: &'static str,
+        /// The cluster it was about.
         cluster: String,
+        /// The SDK's error.
         #[source]
         source: Box<aws_sdk_eks::Error>,
     },
 
+    /// No EKS token could be signed (no credentials or region, say).
     #[error("cannot mint an EKS token: {0}")]
     Token(String),
 
+    /// A Kubernetes call failed before the API server answered.
     #[error("Kubernetes {action} of {object} failed")]
     Kube {
+        /// What was being done (apply, get, delete, discovery).
         action: &'static str,
+        /// The object, as `Kind[.group] namespace/name`.
         object: String,
+        /// The client's error.
         #[source]
         source: Box<::kube::Error>,
     },
@@ -47,58 +81,128 @@ pub enum Error {
     /// The API server answered with a Status: its message says it all.
     #[error("Kubernetes {action} of {object} was refused: {message} ({code} {reason})")]
     KubeRefused {
+        /// What was being done.
         action: &'static str,
+        /// The object.
         object: String,
+        /// The HTTP status.
         code: u16,
+        /// The Status reason (`Invalid`, `Forbidden`, …).
         reason: String,
+        /// The Status message, with the values it quotes withheld.
         message: String,
     },
 
+    /// A kubeconfig cannot be used.
     #[error("kubeconfig {path}: {message}")]
-    Kubeconfig { path: String, message: String },
+    Kubeconfig {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
 
+    /// An object did not become ready (or failed) before the deadline.
     #[error("{object} is not ready: {reason}")]
-    NotReady { object: String, reason: String },
+    NotReady {
+        /// The object.
+        object: String,
+        /// Its condition or status, and its latest events.
+        reason: String,
+    },
 
+    /// An SQS call failed.
     #[error("SQS {action} on {queue} failed")]
     Sqs {
+        /// The API action.
         action: &'static str,
+        /// The queue.
         queue: String,
+        /// The SDK's error.
         #[source]
         source: Box<aws_sdk_sqs::Error>,
     },
 
+    /// An S3 call failed.
     #[error("S3 {action} on bucket {bucket} failed")]
     S3 {
+        /// The API action.
         action: &'static str,
+        /// The bucket.
         bucket: String,
+        /// The SDK's error.
         #[source]
         source: Box<aws_sdk_s3::Error>,
     },
 
+    /// A wait ran out of time; says what it was waiting for.
     #[error("the deadline passed while {0}")]
     DeadlineExceeded(String),
 }
 
+/// The inputs lower layers judge; each resource type (and the CLI) knows what it calls them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The cluster a resource targets.
+    Cluster,
+    /// The Kubernetes objects, as YAML.
+    Manifest,
+    /// Where a manifest is downloaded from.
+    ManifestUrl,
+    /// The SHA-256 a downloaded manifest must have.
+    ManifestDigest,
+    /// The consumer role whose trust policy changes.
+    Role,
+    /// The KEDA operator's role.
+    OperatorRole,
+    /// A planner traffic description.
+    Traffic,
+    /// A Kubernetes version for the planner.
+    KubernetesVersion,
+}
+
 impl Error {
+    /// Wrong input in the property `property`.
     pub fn invalid(property: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidProperty {
             property: property.into(),
             message: message.into(),
         }
     }
+
+    /// Wrong input, judged below the layer that knows its name.
+    pub fn input(input: Input, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            input,
+            message: message.into(),
+        }
+    }
+
+    /// Names the input of an [`Error::Invalid`] by `names` (input → property or flag); other
+    /// errors, and inputs `names` does not list, pass through.
+    #[must_use]
+    pub fn named(self, names: &[(Input, &str)]) -> Self {
+        match self {
+            Self::Invalid { input, message } => match names.iter().find(|(known, _)| *known == input) {
+                Some((_, name)) => Self::invalid(*name, message),
+                None => Self::Invalid { input, message },
+            },
+            other => other,
+        }
+    }
 }
 
-/// The error and all its sources on one line, the way a stack event should show it.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            let _ = write!(text, ": {cause_text}");
-        }
-        source = cause.source();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outer_layer_names_the_input() {
+        let error = Error::input(Input::Cluster, "cluster x is DELETING");
+        assert_eq!(error.to_string(), "cluster x is DELETING");
+        let named = error.named(&[(Input::Manifest, "Manifest"), (Input::Cluster, "ClusterName")]);
+        assert_eq!(named.to_string(), "property ClusterName: cluster x is DELETING");
+        let unnamed = Error::input(Input::Role, "no such role").named(&[(Input::Cluster, "ClusterName")]);
+        assert!(matches!(unnamed, Error::Invalid { input: Input::Role, .. }));
     }
-    text
 }

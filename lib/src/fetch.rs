@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::Error;
+use crate::{Error, Input};
 
 /// The largest manifest read, whatever `Content-Length` says (KEDA's is about 1 MiB).
 pub const MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
@@ -24,9 +24,13 @@ const MAX_REDIRECTS: usize = 5;
 /// Where a manifest URL points, once it passed the rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// An `https://` URL (or `http://` where allowed).
     Https(Url),
+    /// An `s3://bucket/key` location.
     S3 {
+        /// The bucket.
         bucket: String,
+        /// The key.
         key: String,
     },
     /// Only with [`Fetcher::allow_plain_http`], which no template can set.
@@ -186,6 +190,7 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
+    /// A fetcher that reads `s3://` through `s3`.
     pub fn new(s3: aws_sdk_s3::Client) -> Self {
         Self {
             s3: Some(s3),
@@ -235,10 +240,10 @@ impl Fetcher {
         self
     }
 
-    /// The bytes at `url`, or an error for `property` that names the URL (without its query)
-    /// and never quotes what was fetched.
-    pub async fn fetch(&self, property: &str, url: &str) -> Result<Vec<u8>, Error> {
-        let failed = |message: String| Error::invalid(property, message);
+    /// The bytes at `url`, or an error about the manifest URL that names it (without its
+    /// query) and never quotes what was fetched.
+    pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, Error> {
+        let failed = |message: String| Error::input(Input::ManifestUrl, message);
         let cannot = |e: &dyn std::fmt::Display| failed(format!("cannot fetch {}: {e}", shown(url)));
         match classify(url, &self.rules).map_err(failed)? {
             Source::S3 { bucket, key } => {

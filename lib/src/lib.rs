@@ -1,6 +1,34 @@
 //! kedaform: KEDA on EKS with IAM Roles for Service Accounts, without kubectl, helm or the
 //! AWS CLI. The CloudFormation custom-resource Lambdas and the `kedaform` CLI are thin shells
-//! over this crate.
+//! over this crate; other Rust programs (infrastructure code of their own, operators) call it directly.
+//!
+//! # Layers
+//!
+//! - [`resources`]: the custom-resource types (`Custom::KedaTrustPolicy`,
+//!   `Custom::KubernetesManifest`, `Custom::KedaInstall`, `Custom::KedaScaledObject`), each with
+//!   typed properties, checks, outputs and a handler, and [`Resources`], the dispatcher.
+//! - [`cfn`]: the custom-resource runtime ([`Runtime`], [`CustomResource`]) and
+//!   [`RequestBuilder`].
+//! - [`kube`] (the apply engine: [`Applier`]), [`keda`] (the manifest pipeline), [`iam`]
+//!   (trust-policy planning, [`TrustPolicies`]), [`eks`], [`fetch`], [`retry`]: the engine,
+//!   which knows nothing of CloudFormation and reports wrong input as an [`Input`].
+//! - [`sim`]: the planner (KEDA and the HPA controller per Kubernetes version).
+//!
+//! # Example: the trust fix, planned without any call
+//!
+//! ```
+//! use kedaform::iam::policy::{self, KedaTrust};
+//!
+//! let seed = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+//!     "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "sts:AssumeRole"}]});
+//! let plan = policy::apply(&seed, &KedaTrust {
+//!     keda_role_arn: "arn:aws:iam::111122223333:role/keda-operator".into(),
+//!     external_id: None,
+//!     exclusive: true,
+//! })
+//! .unwrap();
+//! assert_eq!(plan.removed, ["arn:aws:iam::111122223333:root"]);
+//! ```
 
 pub mod aws;
 pub mod cfn;
@@ -10,7 +38,14 @@ pub mod fetch;
 pub mod iam;
 pub mod keda;
 pub mod kube;
+pub mod resources;
+pub mod retry;
 pub mod sim;
-pub mod telemetry;
 
-pub use error::{Error, error_chain};
+pub use cfn::{CustomResource, Invocation, Outcome, RequestBuilder, Runtime};
+pub use error::{Error, Input};
+pub use iam::TrustPolicies;
+pub use kedaform_common::{error_chain, telemetry};
+pub use kube::Kubeconfig;
+pub use kube::apply::Applier;
+pub use resources::{ClusterAccess, Resources};

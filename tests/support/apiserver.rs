@@ -66,7 +66,9 @@ pub struct Behaviour {
 }
 
 #[derive(Debug)]
+/// A fake Kubernetes API server: it answers as `Behaviour` says and records every request.
 pub struct FakeApiServer {
+    /// The HTTP server under it.
     pub server: LocalServer,
     store: Arc<Mutex<BTreeMap<String, Value>>>,
 }
@@ -131,6 +133,7 @@ fn ready_status(kind: &str, object: &Value, behaviour: &Behaviour) -> Value {
 }
 
 impl FakeApiServer {
+    /// A server that behaves as `behaviour`.
     pub async fn start(behaviour: Behaviour) -> Self {
         let store: Arc<Mutex<BTreeMap<String, Value>>> = Arc::default();
         let shared = Arc::clone(&store);
@@ -143,6 +146,7 @@ impl FakeApiServer {
         self.store.lock().unwrap().clone()
     }
 
+    /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.server.requests()
     }

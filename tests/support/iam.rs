@@ -8,6 +8,7 @@ use crate::{LocalServer, Reply};
 
 /// moto's default account.
 pub const ACCOUNT: &str = "123456789012";
+/// The OIDC provider the seeded roles trust.
 pub const OIDC: &str = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
 
 /// The statement that lets the consumer's pods assume their role through IRSA.

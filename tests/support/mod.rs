@@ -23,13 +23,18 @@ use tokio::net::TcpListener;
 pub struct Recorded {
     /// When the request arrived, for latency measurements.
     pub at: std::time::Instant,
+    /// The HTTP method.
     pub method: String,
+    /// The path with its query.
     pub path_and_query: String,
+    /// Every header, as sent.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Vec<u8>,
 }
 
 impl Recorded {
+    /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -37,10 +42,12 @@ impl Recorded {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body as JSON (`Null` when it is not).
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("request body is JSON")
     }
 
+    /// The body as a form (`application/x-www-form-urlencoded`).
     pub fn form(&self) -> Vec<(String, String)> {
         String::from_utf8_lossy(&self.body)
             .split('&')
@@ -59,14 +66,18 @@ fn percent_decode(text: &str) -> String {
 /// The answer to one request.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The status code.
     pub status: u16,
+    /// Headers to send.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: String,
     /// How long the server takes to answer (without blocking anything else).
     pub delay: std::time::Duration,
 }
 
 impl Reply {
+    /// A reply with a `Content-Type`.
     pub fn new(status: u16, content_type: &str, body: impl Into<String>) -> Self {
         Self {
             status,
@@ -89,6 +100,7 @@ impl Reply {
     }
 
     #[must_use]
+    /// Adds a header.
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -100,6 +112,7 @@ type Script = dyn Fn(usize, &Recorded) -> Reply + Send + Sync;
 /// An HTTP/1.1 server on a free loopback port, running until dropped.
 #[derive(Debug)]
 pub struct LocalServer {
+    /// `http://127.0.0.1:<port>`.
     pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
     task: tokio::task::JoinHandle<()>,
@@ -157,6 +170,7 @@ impl LocalServer {
         Self::start(|_, _| Reply::ok()).await
     }
 
+    /// Every request so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
@@ -175,10 +189,13 @@ impl Drop for LocalServer {
     }
 }
 
+/// The stack every test request names.
 pub const STACK_ID: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/kedaform-test/0a1b2c3d";
 
 /// A CloudFormation custom-resource request as the service sends it, `ServiceToken`
 /// included. `physical_id` and `old` are for Update and Delete.
+// Callers build the properties inline; taking them by value keeps every call short.
+#[allow(clippy::needless_pass_by_value)]
 pub fn cfn_request(
     kind: &str,
     response_url: &str,
@@ -186,17 +203,16 @@ pub fn cfn_request(
     physical_id: Option<&str>,
     old: Option<Value>,
 ) -> Value {
-    let mut properties = properties;
-    properties["ServiceToken"] = json!("arn:aws:lambda:us-east-1:123456789012:function:kedaform-test");
-    let mut request = json!({
-        "RequestType": kind,
-        "ResponseURL": format!("{response_url}/cloudformation-response?X-Amz-Signature=abc"),
-        "StackId": STACK_ID,
-        "RequestId": format!("req-{kind}-{}", unique("")),
-        "ResourceType": "Custom::Test",
-        "LogicalResourceId": "Resource",
-        "ResourceProperties": properties,
-    });
+    let mut request = kedaform::cfn::RequestBuilder::create("Custom::Test", "Resource", &properties)
+        .expect("JSON properties")
+        .stack_id(STACK_ID)
+        .request_id(&format!("req-{kind}-{}", unique("")))
+        .response_url(&format!("{response_url}/cloudformation-response?X-Amz-Signature=abc"))
+        .build();
+    // Set field by field, not through the builder's Update and Delete: the runtime's tests also
+    // send what CloudFormation never would (an unknown RequestType, an Update without old
+    // properties).
+    request["RequestType"] = json!(kind);
     if let Some(id) = physical_id {
         request["PhysicalResourceId"] = json!(id);
     }
@@ -281,6 +297,7 @@ impl CapturedLogs {
             .finish()
     }
 
+    /// The captured text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }

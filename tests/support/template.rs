@@ -6,9 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
+/// The region the evaluator pretends to deploy in.
 pub const REGION: &str = "us-east-1";
+/// The account it pretends to deploy in.
 pub const ACCOUNT: &str = "123456789012";
+/// The stack name it pretends.
 pub const STACK: &str = "kedaform";
+/// The cluster's OIDC issuer it pretends.
 pub const OIDC_ISSUER: &str = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
 /// The parameters of `infra/template.yaml` without a default: what a deploy must give.
 pub const IMAGES: [(&str, &str); 2] = [
@@ -23,7 +27,9 @@ pub const IMAGES: [(&str, &str); 2] = [
 ];
 
 #[derive(Debug, Clone)]
+/// A template, as JSON with intrinsics as `{"Fn::…": …}`.
 pub struct Template {
+    /// The whole document.
     pub root: Value,
 }
 
@@ -36,18 +42,22 @@ impl Template {
         Self { root: to_json(yaml) }
     }
 
+    /// `Resources`.
     pub fn resources(&self) -> &Map<String, Value> {
         self.root["Resources"].as_object().expect("Resources")
     }
 
+    /// One resource by logical id.
     pub fn resource(&self, id: &str) -> &Value {
         self.resources().get(id).unwrap_or_else(|| panic!("no resource {id}"))
     }
 
+    /// A resource's `Type`.
     pub fn type_of(&self, id: &str) -> &str {
         self.resource(id)["Type"].as_str().unwrap_or_default()
     }
 
+    /// The logical ids of every resource of `resource_type`.
     pub fn of_type(&self, resource_type: &str) -> Vec<&str> {
         self.resources()
             .iter()
@@ -56,6 +66,7 @@ impl Template {
             .collect()
     }
 
+    /// A resource's `DependsOn`.
     pub fn depends_on(&self, id: &str) -> BTreeSet<String> {
         match &self.resource(id)["DependsOn"] {
             Value::String(one) => BTreeSet::from([one.clone()]),
@@ -211,6 +222,7 @@ pub struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
+    /// An evaluator with the parameters' defaults overridden by `given`.
     pub fn new(template: &'a Template, given: &[(&str, &str)]) -> Self {
         Self {
             template,

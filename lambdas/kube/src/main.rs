@@ -1,6 +1,7 @@
 //! Lambda behind `Custom::KedaInstall`, `Custom::KedaScaledObject` and `Custom::KubernetesManifest`.
 
-use kedaform::{cfn::Runtime, kube::resources::ClusterAccess, kube::resources::KubeResources};
+use kedaform::cfn::Runtime;
+use kedaform::resources::{ClusterAccess, Resources};
 use lambda_runtime::{Error, service_fn};
 
 #[tokio::main]
@@ -8,6 +9,6 @@ async fn main() -> Result<(), Error> {
     kedaform::telemetry::init();
     let config = kedaform::aws::load().await;
     let access = ClusterAccess::new(&config, aws_sdk_eks::Client::new(&config), kedaform::aws::s3(&config))?;
-    let runtime = &Runtime::new(KubeResources::new(access));
+    let runtime = &Runtime::new(Resources::default().with_kubernetes(access));
     lambda_runtime::run(service_fn(move |event| runtime.invoke(event))).await
 }

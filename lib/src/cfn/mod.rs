@@ -5,6 +5,7 @@
 //! and timeouts into FAILED, and sends exactly one response per invocation.
 
 mod properties;
+mod request;
 pub mod response;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 pub use properties::{UnknownKeys, decode as decode_properties};
+pub use request::RequestBuilder;
 
 use crate::{Error, error_chain};
 
@@ -50,6 +52,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An outcome for `physical_id`, with no attributes yet.
     pub fn new(physical_id: impl Into<String>) -> Self {
         Self {
             physical_id: physical_id.into(),
@@ -58,6 +61,7 @@ impl Outcome {
     }
 
     #[must_use]
+    /// Adds the `Fn::GetAtt` attribute `key`.
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
         self.data.insert(key.to_owned(), value.into());
         self
@@ -68,9 +72,13 @@ impl Outcome {
 /// a timeout reports).
 #[derive(Debug)]
 pub struct Invocation {
+    /// The stack's ARN.
     pub stack_id: String,
+    /// CloudFormation's id for this request.
     pub request_id: String,
+    /// The resource's name in the template.
     pub logical_resource_id: String,
+    /// The resource's `Type`.
     pub resource_type: String,
     deadline: Instant,
     step: Mutex<String>,
@@ -82,6 +90,7 @@ impl Invocation {
         self.deadline
     }
 
+    /// The time left until [`Self::deadline`].
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
@@ -101,11 +110,92 @@ impl Invocation {
     }
 }
 
-/// A custom resource type. Implementations must be idempotent: CloudFormation may deliver
-/// the same request more than once.
+/// A custom resource type: create, update and delete over typed properties. The [`Runtime`]
+/// owns the protocol (decoding, deadlines, the one response); an implementation owns the work.
+///
+/// # Contract
+///
+/// **Idempotence.** CloudFormation may deliver the same request more than once, and a
+/// retried stack operation repeats requests that already succeeded: every method must reach
+/// the same end state when called again.
+///
+/// **A failed Create.** When `create` fails (error, panic or timeout), the runtime answers
+/// FAILED with the physical id [`FAILED_CREATE_PREFIX`] + the request id. CloudFormation's
+/// rollback then sends a Delete for that id, which the runtime answers SUCCESS without calling
+/// `delete`: nothing was created under it, and something of the same name may belong to
+/// another stack.
+///
+/// **Update never deletes.** An `update` that returns a new physical id is a replacement:
+/// CloudFormation sends a Delete for the old id once the stack update has succeeded, and none
+/// when it rolls back. So `update` must not delete the old thing itself, or a rollback would
+/// have nothing to return to.
+///
+/// **Deadlines.** Every call runs until [`Invocation::deadline`]: the Lambda's deadline, or the
+/// request's `ServiceTimeout` when that is sooner, less the time kept to send the answer.
+/// Waits inside are bounded by it ([`crate::retry::Backoff`]); a call still running then is
+/// cut off and the answer is FAILED, naming the last [`Invocation::step`]. A Delete is never
+/// refused for its `ServiceTimeout`.
+///
+/// **Delete.** Already gone is success; so is a target that no longer exists (a deleted
+/// cluster, a deleted role).
+///
+/// # Example
+///
+/// ```
+/// use kedaform::cfn::{CustomResource, Invocation, Outcome, RequestBuilder, Runtime, response};
+/// use kedaform::Error;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// #[serde(rename_all = "PascalCase")]
+/// struct Greeting {
+///     name: String,
+/// }
+///
+/// struct Greeter;
+///
+/// impl CustomResource for Greeter {
+///     type Properties = Greeting;
+///
+///     async fn create(&self, _: &Invocation, greeting: Greeting) -> Result<Outcome, Error> {
+///         if greeting.name.is_empty() {
+///             return Err(Error::invalid("Name", "is empty"));
+///         }
+///         Ok(Outcome::new(format!("greeting/{}", greeting.name)).with("Text", format!("hello {}", greeting.name)))
+///     }
+///
+///     async fn update(&self, invocation: &Invocation, _: &str, new: Greeting, _: Greeting) -> Result<Outcome, Error> {
+///         self.create(invocation, new).await
+///     }
+///
+///     async fn delete(&self, _: &Invocation, _: &str, _: Greeting) -> Result<(), Error> {
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Error> {
+/// let runtime = Runtime::new(Greeter);
+/// let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+/// let request = |name: &str| RequestBuilder::create("Custom::Greeting", "Hello", &Greeting { name: name.into() });
+///
+/// let mut created = runtime.respond(request("world")?.build(), deadline).await;
+/// assert!(response::is_success(&created));
+/// assert_eq!(created.physical_resource_id, "greeting/world");
+/// let body: serde_json::Value = serde_json::from_slice(&response::body(&mut created)).unwrap();
+/// assert_eq!(body["Data"]["Text"], "hello world");
+///
+/// // A failed Create answers with a marker id; the rollback's Delete of it touches nothing.
+/// let failed = runtime.respond(request("")?.build(), deadline).await;
+/// assert!(!response::is_success(&failed));
+/// assert!(failed.physical_resource_id.starts_with(kedaform::cfn::FAILED_CREATE_PREFIX));
+/// let rollback = request("")?.delete(&failed.physical_resource_id).build();
+/// assert!(response::is_success(&runtime.respond(rollback, deadline).await));
+/// # Ok(()) }
+/// ```
 pub trait CustomResource: Send + Sync + 'static {
+    /// The properties, decoded from the request (CloudFormation's strings included).
     type Properties: DeserializeOwned + Send + 'static;
 
+    /// Creates the thing. A failure leaves nothing behind that a retry or another stack could trip on.
     fn create(
         &self,
         invocation: &Invocation,
@@ -130,7 +220,29 @@ pub trait CustomResource: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
-/// Runs one handler for every request of a Lambda's lifetime.
+/// Runs one handler for every request of a Lambda's lifetime: decodes each request, runs the
+/// handler under its deadline, and sends exactly one response (PUT, empty `Content-Type`, ids
+/// copied from the request, at most 4,096 bytes) before the Lambda's deadline, even when the
+/// handler fails, panics or overruns.
+///
+/// A Lambda's whole `main` (the trust-policy Lambda's):
+///
+/// ```no_run
+/// use kedaform::cfn::Runtime;
+/// use kedaform::resources::Resources;
+/// use lambda_runtime::service_fn;
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), lambda_runtime::Error> {
+///     kedaform::telemetry::init();
+///     let config = kedaform::aws::load().await;
+///     let runtime = &Runtime::new(Resources::default().with_trust_policy(aws_sdk_iam::Client::new(&config)));
+///     lambda_runtime::run(service_fn(move |event| runtime.invoke(event))).await
+/// }
+/// ```
+///
+/// [`Runtime::respond`] computes the response without sending it (the CLI and tests use it;
+/// see [`CustomResource`]'s example).
 #[derive(Debug)]
 pub struct Runtime<H> {
     handler: Arc<H>,
@@ -139,6 +251,7 @@ pub struct Runtime<H> {
 }
 
 impl<H: CustomResource> Runtime<H> {
+    /// A runtime for `handler`, answering 5 s before the Lambda's deadline.
     pub fn new(handler: H) -> Self {
         Self {
             handler: Arc::new(handler),
@@ -148,6 +261,7 @@ impl<H: CustomResource> Runtime<H> {
     }
 
     #[must_use]
+    /// Keeps `margin` back from the deadline for sending the answer.
     pub fn with_response_margin(mut self, margin: Duration) -> Self {
         self.response_margin = margin;
         self

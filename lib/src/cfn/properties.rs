@@ -46,10 +46,13 @@ pub fn service_timeout(properties: &Value) -> Result<Option<std::time::Duration>
 /// over (old properties of an Update or a Delete, which an older handler version accepted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnknownKeys {
+    /// An unknown key fails, naming it.
     Reject,
+    /// Unknown keys are passed over.
     Ignore,
 }
 
+/// Decodes `properties` into `P`, reading CloudFormation's strings as numbers and booleans where `P` asks; errors name the property path and never the value.
 pub fn decode<P: DeserializeOwned>(properties: &Value, unknown: UnknownKeys) -> Result<P, Error> {
     let empty = Value::Object(Map::new());
     let mut owned;

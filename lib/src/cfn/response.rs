@@ -8,6 +8,8 @@ use aws_lambda_events::event::cloudformation::{
 };
 use tokio::time::Instant;
 
+use crate::retry::Backoff;
+
 /// CloudFormation rejects a response body larger than this.
 pub const MAX_BODY_BYTES: usize = 4096;
 
@@ -73,6 +75,7 @@ fn shorten(text: &str, budget: usize) -> String {
     short
 }
 
+/// Whether the response is SUCCESS.
 pub fn is_success(response: &Response) -> bool {
     matches!(response.status, Status::Success)
 }
@@ -80,7 +83,9 @@ pub fn is_success(response: &Response) -> bool {
 /// Why the response could not be delivered, for the log line that says so.
 #[derive(Debug)]
 pub struct Undelivered {
+    /// How many PUTs were tried.
     pub attempts: u32,
+    /// Why the last one failed.
     pub last_error: String,
 }
 
@@ -93,7 +98,7 @@ pub async fn deliver(
     deadline: Instant,
 ) -> Result<u32, Undelivered> {
     let mut attempts = 0;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2), deadline);
     loop {
         attempts += 1;
         let left = deadline.saturating_duration_since(Instant::now());
@@ -118,12 +123,11 @@ pub async fn deliver(
             Ok(answer) => format!("HTTP {}", answer.status()),
             Err(error) => crate::error_chain(&error),
         };
-        if Instant::now() + backoff >= deadline {
+        if !backoff.has_time() {
             return Err(Undelivered { attempts, last_error });
         }
         tracing::warn!(attempts, error = %last_error, "response not delivered yet; retrying");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+        backoff.wait().await;
     }
 }
 

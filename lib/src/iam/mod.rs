@@ -1,6 +1,5 @@
-//! `Custom::KedaTrustPolicy`: lets exactly the KEDA operator role assume the consumer role.
-//!
-//! The policy work is pure ([`policy`]); this module reads and writes the role through IAM.
+//! Trust policies: the pure planning ([`policy`]) and reading and writing a role's policy
+//! through IAM. `Custom::KedaTrustPolicy` (in `resources`) and `kedaform trust` use both.
 
 pub mod policy;
 
@@ -9,44 +8,22 @@ use std::time::Duration;
 use aws_sdk_iam::Client;
 use aws_sdk_iam::operation::get_role::GetRoleError;
 use aws_sdk_iam::operation::update_assume_role_policy::UpdateAssumeRolePolicyError;
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::Error;
-use crate::cfn::{CustomResource, Invocation, Outcome, UnknownKeys, decode_properties};
-use policy::{KEDA_STATEMENT_SID, KedaTrust, Plan};
+use crate::retry::Backoff;
 
-/// The resource type this module serves.
-pub const TRUST_POLICY: &str = "Custom::KedaTrustPolicy";
-
-/// Properties of `Custom::KedaTrustPolicy`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TrustPolicyProperties {
-    /// The consumer role: name or ARN.
-    pub role_name: String,
-    /// The KEDA operator's role, the one principal allowed to assume the consumer role.
-    pub keda_role_arn: String,
-    #[serde(default)]
-    pub external_id: Option<String>,
-    #[serde(default = "exclusive_by_default")]
-    pub exclusive: bool,
-    /// Not read: any change to it makes CloudFormation send an Update, which re-applies the
-    /// statement after a stack update rewrote the role's own trust policy.
-    #[serde(default)]
-    pub triggers: Option<Value>,
-}
-
-fn exclusive_by_default() -> bool {
-    true
-}
+use crate::{Error, Input};
+use policy::{KedaTrust, Plan};
 
 /// An IAM role ARN, `arn:<partition>:iam::<account>:role/<path/><name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleArn {
+    /// `aws`, `aws-cn`, `aws-us-gov`, ….
     pub partition: String,
+    /// The 12-digit account.
     pub account: String,
+    /// The role's name, without its path.
     pub name: String,
 }
 
@@ -62,11 +39,11 @@ const PARTITIONS: [&str; 8] = [
 ];
 
 impl RoleArn {
-    /// Parses `text` as given in `property`, so that an error names it.
-    pub fn parse(property: &str, text: &str) -> Result<Self, Error> {
+    /// Parses `text`, the role `input` names, so that an error says which.
+    pub fn parse(input: Input, text: &str) -> Result<Self, Error> {
         let bad = |why: &str| {
-            Error::invalid(
-                property,
+            Error::input(
+                input,
                 format!(
                     "{text:?} is not an IAM role ARN ({why}); expected arn:aws:iam::<12-digit account>:role/<name>"
                 ),
@@ -89,7 +66,7 @@ impl RoleArn {
             return Err(bad("the resource is not role/..."));
         };
         let name = path_and_name.rsplit('/').next().unwrap_or_default();
-        if validate_role_name(property, name).is_err() {
+        if validate_role_name(input, name).is_err() {
             return Err(bad("the role name is empty or has characters IAM does not allow"));
         }
         Ok(Self {
@@ -100,7 +77,7 @@ impl RoleArn {
     }
 }
 
-fn validate_role_name(property: &str, name: &str) -> Result<(), Error> {
+fn validate_role_name(input: Input, name: &str) -> Result<(), Error> {
     let valid = (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -108,39 +85,29 @@ fn validate_role_name(property: &str, name: &str) -> Result<(), Error> {
     if valid {
         Ok(())
     } else {
-        Err(Error::invalid(
-            property,
+        Err(Error::input(
+            input,
             format!("{name:?} is not a valid IAM role name (1-64 of A-Z a-z 0-9 + = , . @ _ -)"),
         ))
     }
 }
 
-/// The role name in `RoleName`, which may be a name or an ARN.
+/// The name of the consumer role given as a name or an ARN.
 pub fn role_name(input: &str) -> Result<String, Error> {
     if input.starts_with("arn:") {
-        Ok(RoleArn::parse("RoleName", input)?.name)
+        Ok(RoleArn::parse(Input::Role, input)?.name)
     } else {
-        validate_role_name("RoleName", input)?;
+        validate_role_name(Input::Role, input)?;
         Ok(input.to_owned())
     }
-}
-
-/// The checks a Create makes before any call, for tools that check a template's properties.
-pub fn check_properties(properties: &Value) -> Result<(), Error> {
-    let decoded: TrustPolicyProperties = decode_properties(properties, UnknownKeys::Reject)?;
-    role_name(&decoded.role_name)?;
-    RoleArn::parse("KedaRoleArn", &decoded.keda_role_arn).map(|_| ())
-}
-
-/// Physical id: one per consumer role, so that a new `RoleName` is a replacement.
-pub fn physical_id(role_name: &str) -> String {
-    format!("{role_name}/{KEDA_STATEMENT_SID}")
 }
 
 /// A role as read from IAM.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Role {
+    /// The role's ARN.
     pub arn: String,
+    /// Its trust policy, decoded.
     pub trust_policy: Value,
 }
 
@@ -151,6 +118,7 @@ pub struct TrustPolicies {
 }
 
 impl TrustPolicies {
+    /// Through `iam`.
     pub fn new(iam: Client) -> Self {
         Self { iam }
     }
@@ -185,7 +153,7 @@ impl TrustPolicies {
     /// backoff until `deadline`. Returns false when the role no longer exists.
     pub async fn write(&self, role_name: &str, document: &Value, deadline: Instant) -> Result<bool, Error> {
         let text = document.to_string();
-        let mut backoff = Duration::from_millis(500);
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(8), deadline);
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
@@ -211,9 +179,9 @@ impl TrustPolicies {
             if !invalid_principal {
                 return Err(iam_error("UpdateAssumeRolePolicy", role_name, error));
             }
-            if Instant::now() + backoff >= deadline {
-                return Err(Error::invalid(
-                    "KedaRoleArn",
+            if !backoff.has_time() {
+                return Err(Error::input(
+                    Input::OperatorRole,
                     format!(
                         "IAM still rejects the principal as invalid after {attempts} attempts over {:.0?} ({}); \
                          check that the KEDA role exists",
@@ -222,29 +190,28 @@ impl TrustPolicies {
                     ),
                 ));
             }
-            tracing::info!(attempts, ?backoff, "IAM does not know the principal yet; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(8));
+            tracing::info!(attempts, backoff = ?backoff.next(), "IAM does not know the principal yet; retrying");
+            backoff.wait().await;
         }
     }
 
     /// Reads the role `role` (a name, or an ARN that must be this account's) and plans the
     /// policy that grants `trust`.
     pub async fn plan_apply(&self, role: &str, trust: &KedaTrust) -> Result<(Role, Plan), Error> {
-        let keda = RoleArn::parse("KedaRoleArn", &trust.keda_role_arn)?;
+        let keda = RoleArn::parse(Input::OperatorRole, &trust.keda_role_arn)?;
         let role_name = &role_name(role)?;
         let given = role;
         let role = self.read(role_name).await?.ok_or_else(|| {
-            Error::invalid(
-                "RoleName",
-                format!("role {role_name} does not exist in this account; create it first or correct RoleName"),
+            Error::input(
+                Input::Role,
+                format!("role {role_name} does not exist in this account; create it first or correct the role's name"),
             )
         })?;
         same_role(given, &role)?;
-        let consumer = RoleArn::parse("RoleName", &role.arn)?;
+        let consumer = RoleArn::parse(Input::Role, &role.arn)?;
         if consumer.partition != keda.partition {
-            return Err(Error::invalid(
-                "KedaRoleArn",
+            return Err(Error::input(
+                Input::OperatorRole,
                 format!(
                     "{} is in partition {} but role {role_name} is in partition {}; a role can only trust roles of its own partition",
                     trust.keda_role_arn, keda.partition, consumer.partition
@@ -279,8 +246,8 @@ fn same_role(given: &str, found: &Role) -> Result<(), Error> {
     if !given.starts_with("arn:") || given == found.arn {
         return Ok(());
     }
-    let wanted = RoleArn::parse("RoleName", given)?;
-    let here = RoleArn::parse("RoleName", &found.arn)?;
+    let wanted = RoleArn::parse(Input::Role, given)?;
+    let here = RoleArn::parse(Input::Role, &found.arn)?;
     let why = if wanted.partition != here.partition {
         format!(
             "it is in partition {}, but these credentials are in partition {}",
@@ -294,8 +261,8 @@ fn same_role(given: &str, found: &Role) -> Result<(), Error> {
     } else {
         format!("this account's role of that name is {}", found.arn)
     };
-    Err(Error::invalid(
-        "RoleName",
+    Err(Error::input(
+        Input::Role,
         format!("{given} is not a role kedaform can change here: {why}"),
     ))
 }
@@ -318,100 +285,17 @@ where
     }
 }
 
-/// The `Custom::KedaTrustPolicy` handler.
-#[derive(Debug, Clone)]
-pub struct TrustPolicyResource {
-    policies: TrustPolicies,
-}
-
-impl TrustPolicyResource {
-    pub fn new(iam: Client) -> Self {
-        Self {
-            policies: TrustPolicies::new(iam),
-        }
-    }
-
-    async fn apply(&self, invocation: &Invocation, properties: TrustPolicyProperties) -> Result<Outcome, Error> {
-        let role_name = role_name(&properties.role_name)?;
-        let trust = KedaTrust {
-            keda_role_arn: properties.keda_role_arn,
-            external_id: properties.external_id.filter(|id| !id.is_empty()),
-            exclusive: properties.exclusive,
-        };
-        invocation.step(format!("reading the trust policy of role {role_name}"));
-        let (role, plan) = self.policies.plan_apply(&properties.role_name, &trust).await?;
-        if plan.changed {
-            invocation.step(format!(
-                "writing the trust policy of role {role_name} (IAM may not know {} yet)",
-                trust.keda_role_arn
-            ));
-            if !self
-                .policies
-                .write(&role_name, &plan.document, invocation.deadline())
-                .await?
-            {
-                return Err(Error::invalid(
-                    "RoleName",
-                    format!("role {role_name} was deleted while its trust policy was being written"),
-                ));
-            }
-        }
-        Ok(Outcome::new(physical_id(&role_name))
-            .with("RoleName", &role_name)
-            .with("RoleArn", role.arn)
-            .with("StatementSid", KEDA_STATEMENT_SID)
-            .with("RemovedPrincipals", plan.removed.join(",")))
-    }
-}
-
-impl CustomResource for TrustPolicyResource {
-    type Properties = TrustPolicyProperties;
-
-    async fn create(&self, invocation: &Invocation, properties: TrustPolicyProperties) -> Result<Outcome, Error> {
-        self.apply(invocation, properties).await
-    }
-
-    async fn update(
-        &self,
-        invocation: &Invocation,
-        _physical_id: &str,
-        properties: TrustPolicyProperties,
-        _old_properties: TrustPolicyProperties,
-    ) -> Result<Outcome, Error> {
-        // A new RoleName yields a new physical id: CloudFormation then deletes the statement
-        // from the old role through a Delete with the old properties.
-        self.apply(invocation, properties).await
-    }
-
-    async fn delete(
-        &self,
-        invocation: &Invocation,
-        _physical_id: &str,
-        properties: TrustPolicyProperties,
-    ) -> Result<(), Error> {
-        let role_name = role_name(&properties.role_name)?;
-        invocation.step(format!("reading the trust policy of role {role_name}"));
-        let Some((_, plan)) = self.policies.plan_remove(&properties.role_name).await? else {
-            tracing::info!(%role_name, "role already gone");
-            return Ok(());
-        };
-        if plan.changed {
-            invocation.step(format!("removing statement {KEDA_STATEMENT_SID} from role {role_name}"));
-            self.policies
-                .write(&role_name, &plan.document, invocation.deadline())
-                .await?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn role_arns_parse_with_paths_and_partitions() {
-        let arn = RoleArn::parse("KedaRoleArn", "arn:aws-cn:iam::123456789012:role/service/keda-operator").unwrap();
+        let arn = RoleArn::parse(
+            Input::OperatorRole,
+            "arn:aws-cn:iam::123456789012:role/service/keda-operator",
+        )
+        .unwrap();
         assert_eq!(
             (arn.partition.as_str(), arn.account.as_str(), arn.name.as_str()),
             ("aws-cn", "123456789012", "keda-operator")
@@ -419,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_arns_name_the_property() {
+    fn malformed_arns_name_the_input_and_quote_the_arn() {
         for bad in [
             "keda-operator",
             "arn:aws:iam::12345:role/keda",
@@ -429,8 +313,18 @@ mod tests {
             "arn:aws-mars:iam::123456789012:role/keda",
             "arn:aws:iam:us-east-1:123456789012:role/keda",
         ] {
-            let message = RoleArn::parse("KedaRoleArn", bad).unwrap_err().to_string();
-            assert!(message.starts_with("property KedaRoleArn: "), "{message}");
+            let error = RoleArn::parse(Input::OperatorRole, bad).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::Invalid {
+                        input: Input::OperatorRole,
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+            let message = error.to_string();
             assert!(message.contains(bad), "{message}");
         }
     }
@@ -442,8 +336,8 @@ mod tests {
             role_name("arn:aws:iam::123456789012:role/x/consumer-role").unwrap(),
             "consumer-role"
         );
-        let message = role_name("bad name!").unwrap_err().to_string();
-        assert!(message.starts_with("property RoleName: "), "{message}");
+        let error = role_name("bad name!").unwrap_err();
+        assert!(matches!(error, Error::Invalid { input: Input::Role, .. }), "{error}");
         assert!(role_name(&"x".repeat(65)).is_err());
     }
 }

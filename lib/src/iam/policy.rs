@@ -17,22 +17,28 @@ const ASSUME_ROLE: &str = "sts:assumerole";
 /// What the trust policy should grant the KEDA operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KedaTrust {
+    /// The KEDA operator's role.
     pub keda_role_arn: String,
+    /// An `sts:ExternalId` condition, when given.
     pub external_id: Option<String>,
     /// Remove every other grant of `sts:AssumeRole` to AWS principals.
     pub exclusive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// What a planning step decided.
 pub struct Plan {
+    /// The document to write.
     pub document: Value,
     /// AWS principals whose `sts:AssumeRole` grant was removed, as they were written.
     pub removed: Vec<String>,
+    /// Whether it differs from the current one.
     pub changed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
+/// Why a document cannot be read as a trust policy.
 pub struct MalformedPolicy(pub String);
 
 /// Reads a trust policy as `GetRole` returns it: URL-encoded (IAM always encodes it and the
@@ -52,6 +58,26 @@ pub fn parse_document(text: &str) -> Result<Value, MalformedPolicy> {
 }
 
 /// The document that grants `trust` and, when exclusive, nothing else to AWS principals.
+///
+/// ```
+/// use kedaform::iam::policy::{self, KEDA_STATEMENT_SID, KedaTrust};
+/// use serde_json::json;
+///
+/// // The seed's consumer role: the whole account may assume it.
+/// let current = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+///     "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "sts:AssumeRole"}]});
+/// let trust = KedaTrust {
+///     keda_role_arn: "arn:aws:iam::111122223333:role/keda-operator".into(),
+///     external_id: None,
+///     exclusive: true,
+/// };
+/// let plan = policy::apply(&current, &trust).unwrap();
+/// assert!(plan.changed);
+/// assert_eq!(plan.removed, ["arn:aws:iam::111122223333:root"]);
+/// assert_eq!(plan.document["Statement"][0]["Sid"], KEDA_STATEMENT_SID);
+/// // Applying the plan to its own output changes nothing.
+/// assert!(!policy::apply(&plan.document, &trust).unwrap().changed);
+/// ```
 pub fn apply(current: &Value, trust: &KedaTrust) -> Result<Plan, MalformedPolicy> {
     let mut kept = Vec::new();
     let mut removed = Vec::new();

@@ -5,18 +5,23 @@ use ::kube::api::DynamicObject;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::Error;
+use crate::{Error, Input};
 
+/// The KEDA release kedaform installs by default and was tested with.
 pub const DEFAULT_VERSION: &str = "2.20.2";
+/// The namespace of KEDA's release manifest.
 pub const NAMESPACE: &str = "keda";
+/// The operator's Deployment and ServiceAccount.
 pub const OPERATOR: &str = "keda-operator";
 /// What KEDA needs before a ScaledObject can work: its three Deployments and the external
 /// metrics API.
 pub const READY_DEPLOYMENTS: [&str; 3] = ["keda-operator", "keda-metrics-apiserver", "keda-admission"];
+/// The APIService that serves external metrics to the HPA controller.
 pub const METRICS_API_SERVICE: &str = "v1beta1.external.metrics.k8s.io";
 /// Service accounts of their own for the metrics API server and the admission webhooks, as
 /// KEDA's Helm chart has them, so that only the operator's pods get the operator's AWS role.
 pub const METRICS_SERVER_ACCOUNT: &str = "keda-metrics-server";
+/// The admission webhooks' own ServiceAccount (the manifest shares the operator's).
 pub const WEBHOOK_ACCOUNT: &str = "keda-webhook";
 const METRICS_SERVER: &str = "keda-metrics-apiserver";
 const WEBHOOKS: &str = "keda-admission";
@@ -27,7 +32,7 @@ const METRICS_SERVER_BINDINGS: [(&str, &str); 2] = [
 ];
 
 /// How the operator gets AWS credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IdentityMode {
     /// IAM Roles for Service Accounts: the role ARN as a service-account annotation.
@@ -36,15 +41,47 @@ pub enum IdentityMode {
     PodIdentity,
 }
 
+/// The KEDA-specific changes to the release manifest: the operator's identity, and the
+/// service-account split that keeps the role off the other KEDA pods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlay {
+    /// The role the operator assumes.
     pub operator_role_arn: String,
+    /// IRSA or Pod Identity.
     pub identity: IdentityMode,
     /// Seconds; the projected token's lifetime (`eks.amazonaws.com/token-expiration`).
     pub token_expiration: u32,
     /// The seed's `fsGroup/runAsUser/runAsGroup: 1001` pod security context; only clusters
     /// older than Kubernetes 1.19 needed it for the projected token to be readable.
     pub legacy_fs_group: bool,
+}
+
+/// `eks.amazonaws.com/token-expiration`'s default: a day, as the Helm chart's IRSA values set.
+pub const DEFAULT_TOKEN_EXPIRATION: u32 = 86_400;
+
+impl Overlay {
+    /// IRSA for `operator_role_arn` with the chart's defaults: what `helm install --set` carried.
+    pub fn irsa(operator_role_arn: impl Into<String>) -> Self {
+        Self {
+            operator_role_arn: operator_role_arn.into(),
+            identity: IdentityMode::Irsa,
+            token_expiration: DEFAULT_TOKEN_EXPIRATION,
+            legacy_fs_group: false,
+        }
+    }
+}
+
+/// The one manifest pipeline (the resource, `kedaform keda render` and the demo): the SHA-256
+/// checked when one is given, the bytes read as UTF-8 YAML, the objects parsed and overlaid.
+pub fn objects(manifest: &[u8], sha256: Option<&str>, overlay: &Overlay) -> Result<Vec<DynamicObject>, Error> {
+    if let Some(expected) = sha256 {
+        verify(manifest, expected)?;
+    }
+    let text = std::str::from_utf8(manifest)
+        .map_err(|_| Error::input(Input::Manifest, "the manifest is not UTF-8 text, so not YAML"))?;
+    let mut objects = crate::kube::plan::parse_manifest(text)?;
+    apply_overlay(&mut objects, overlay)?;
+    Ok(objects)
 }
 
 /// KEDA's official release manifest for `version`.
@@ -64,8 +101,8 @@ pub fn verify(manifest: &[u8], expected: &str) -> Result<(), Error> {
     if actual.eq_ignore_ascii_case(expected.trim()) {
         Ok(())
     } else {
-        Err(Error::invalid(
-            "ManifestSha256",
+        Err(Error::input(
+            Input::ManifestDigest,
             format!("the manifest's SHA-256 is {actual}, not {expected}: wrong file or a changed mirror"),
         ))
     }
@@ -82,8 +119,8 @@ fn is_named(object: &DynamicObject, kind: &str, name: &str) -> bool {
 }
 
 fn missing(what: &str) -> Error {
-    Error::invalid(
-        "ManifestUrl",
+    Error::input(
+        Input::Manifest,
         format!("the manifest has no {what}: is it KEDA's release manifest (2.10 or later)?"),
     )
 }
@@ -233,7 +270,7 @@ mod tests {
             "/../../shared/fixtures/keda/keda-2.20.2.yaml"
         );
         let text = std::fs::read_to_string(path).expect("the KEDA fixture is at ../shared/fixtures/keda");
-        let objects = parse_manifest("Manifest", &text).unwrap();
+        let objects = parse_manifest(&text).unwrap();
         (text, objects)
     }
 
@@ -375,12 +412,23 @@ mod tests {
 
     #[test]
     fn a_manifest_without_the_operator_is_refused() {
-        let mut objects =
-            parse_manifest("Manifest", "apiVersion: v1\nkind: Namespace\nmetadata: {name: keda}").unwrap();
-        let message = apply_overlay(&mut objects, &overlay(false)).unwrap_err().to_string();
+        let mut objects = parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: keda}").unwrap();
+        let error = apply_overlay(&mut objects, &overlay(false)).unwrap_err();
         assert!(
-            message.starts_with("property ManifestUrl: the manifest has no keda-operator ServiceAccount"),
-            "{message}"
+            matches!(
+                error,
+                Error::Invalid {
+                    input: Input::Manifest,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("the manifest has no keda-operator ServiceAccount"),
+            "{error}"
         );
     }
 
@@ -392,10 +440,20 @@ mod tests {
             "9BAE123EB64FAB8F96C67BBD576BB5819E4794DF346C5AAA402A01C68B0557AB",
         )
         .unwrap();
-        let message = verify(text.as_bytes(), "00").unwrap_err().to_string();
+        let error = verify(text.as_bytes(), "00").unwrap_err();
         assert!(
-            message.starts_with("property ManifestSha256: the manifest's SHA-256 is 9bae123e"),
-            "{message}"
+            matches!(
+                error,
+                Error::Invalid {
+                    input: Input::ManifestDigest,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            error.to_string().starts_with("the manifest's SHA-256 is 9bae123e"),
+            "{error}"
         );
     }
 

@@ -10,15 +10,40 @@ use ::kube::core::{GroupVersion, TypeMeta};
 use ::kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use tokio::time::Instant;
 
+use crate::retry::Backoff;
+
 use super::plan::{self, OWNER_LABEL, ObjectKey};
 use super::readiness::{Readiness, readiness, scaler_failure};
-use crate::Error;
+use crate::{Error, Input};
 
 /// Field manager of every server-side apply; with force, kedaform owns the fields it sets.
 pub const FIELD_MANAGER: &str = "kedaform";
 
 /// Applies and deletes objects; resolves kinds through discovery, cached for its lifetime
 /// (one request) and refreshed when a kind is missing, as after its CRD was applied.
+///
+/// Server-side apply as field manager `kedaform` (forced: a field another manager changed is
+/// taken back), every object labelled with its owner so that a delete or a prune only ever
+/// removes what that owner applied.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use kedaform::kube::Kubeconfig;
+/// use kedaform::kube::apply::Applier;
+/// use kedaform::kube::plan::parse_manifest;
+///
+/// # async fn example() -> Result<(), kedaform::Error> {
+/// let kubeconfig = Kubeconfig::read(std::path::Path::new("kubeconfig")).await?;
+/// let applier = Applier::new(kubeconfig.client(&kubeconfig.cluster_name)?);
+/// let objects = parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: sales}\n")?;
+/// let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+/// let applied = applier.apply_all(objects.clone(), "my-stack/Sales", deadline).await?;
+/// applier.wait_ready(&applied, deadline).await?;
+/// // Only what "my-stack/Sales" applied goes; an object of the same name it did not apply stays.
+/// applier.delete_all(objects, "my-stack/Sales", deadline).await?;
+/// # Ok(()) }
+/// ```
 pub struct Applier {
     client: ::kube::Client,
     resources: Mutex<HashMap<String, Vec<(ApiResource, ApiCapabilities)>>>,
@@ -155,6 +180,7 @@ fn is_not_found(error: &::kube::Error) -> bool {
 }
 
 impl Applier {
+    /// An applier through `client`.
     pub fn new(client: ::kube::Client) -> Self {
         Self {
             client,
@@ -188,14 +214,14 @@ impl Applier {
         types: &TypeMeta,
         deadline: Instant,
     ) -> Result<(ApiResource, ApiCapabilities), Error> {
-        let mut backoff = Duration::from_millis(250);
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(4), deadline);
         loop {
             if let Some(found) = self.cached(types) {
                 return Ok(found);
             }
             let group_version: GroupVersion = types.api_version.parse().map_err(|_| {
-                Error::invalid(
-                    "Manifest",
+                Error::input(
+                    Input::Manifest,
                     format!("{key}: apiVersion {} is malformed", types.api_version),
                 )
             })?;
@@ -218,7 +244,7 @@ impl Applier {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .contains(&group_version.group);
-            if !just_applied || Instant::now() + backoff >= deadline {
+            if !just_applied || !backoff.has_time() {
                 return Err(Error::NotReady {
                     object: key.to_string(),
                     reason: format!(
@@ -227,8 +253,7 @@ impl Applier {
                     ),
                 });
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(4));
+            backoff.wait().await;
         }
     }
 
@@ -285,7 +310,7 @@ impl Applier {
         for object in objects {
             let (api, key) = self.api(object, deadline).await?;
             let mut current = object.clone();
-            let mut backoff = Duration::from_millis(500);
+            let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5), deadline);
             // A ready-looking object is looked at once more, a second later, with its events:
             // KEDA's conditions flap on a failing trigger and its events come asynchronously.
             let mut confirmed = false;
@@ -300,11 +325,11 @@ impl Applier {
                                 reason: format!("{reason}{}", describe_events(events)),
                             });
                         }
-                        if Instant::now() + Duration::from_secs(1) >= deadline {
+                        backoff.set_next(Duration::from_secs(1));
+                        if !backoff.has_time() {
                             break;
                         }
                         confirmed = true;
-                        backoff = Duration::from_secs(1);
                     }
                     Readiness::Failed(reason) => {
                         let events = self.events(&key).await;
@@ -314,7 +339,7 @@ impl Applier {
                         });
                     }
                     Readiness::Pending(reason) => {
-                        if Instant::now() + backoff >= deadline {
+                        if !backoff.has_time() {
                             let events = self.events(&key).await;
                             return Err(Error::NotReady {
                                 object: key.to_string(),
@@ -323,8 +348,7 @@ impl Applier {
                         }
                     }
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff.wait().await;
                 current = api.get(&key.name).await.map_err(|e| kube_error("get", &key, e))?;
             }
         }
@@ -372,21 +396,19 @@ impl Applier {
                 Err(error) if is_not_found(&error) => continue,
                 Err(error) => return Err(kube_error("delete", &key, error)),
             }
-            let mut backoff = Duration::from_millis(250);
+            let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(4), deadline);
             while api
                 .get_opt(&key.name)
                 .await
                 .map_err(|e| kube_error("get", &key, e))?
                 .is_some()
             {
-                if Instant::now() + backoff >= deadline {
+                if !backoff.wait().await {
                     return Err(Error::NotReady {
                         object: key.to_string(),
                         reason: "still being deleted (finalizers?)".into(),
                     });
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(4));
             }
         }
         Ok(())

@@ -4,12 +4,11 @@
 pub mod apply;
 pub mod plan;
 pub mod readiness;
-pub mod resources;
 mod yaml;
 
 use std::path::Path;
 
-use crate::Error;
+use crate::{Error, Input};
 
 /// Names kedaform in every request's User-Agent, so that a cluster's audit log tells its
 /// requests apart.
@@ -23,10 +22,12 @@ pub fn identify(config: &mut ::kube::Config) {
 /// A cluster reached through a kubeconfig file rather than by EKS cluster name.
 #[derive(Clone)]
 pub struct Kubeconfig {
+    /// The client configuration of the current context.
     pub config: ::kube::Config,
     /// The name of the current context's cluster entry (for an EKS kubeconfig, the name in
     /// its `arn:…:cluster/<name>`), which a `ClusterName` must match.
     pub cluster_name: String,
+    /// The file, as shown in messages.
     pub path: String,
 }
 
@@ -74,8 +75,8 @@ impl Kubeconfig {
     /// cluster other than the one a resource names.
     pub fn client(&self, cluster: &str) -> Result<::kube::Client, Error> {
         if cluster != self.cluster_name {
-            return Err(Error::invalid(
-                "ClusterName",
+            return Err(Error::input(
+                Input::Cluster,
                 format!(
                     "{cluster} is not the cluster of kubeconfig {} (its current context names {})",
                     self.path, self.cluster_name

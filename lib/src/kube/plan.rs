@@ -5,10 +5,11 @@ use ::kube::api::DynamicObject;
 use ::kube::core::TypeMeta;
 use serde_json::Value;
 
-use crate::Error;
+use crate::{Error, Input};
 
 /// Label every object kedaform applies carries.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The value of [`MANAGED_BY_LABEL`].
 pub const MANAGED_BY: &str = "kedaform";
 /// Label naming the custom resource (stack + logical id) that owns the object, so that an
 /// Update prunes what left the set and a Delete removes exactly its own objects.
@@ -16,9 +17,9 @@ pub const OWNER_LABEL: &str = "kedaform.io/owner";
 
 /// Parses one or many YAML documents; empty documents are skipped. Errors name the document
 /// and the field path, never the content: a manifest may hold secrets.
-pub fn parse_manifest(property: &str, yaml: &str) -> Result<Vec<DynamicObject>, Error> {
+pub fn parse_manifest(yaml: &str) -> Result<Vec<DynamicObject>, Error> {
     let documents = super::yaml::documents(yaml, super::yaml::MAX_NODES)
-        .map_err(|(index, e)| Error::invalid(property, format!("document {index} is not valid YAML: {e}")))?;
+        .map_err(|(index, e)| Error::input(Input::Manifest, format!("document {index} is not valid YAML: {e}")))?;
     let mut objects = Vec::new();
     for (index, value) in documents.into_iter().enumerate().map(|(i, v)| (i + 1, v)) {
         let kind = match &value {
@@ -29,16 +30,16 @@ pub fn parse_manifest(property: &str, yaml: &str) -> Result<Vec<DynamicObject>, 
             Value::Bool(_) | Value::Number(_) => Some("a scalar"),
         };
         if let Some(kind) = kind {
-            return Err(Error::invalid(
-                property,
+            return Err(Error::input(
+                Input::Manifest,
                 format!(
                     "document {index} is {kind}, not a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"
                 ),
             ));
         }
         let object: DynamicObject = serde_path_to_error::deserialize(value).map_err(|e| {
-            Error::invalid(
-                property,
+            Error::input(
+                Input::Manifest,
                 format!(
                     "document {index} is not a Kubernetes object: {}: {}",
                     e.path(),
@@ -47,8 +48,8 @@ pub fn parse_manifest(property: &str, yaml: &str) -> Result<Vec<DynamicObject>, 
             )
         })?;
         if object.types.is_none() || object.metadata.name.is_none() {
-            return Err(Error::invalid(
-                property,
+            return Err(Error::input(
+                Input::Manifest,
                 format!("document {index} needs apiVersion, kind and metadata.name"),
             ));
         }
@@ -140,13 +141,18 @@ pub fn count_by_kind(objects: &[DynamicObject]) -> Vec<(String, usize)> {
 /// Identity of an object across apply and prune: apiVersion's group, kind, namespace, name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
+    /// The API group (empty for the core group).
     pub group: String,
+    /// The kind.
     pub kind: String,
+    /// The namespace, for namespaced objects that give one.
     pub namespace: Option<String>,
+    /// The name.
     pub name: String,
 }
 
 impl ObjectKey {
+    /// The key of `object`.
     pub fn of(object: &DynamicObject) -> Self {
         let types = object.types.clone().unwrap_or_default();
         Self {
@@ -194,7 +200,7 @@ mod tests {
             "/../../shared/fixtures/keda/keda-2.20.2.yaml"
         );
         let text = std::fs::read_to_string(path).expect("the KEDA fixture is at ../shared/fixtures/keda");
-        parse_manifest("Manifest", &text).unwrap()
+        parse_manifest(&text).unwrap()
     }
 
     fn kinds(objects: &[DynamicObject]) -> Vec<String> {
@@ -253,7 +259,7 @@ apiVersion: v1
 kind: Namespace
 metadata: {name: sales}
 ";
-        let ordered = apply_order(parse_manifest("Manifest", yaml).unwrap());
+        let ordered = apply_order(parse_manifest(yaml).unwrap());
         assert_eq!(
             kinds(&ordered),
             ["Namespace", "Deployment", "ScaledObject", "TriggerAuthentication"]
@@ -262,7 +268,12 @@ metadata: {name: sales}
 
     #[test]
     fn malformed_documents_name_the_property_and_document() {
-        let message = |yaml: &str| parse_manifest("Manifest", yaml).unwrap_err().to_string();
+        let message = |yaml: &str| {
+            parse_manifest(yaml)
+                .unwrap_err()
+                .named(&[(crate::Input::Manifest, "Manifest")])
+                .to_string()
+        };
         assert!(message("kind: [").starts_with("property Manifest: document 1 is not valid YAML"));
         assert_eq!(
             message("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\nkind: Namespace\nmetadata: {name: b}"),
@@ -276,7 +287,12 @@ metadata: {name: sales}
 
     #[test]
     fn errors_never_quote_the_manifest() {
-        let message = |yaml: &str| parse_manifest("Manifest", yaml).unwrap_err().to_string();
+        let message = |yaml: &str| {
+            parse_manifest(yaml)
+                .unwrap_err()
+                .named(&[(crate::Input::Manifest, "Manifest")])
+                .to_string()
+        };
         assert_eq!(
             message("hunter2-password"),
             "property Manifest: document 1 is a string, not a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"
@@ -310,7 +326,10 @@ metadata: {name: sales}
         }
         assert!(bomb.len() < 4096, "a few KB: {}", bomb.len());
         let started = std::time::Instant::now();
-        let message = parse_manifest("Manifest", &bomb).unwrap_err().to_string();
+        let message = parse_manifest(&bomb)
+            .unwrap_err()
+            .named(&[(crate::Input::Manifest, "Manifest")])
+            .to_string();
         assert!(
             message.starts_with("property Manifest: document 1 is not valid YAML"),
             "{message}"
@@ -334,12 +353,10 @@ metadata: {name: sales}
 
     #[test]
     fn prune_keeps_what_is_still_wanted() {
-        let previous = parse_manifest(
-            "Manifest",
-            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: a}",
+        let previous = parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: a}",
         )
         .unwrap();
-        let desired = parse_manifest("Manifest", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}").unwrap();
+        let desired = parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}").unwrap();
         let keys: Vec<String> = pruned(&previous, &desired)
             .iter()
             .map(|o| ObjectKey::of(o).to_string())

@@ -5,7 +5,9 @@ use k8s_openapi::api::core::v1::Event;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Whether an object is ready, judged from what the API server stored.
 pub enum Readiness {
+    /// Ready for what depends on it.
     Ready,
     /// Not yet; the text says what is missing.
     Pending(String),
@@ -41,6 +43,8 @@ fn needs(status: &Value, kind: &str) -> Readiness {
     }
 }
 
+/// The object's readiness, by kind: a Deployment rolled out, a CRD established, an APIService
+/// available, a KEDA ScaledObject Ready; any other object as soon as it exists.
 pub fn readiness(object: &DynamicObject) -> Readiness {
     let Some(types) = &object.types else {
         return Readiness::Ready;

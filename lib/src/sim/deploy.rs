@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use super::hpa::{Behavior, Policy, PolicyKind, Rules, Select};
 use super::keda::Settings;
 use crate::Error;
-use crate::keda::scaled_object::ScaledObjectProperties;
+use crate::resources::scaled_object::ScaledObjectProperties;
 
 /// The settings a `Custom::KedaScaledObject` deploys. What it leaves out takes KEDA's defaults,
 /// and a behavior's unset fields Kubernetes' (`GenerateHPAScaleUpRules`,

@@ -17,29 +17,44 @@ pub const SYNC_SECONDS: u64 = 15;
 pub const LEGACY_DOWNSCALE_WINDOW_SECONDS: u64 = 300;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a scaling policy limits a change (`HPAScalingPolicy.type`).
 pub enum PolicyKind {
+    /// At most `value` pods per period.
     Pods,
+    /// At most `value` percent of the period's starting count per period.
     Percent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One `HPAScalingPolicy`.
 pub struct Policy {
+    /// Pods or percent.
     pub kind: PolicyKind,
+    /// How many pods, or what percentage.
     pub value: u32,
+    /// The period the limit applies to.
     pub period_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which policy wins when there are several (`selectPolicy`).
 pub enum Select {
+    /// The one allowing the largest change.
     Max,
+    /// The one allowing the smallest change.
     Min,
+    /// No change in this direction at all.
     Disabled,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// `scaleUp` or `scaleDown` of a behavior.
 pub struct Rules {
+    /// `stabilizationWindowSeconds`.
     pub stabilization_seconds: u64,
+    /// `selectPolicy`.
     pub select: Select,
+    /// `policies`.
     pub policies: Vec<Policy>,
     /// `tolerance` of this direction (Kubernetes 1.35+, where `HPAConfigurableTolerance` is on
     /// by default); `None` is the controller's [`TOLERANCE`].
@@ -49,7 +64,9 @@ pub struct Rules {
 /// `spec.behavior`; `None` on the autoscaler means the legacy path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Behavior {
+    /// `scaleUp`.
     pub scale_up: Rules,
+    /// `scaleDown`.
     pub scale_down: Rules,
 }
 
@@ -99,15 +116,16 @@ pub struct KubernetesVersion {
 impl KubernetesVersion {
     /// `infra/template.yaml`'s default `KubernetesVersion`.
     pub const DEFAULT: Self = Self { minor: 35 };
-    /// The oldest and newest minor versions whose controller source was read for this model.
+    /// The oldest minor version accepted (its rules are those read from v1.32.9).
     pub const OLDEST: Self = Self { minor: 30 };
+    /// The newest minor version read for this model.
     pub const NEWEST: Self = Self { minor: 37 };
 
     /// `1.N` (also `v1.N` or `1.N.P`), from [`Self::OLDEST`] to [`Self::NEWEST`].
     pub fn parse(text: &str) -> Result<Self, crate::Error> {
         let bad = || {
-            crate::Error::invalid(
-                "kubernetes version",
+            crate::Error::input(
+                crate::Input::KubernetesVersion,
                 format!(
                     "{text:?}: expected 1.N with N from {} to {} (the versions this model was checked against)",
                     Self::OLDEST.minor,
@@ -159,7 +177,9 @@ impl fmt::Display for KubernetesVersion {
 /// The band around the target within which the controller keeps the replica count.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tolerances {
+    /// Below the target: the ratio may fall this far under 1 before the count changes.
     pub down: f64,
+    /// Above the target: the ratio may rise this far over 1 before the count changes.
     pub up: f64,
     band_rule: bool,
 }
@@ -208,8 +228,11 @@ pub fn proposal(metric: f64, target: f64, current: u32, tolerances: Tolerances) 
 /// One autoscaler with its memory: past recommendations and scale events.
 #[derive(Debug, Clone)]
 pub struct Autoscaler {
+    /// `minReplicas` (KEDA sets at least 1).
     pub min: u32,
+    /// `maxReplicas`.
     pub max: u32,
+    /// `spec.behavior`; `None` is the legacy path.
     pub behavior: Option<Behavior>,
     tolerances: Tolerances,
     synced: bool,
@@ -220,6 +243,7 @@ pub struct Autoscaler {
 }
 
 impl Autoscaler {
+    /// An autoscaler that has not synced yet, for a cluster of `version`.
     pub fn new(min: u32, max: u32, behavior: Option<Behavior>, version: KubernetesVersion) -> Self {
         let tolerances = Tolerances::new(version, behavior.as_ref());
         Self {

@@ -7,22 +7,34 @@ use super::hpa::{Autoscaler, Behavior, KubernetesVersion, SYNC_SECONDS};
 /// The queue as the scaler reads it (`ApproximateNumberOf…`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueCounts {
+    /// `ApproximateNumberOfMessages`.
     pub visible: u64,
+    /// `ApproximateNumberOfMessagesNotVisible`.
     pub in_flight: u64,
+    /// `ApproximateNumberOfMessagesDelayed`.
     pub delayed: u64,
 }
 
 /// A ScaledObject's settings; `Default` is KEDA's defaults with queueLength 5.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// `queueLength`: target messages per replica.
     pub queue_length: u32,
+    /// `activationQueueLength`: KEDA wakes from zero only above it.
     pub activation_queue_length: u32,
+    /// `pollingInterval`, seconds.
     pub polling_interval: u64,
+    /// `cooldownPeriod`, seconds.
     pub cooldown_period: u64,
+    /// `minReplicaCount`.
     pub min_replicas: u32,
+    /// `maxReplicaCount`.
     pub max_replicas: u32,
+    /// `scaleOnInFlight`.
     pub scale_on_in_flight: bool,
+    /// `scaleOnDelayed`.
     pub scale_on_delayed: bool,
+    /// The HPA behavior, if any.
     pub behavior: Option<Behavior>,
 }
 
@@ -54,6 +66,7 @@ impl Settings {
 /// KEDA plus the HPA it creates, over whole seconds.
 #[derive(Debug, Clone)]
 pub struct Scaler {
+    /// The ScaledObject it models.
     pub settings: Settings,
     hpa: Autoscaler,
     last_active: Option<u64>,

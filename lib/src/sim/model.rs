@@ -39,8 +39,8 @@ impl Traffic {
     /// the caller and given to [`Traffic::from_csv`]).
     pub fn parse(spec: &str) -> Result<Self, crate::Error> {
         let bad = || {
-            crate::Error::invalid(
-                "traffic",
+            crate::Error::input(
+                crate::Input::Traffic,
                 format!(
                     "{spec:?}: expected constant:RATE, steps:SECOND@RATE,…, bursts:SECOND@COUNT,… or csv:FILE, \
                      rates from 0 to {MAX_RATE} a second, counts up to {MAX_BURST}"
@@ -83,8 +83,8 @@ impl Traffic {
                 Some((second.trim().parse::<u64>().ok()?, count.trim().parse::<u64>().ok()?))
             });
             let pair = parsed.filter(|(_, count)| *count <= MAX_BURST).ok_or_else(|| {
-                crate::Error::invalid(
-                    "traffic",
+                crate::Error::input(
+                    crate::Input::Traffic,
                     format!(
                         "line {}: {line:?} is not `second,messages` with at most {MAX_BURST} messages",
                         index + 1
@@ -143,14 +143,21 @@ pub struct Consumer {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// What to simulate: traffic, queue, consumer, ScaledObject and cluster.
 pub struct Scenario {
+    /// How long, one step a second.
     pub seconds: u64,
+    /// The arrivals.
     pub traffic: Traffic,
     /// The queue's `DelaySeconds`.
     pub delay_seconds: u64,
+    /// The queue's visibility timeout, seconds.
     pub visibility_timeout: u64,
+    /// How each pod consumes.
     pub consumer: Consumer,
+    /// The ScaledObject's settings.
     pub keda: Settings,
+    /// Pods at second 0.
     pub initial_replicas: u32,
     /// Seconds at which one running pod is killed (its batch returns after the visibility timeout).
     pub kills: Vec<u64>,
@@ -161,12 +168,19 @@ pub struct Scenario {
 /// One second of the run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Sample {
+    /// The second this sample ends.
     pub second: u64,
+    /// Messages sent during it.
     pub arrivals: u64,
+    /// Visible in the queue at its end.
     pub visible: u64,
+    /// Received and not yet deleted.
     pub in_flight: u64,
+    /// Sent but still within the queue's delay.
     pub delayed: u64,
+    /// Replicas at its end.
     pub replicas: u32,
+    /// Messages stored so far.
     pub stored: u64,
 }
 
@@ -187,7 +201,9 @@ struct Pod {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
+/// A simulated run.
 pub struct Run {
+    /// One per second.
     pub samples: Vec<Sample>,
     /// (age in seconds when stored, messages), for the age percentiles.
     pub ages: Vec<(u64, u64)>,
@@ -364,13 +380,19 @@ pub fn simulate(scenario: &Scenario) -> Run {
 /// What a run comes to.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Summary {
+    /// The largest backlog (visible + in flight + delayed).
     pub peak_backlog: u64,
     /// Seconds from the peak backlog until the queue is next empty (None: never in the run).
     pub drain_seconds: Option<u64>,
+    /// Median age at storage, seconds.
     pub age_p50: u64,
+    /// 95th percentile age at storage.
     pub age_p95: u64,
+    /// Oldest age at storage.
     pub age_max: u64,
+    /// Replicas summed over the seconds: the cost.
     pub pod_seconds: u64,
+    /// Replica-count changes.
     pub scale_events: u64,
 }
 
@@ -389,6 +411,7 @@ impl Run {
         csv
     }
 
+    /// The run's cost and latency figures.
     pub fn summary(&self) -> Summary {
         let percentile = |p: f64| {
             let total: u64 = self.ages.iter().map(|(_, n)| n).sum();
@@ -517,7 +540,7 @@ mod tests {
             Traffic::parse("steps:0-1")
                 .unwrap_err()
                 .to_string()
-                .starts_with("property traffic: \"steps:0-1\": expected")
+                .starts_with("\"steps:0-1\": expected")
         );
         assert!(Traffic::parse("constant:-1").is_err());
         for unbounded in [
@@ -543,7 +566,7 @@ mod tests {
         let message = Traffic::from_csv("0,5\nx,1").unwrap_err().to_string();
         assert_eq!(
             message,
-            "property traffic: line 2: \"x,1\" is not `second,messages` with at most 100000000 messages"
+            "line 2: \"x,1\" is not `second,messages` with at most 100000000 messages"
         );
         assert!(Traffic::from_csv("0,100000001").is_err());
         let mut scenario = seed();

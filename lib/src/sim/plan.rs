@@ -8,9 +8,13 @@ use super::model::{Scenario, Summary, simulate};
 /// One set of settings, simulated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
+    /// How the table names it.
     pub name: String,
+    /// The settings.
     pub settings: Settings,
+    /// How the run went.
     pub summary: Summary,
+    /// Whether every message stayed younger than the SLO and the queue drained.
     pub meets_slo: bool,
 }
 

@@ -46,6 +46,7 @@ pub const MAX_UNUSABLE_BATCHES: u32 = 3;
 /// leading underscore makes Athena, Glue and Spark skip it.
 pub const WRITE_CHECK_KEY: &str = "_consumer_write_check";
 
+/// The consumer's settings, from the environment the seed's consumer read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `MAX_MSGS_PER_BATCH`, 1 to 10, default 5.
@@ -74,6 +75,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// Reads and checks every variable; an error names the one at fault.
     pub fn from_env(env: &impl Env) -> Result<Self, SettingsError> {
         Ok(Self {
             max_batch: settings::number(env, "MAX_MSGS_PER_BATCH", 5, 1..=10, "1 to 10 (ReceiveMessage's limit)")?,
@@ -104,23 +106,37 @@ pub fn next_backoff(current: Duration) -> Duration {
     (current * 2).min(MAX_POLL_BACKOFF)
 }
 
+/// Why the consumer stops with exit code 1.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
+    /// A setting is wrong.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// An SQS call failed for good.
     #[error("SQS {action} on {queue} failed: {source}")]
     Sqs {
+        /// The API action.
         action: &'static str,
+        /// The queue.
         queue: String,
+        /// The SDK's error.
         #[source]
         source: Box<aws_sdk_sqs::Error>,
     },
+    /// Invalid events would have nowhere to go.
     #[error(
         "queue {0} has no redrive policy, so invalid events have nowhere to go: set DLQ_URL or give the queue a dead-letter queue"
     )]
     NoDeadLetterQueue(String),
+    /// The bucket is missing or refuses writes.
     #[error("STORE_EVENTS_BKT={bucket}: {message}")]
-    Bucket { bucket: String, message: String },
+    Bucket {
+        /// The bucket.
+        bucket: String,
+        /// S3's answer.
+        message: String,
+    },
+    /// Batch after batch failed (bucket or queue gone).
     #[error("stopped after {MAX_UNUSABLE_BATCHES} batches in a row failed: {0}")]
     Unusable(String),
 }
@@ -139,6 +155,7 @@ pub struct Stats {
     done: AtomicU64,
 }
 
+/// The counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct StatsSnapshot {
     /// Messages received, redeliveries included.
@@ -162,6 +179,7 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
+    /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         StatsSnapshot {
@@ -331,6 +349,7 @@ impl Worker {
         true
     }
 
+    /// The counters so far.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }

@@ -7,7 +7,7 @@ use sales_events::settings::{ProcessEnv, shutdown_on_signals};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    kedaform::telemetry::init();
+    kedaform_common::telemetry::init();
     let config = match consumer::Config::from_env(&ProcessEnv) {
         Ok(config) => config,
         Err(error) => {
@@ -15,12 +15,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let aws = kedaform::aws::load().await;
-    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
+    let aws = kedaform_common::aws::load().await;
+    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform_common::aws::s3(&aws));
     match consumer::run(&config, sqs, s3, &shutdown_on_signals()).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %kedaform::error_chain(&error), "cannot consume");
+            tracing::error!(error = %kedaform_common::error_chain(&error), "cannot consume");
             ExitCode::FAILURE
         }
     }

@@ -16,6 +16,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 use uuid::Uuid;
 
+/// The product categories the seed's producer draws from.
 pub const CATEGORIES: [&str; 16] = [
     "Books",
     "Games",
@@ -34,21 +35,28 @@ pub const CATEGORIES: [&str; 16] = [
     "Cables",
     "Furniture",
 ];
+/// The product variants.
 pub const VARIANTS: [&str; 2] = ["black", "red"];
+/// Valid `store_id`s.
 pub const STORE_IDS: std::ops::RangeInclusive<u64> = 1..=10;
+/// Valid `cust_id`s.
 pub const CUSTOMER_IDS: std::ops::RangeInclusive<u64> = 100..=999;
 
 /// The `event_type` message attribute; also the top-level S3 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
+    /// `sale_event`.
     SaleEvent,
+    /// `inventory_event`.
     InventoryEvent,
 }
 
 impl EventType {
+    /// Both, in the order the producer draws them.
     pub const ALL: [EventType; 2] = [EventType::SaleEvent, EventType::InventoryEvent];
 
+    /// The attribute's value and the S3 prefix.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SaleEvent => "sale_event",
@@ -56,6 +64,7 @@ impl EventType {
         }
     }
 
+    /// The type an `event_type` attribute names.
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
         Self::ALL
             .into_iter()
@@ -67,18 +76,31 @@ impl EventType {
 /// A valid event, as the consumer reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// The event's id (UUID 4): the same id means the same event.
     pub request_id: Uuid,
+    /// 1 to 10; absent in bad events.
     pub store_id: u64,
+    /// 100 to 999.
     pub cust_id: u64,
+    /// One of [`CATEGORIES`].
     pub category: String,
+    /// 18,981 to 189,281.
     pub sku: u64,
+    /// 0.00 to 100.00.
     pub price: f64,
+    /// 1 to 38.
     pub qty: u64,
+    /// 0.0 to 20.0.
     pub discount: f64,
+    /// Gift wrapping asked for.
     pub gift_wrap: bool,
+    /// One of [`VARIANTS`].
     pub variant: String,
+    /// Also the message attribute of that name.
     pub priority_shipping: bool,
+    /// When it happened: RFC 3339, or the seed's naive ISO 8601 (read as UTC).
     pub ts: String,
+    /// A return, when present and true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_return: Option<bool>,
 }
@@ -86,9 +108,13 @@ pub struct Event {
 /// One message as the producer sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The event's id.
     pub request_id: Uuid,
+    /// The `event_type` attribute.
     pub event_type: EventType,
+    /// The `priority_shipping` attribute.
     pub priority_shipping: bool,
+    /// The JSON body.
     pub body: String,
     /// A deliberately malformed event (no `store_id`, `bad_msg: true`).
     pub bad: bool,
@@ -97,23 +123,34 @@ pub struct Message {
 /// Why an event is not valid. Such a message is never retried.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValidationError {
+    /// The body is not a JSON object (the parser's reason).
     #[error("body is not a JSON object: {0}")]
     NotJson(String),
+    /// A required field is absent.
     #[error("missing field {0}")]
     MissingField(&'static str),
+    /// A field has the wrong JSON type.
     #[error("field {field} should be {expected}")]
     WrongType {
+        /// The field.
         field: &'static str,
+        /// What it should be.
         expected: &'static str,
     },
+    /// A field's value is outside what the producer emits.
     #[error("field {field} is {value}, outside {allowed}")]
     OutOfRange {
+        /// The field.
         field: &'static str,
+        /// Its value.
         value: String,
+        /// The allowed values.
         allowed: &'static str,
     },
+    /// The `event_type` attribute names no known event type.
     #[error("message attribute event_type is {0:?}: expected sale_event or inventory_event")]
     EventType(String),
+    /// The `event_type` attribute is absent.
     #[error("message attribute event_type is missing")]
     MissingEventType,
 }
@@ -312,6 +349,7 @@ impl Generator {
         self.rng.random_range(0..len)
     }
 
+    /// The next message, stamped `now`: a new event, a bad one or a duplicate, as configured.
     pub fn next_message(&mut self, now: OffsetDateTime) -> Message {
         let rng = &mut self.rng;
         let request_id = uuid::Builder::from_random_bytes(rng.random()).into_uuid();

@@ -10,20 +10,32 @@ use tokio_util::sync::CancellationToken;
 /// A setting that could not be used; names the variable and what it takes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
+    /// A variable is set to something unusable.
     #[error("{name}={value:?} is not valid: expected {expected}")]
     Invalid {
+        /// The variable.
         name: &'static str,
+        /// Its value.
         value: String,
+        /// What it takes.
         expected: &'static str,
     },
+    /// A required variable is not set; the text says which and how to set it.
     #[error("{0}")]
     Missing(&'static str),
+    /// The queue named by the settings cannot be found.
     #[error("could not find queue {name}: {message}")]
-    Queue { name: String, message: String },
+    Queue {
+        /// The queue's URL or name.
+        name: String,
+        /// SQS's answer.
+        message: String,
+    },
 }
 
 /// Environment lookup, replaceable in tests.
 pub trait Env {
+    /// The variable's value, if it is set.
     fn get(&self, name: &str) -> Option<String>;
 }
 
@@ -76,11 +88,14 @@ pub fn seconds(env: &impl Env, name: &'static str, default: f64) -> Result<Durat
 /// The queue: `QUEUE_URL`, or `RELIABLE_QUEUE_NAME` looked up in the account (the seed's name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Queue {
+    /// `QUEUE_URL`.
     Url(String),
+    /// `RELIABLE_QUEUE_NAME`, resolved with `GetQueueUrl`.
     Name(String),
 }
 
 impl Queue {
+    /// `QUEUE_URL`, else `RELIABLE_QUEUE_NAME`.
     pub fn from_env(env: &impl Env) -> Result<Self, SettingsError> {
         if let Some(url) = env.get("QUEUE_URL") {
             Ok(Self::Url(url))
@@ -93,6 +108,7 @@ impl Queue {
         }
     }
 
+    /// The queue's URL (a name is looked up).
     pub async fn url(&self, sqs: &aws_sdk_sqs::Client) -> Result<String, SettingsError> {
         match self {
             Self::Url(url) => Ok(url.clone()),

@@ -19,6 +19,7 @@ const RECENT_EVENTS: usize = 1000;
 /// Attempts for the entries of one batch before they count as failures.
 const SEND_ATTEMPTS: u32 = 8;
 
+/// The producer's settings, from the environment the seed's producer read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `TOT_MSGS_TO_PRODUCE`, default 10000: messages to send, duplicates included.
@@ -38,6 +39,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// Reads and checks every variable; an error names the one at fault.
     pub fn from_env(env: &impl Env) -> Result<Self, SettingsError> {
         Ok(Self {
             total: settings::number(env, "TOT_MSGS_TO_PRODUCE", 10_000, 0..=u64::MAX, "a whole number")?,
@@ -59,7 +61,9 @@ impl Config {
 pub struct Summary {
     /// Messages SQS accepted, duplicates and bad ones included.
     pub sent: u64,
+    /// Of those, repeats of an event already sent.
     pub duplicates: u64,
+    /// Of those, deliberately invalid events.
     pub bad: u64,
     /// Messages SQS still refused after every retry, or not sent because of a shutdown.
     pub failures: u64,

@@ -8,7 +8,7 @@ use sales_events::settings::{ProcessEnv, shutdown_on_signals};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    kedaform::telemetry::init();
+    kedaform_common::telemetry::init();
     let config = match producer::Config::from_env(&ProcessEnv) {
         Ok(config) => config,
         Err(error) => {
@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sqs = aws_sdk_sqs::Client::new(&kedaform::aws::load().await);
+    let sqs = aws_sdk_sqs::Client::new(&kedaform_common::aws::load().await);
     match producer::run(&config, &sqs, &shutdown_on_signals(), |_| {}).await {
         Ok(summary) => {
             println!("{}", serde_json::to_string(&summary).unwrap_or_default());

@@ -1,4 +1,4 @@
-//! Logging set-up shared by the Lambdas and the CLI.
+//! Logging set-up shared by the Lambdas, the CLI and the workloads.
 
 use tracing_subscriber::EnvFilter;
 

@@ -1,0 +1,101 @@
+//! `kedaform invoke`, and what every cluster or trust command shares with it: a request as
+//! CloudFormation sends it, run through the Lambdas' dispatcher and answered here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use kedaform::cfn::{CustomResource, RequestBuilder, Runtime};
+use kedaform::resources::{self, ClusterAccess, Resources};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{Context, Output};
+
+#[derive(Debug, Args)]
+pub struct InvokeCommand {
+    /// The request as CloudFormation sends it (JSON).
+    #[arg(long)]
+    event: PathBuf,
+}
+
+impl InvokeCommand {
+    pub async fn run(self, context: &Context) -> anyhow::Result<ExitCode> {
+        let event = &self.event;
+        let text = std::fs::read_to_string(event).with_context(|| format!("cannot read {}", event.display()))?;
+        let request: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", event.display()))?;
+        let resource_type = invocable(&request).with_context(|| format!("{} cannot be invoked", event.display()))?;
+        let handler = if resource_type == resources::TRUST_POLICY {
+            Resources::default().with_trust_policy(aws_sdk_iam::Client::new(&context.aws().await))
+        } else {
+            cluster_access(context).await?
+        };
+        Ok(respond(handler, request, Output::Json).await)
+    }
+}
+
+/// The resource type of a request `invoke` can run, checked before any AWS setting is needed.
+fn invocable(request: &Value) -> anyhow::Result<&str> {
+    let Some(fields) = request.as_object() else {
+        anyhow::bail!("the event is not a JSON object: expected a CloudFormation custom-resource request");
+    };
+    let resource_type = fields.get("ResourceType").and_then(Value::as_str).unwrap_or_default();
+    if !resources::ALL.contains(&resource_type) {
+        anyhow::bail!(
+            "ResourceType {:?} is not one kedaform serves: expected one of {}",
+            resource_type,
+            resources::ALL.join(", ")
+        );
+    }
+    Ok(resource_type)
+}
+
+/// A Create or Delete as CloudFormation would send it; the CLI's stack and logical ids make the
+/// owner label stable across runs, so `uninstall` removes what `install` applied.
+pub fn request(
+    kind: &str,
+    resource_type: &str,
+    logical_id: &str,
+    properties: &impl Serialize,
+) -> anyhow::Result<Value> {
+    Ok(RequestBuilder::create(resource_type, logical_id, properties)?
+        .kind(kind, &format!("kedaform-cli/{logical_id}"))?
+        .stack_id("kedaform-cli")
+        .request_id(&format!("cli-{}", std::process::id()))
+        .build())
+}
+
+/// Runs `request` through `handler`; prints the response; 1 when it failed.
+pub async fn respond<H: CustomResource>(handler: H, request: Value, output: Output) -> ExitCode {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15 * 60);
+    let mut response = Runtime::new(handler).respond(request, deadline).await;
+    let body: Value = serde_json::from_slice(&kedaform::cfn::response::body(&mut response)).unwrap_or_default();
+    let success = kedaform::cfn::response::is_success(&response);
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default()),
+        Output::Text if success => {
+            println!("done: {}", body["PhysicalResourceId"].as_str().unwrap_or_default());
+            if let Some(data) = body["Data"].as_object() {
+                for (key, value) in data {
+                    println!("{key}: {}", value.as_str().unwrap_or_default());
+                }
+            }
+        }
+        Output::Text => eprintln!("failed: {}", body["Reason"].as_str().unwrap_or_default()),
+    }
+    if success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// The Lambdas' Kubernetes handler, but for one rule: the user typed the manifest URL, so plain
+/// http:// (a local mirror) is fetched too. Templates reach only the Lambdas, which never allow it.
+pub async fn cluster_access(context: &Context) -> anyhow::Result<Resources> {
+    let aws = context.aws().await;
+    let mut access =
+        ClusterAccess::new(&aws, aws_sdk_eks::Client::new(&aws), kedaform::aws::s3(&aws))?.allow_plain_http();
+    if let Some(path) = &context.kubeconfig {
+        access = access.with_kubeconfig(kedaform::kube::Kubeconfig::read(path).await?);
+    }
+    Ok(Resources::default().with_kubernetes(access))
+}

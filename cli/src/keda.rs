@@ -1,0 +1,152 @@
+//! `kedaform keda`: KEDA's release manifest rendered with the IRSA overlay, installed or
+//! removed through the `Custom::KedaInstall` handler.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use kedaform::keda::install::{self, IdentityMode};
+use kedaform::kube::plan;
+use kedaform::resources::keda_install::KedaInstallProperties;
+use kedaform::{Input, resources};
+use serde_json::{Value, json};
+
+use crate::invoke::{cluster_access, request, respond};
+use crate::{Context, Output, flag_error};
+
+/// What the flags of these commands are called, for errors about them.
+const FLAGS: [(Input, &str); 4] = [
+    (Input::Manifest, "--manifest"),
+    (Input::ManifestUrl, "--manifest"),
+    (Input::ManifestDigest, "--manifest-sha256"),
+    (Input::OperatorRole, "--operator-role"),
+];
+
+#[derive(Debug, Args)]
+pub struct KedaCommand {
+    #[command(subcommand)]
+    action: KedaAction,
+}
+
+#[derive(Debug, Args)]
+struct KedaArgs {
+    #[arg(long)]
+    operator_role: String,
+    #[arg(long, default_value = install::DEFAULT_VERSION)]
+    version: String,
+    /// A mirror of the release manifest: https://, s3:// or a local file.
+    #[arg(long)]
+    manifest: Option<String>,
+    #[arg(long)]
+    manifest_sha256: Option<String>,
+    /// EKS Pod Identity instead of IRSA: no service-account annotation.
+    #[arg(long)]
+    pod_identity: bool,
+    #[arg(long)]
+    legacy_fs_group: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum KedaAction {
+    /// Print the objects with the IRSA overlay (a count per kind and the operator's account).
+    Render {
+        #[command(flatten)]
+        keda: KedaArgs,
+        /// Print the equivalent Helm values instead.
+        #[arg(long)]
+        helm_values: bool,
+    },
+    /// Install KEDA on a cluster and wait until it is ready.
+    Install {
+        #[arg(long)]
+        cluster: String,
+        #[command(flatten)]
+        keda: KedaArgs,
+    },
+    /// Remove what `install` applied.
+    Uninstall {
+        #[arg(long)]
+        cluster: String,
+        #[command(flatten)]
+        keda: KedaArgs,
+    },
+}
+
+impl KedaArgs {
+    /// The `Custom::KedaInstall` properties these flags stand for.
+    fn properties(&self, cluster: &str) -> KedaInstallProperties {
+        KedaInstallProperties {
+            version: self.version.clone(),
+            manifest_url: self.manifest.clone(),
+            manifest_sha256: self.manifest_sha256.clone(),
+            identity_mode: if self.pod_identity {
+                IdentityMode::PodIdentity
+            } else {
+                IdentityMode::Irsa
+            },
+            legacy_fs_group: self.legacy_fs_group,
+            ..KedaInstallProperties::new(cluster, &self.operator_role)
+        }
+    }
+}
+
+impl KedaCommand {
+    pub async fn run(self, context: &Context) -> anyhow::Result<ExitCode> {
+        match self.action {
+            KedaAction::Render { keda, helm_values } => render(&keda, helm_values, context.output).await,
+            KedaAction::Install { cluster, keda } => install("Create", &cluster, &keda, context).await,
+            KedaAction::Uninstall { cluster, keda } => install("Delete", &cluster, &keda, context).await,
+        }
+        .map_err(|e| flag_error(e, &FLAGS))
+    }
+}
+
+async fn install(kind: &str, cluster: &str, keda: &KedaArgs, context: &Context) -> anyhow::Result<ExitCode> {
+    let request = request(kind, resources::KEDA_INSTALL, "KedaInstall", &keda.properties(cluster))?;
+    Ok(respond(cluster_access(context).await?, request, context.output).await)
+}
+
+/// KEDA's manifest from a URL (https://, s3://, and, because the user typed it, http://) or a
+/// local file. Only an s3:// location loads the AWS settings.
+pub async fn read_manifest(location: &str) -> anyhow::Result<Vec<u8>> {
+    if location.contains("://") {
+        let fetcher = if location.starts_with("s3://") {
+            kedaform::fetch::Fetcher::new(kedaform::aws::s3(&kedaform::aws::load().await))
+        } else {
+            kedaform::fetch::Fetcher::without_s3()
+        }
+        .allow_plain_http();
+        Ok(fetcher.fetch(location).await?)
+    } else {
+        std::fs::read(location).with_context(|| format!("cannot read {location}"))
+    }
+}
+
+async fn render(keda: &KedaArgs, helm_values: bool, output: Output) -> anyhow::Result<ExitCode> {
+    let properties = keda.properties("");
+    if helm_values {
+        let values = install::helm_values(&properties.overlay());
+        match output {
+            Output::Text => print!("{values}"),
+            Output::Json => {
+                let values: Value = serde_yaml_ng::from_str(&values)?;
+                println!("{}", serde_json::to_string_pretty(&values)?);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let objects = plan::apply_order(properties.objects_of(&read_manifest(&properties.url()).await?)?);
+    let counts = plan::count_by_kind(&objects);
+    let account = install::operator_account(&objects);
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&json!({"objects": objects}))?),
+        Output::Text => {
+            println!("{} objects, in apply order:", objects.len());
+            for (kind, n) in &counts {
+                println!("  {n:>2} {kind}");
+            }
+            println!("---\n{}", serde_yaml_ng::to_string(&account)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

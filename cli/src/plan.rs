@@ -1,0 +1,307 @@
+//! `kedaform plan`: the planner's comparison, and its answer ready to deploy.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use kedaform::resources::scaled_object::ScaledObjectProperties;
+use serde_json::json;
+
+use crate::Output;
+
+/// The longest `plan` run: a week, one step a second (memory grows with it).
+const MAX_PLAN_SECONDS: u64 = 7 * 86_400;
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// constant:RATE, steps:SECOND@RATE,…, bursts:SECOND@COUNT,… or csv:FILE (lines of
+    /// second,messages); rates up to 100,000/s, bursts up to 100,000,000 messages.
+    #[arg(long, default_value = "constant:2", value_parser = parse_traffic)]
+    traffic: kedaform::sim::model::Traffic,
+    /// Length of the simulated run, in seconds (1 to 604,800: a week).
+    #[arg(long, default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=MAX_PLAN_SECONDS))]
+    seconds: u64,
+    /// The oldest-message age to keep to, in seconds ("60" or "60s"; up to 86,400).
+    #[arg(long, default_value = "60s", value_parser = parse_slo)]
+    slo_max_age: u64,
+    /// MAX_MSGS_PER_BATCH of the consumer (1 to 10).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10))]
+    batch_size: u32,
+    /// Seconds a batch takes from receive to delete (up to 43,200).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=43_200))]
+    work_seconds: u64,
+    /// MSG_PROCESS_DELAY of the consumer (up to 86,400).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    process_delay: u64,
+    /// MSG_POLL_BACKOFF of the consumer (up to 512).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=512))]
+    poll_backoff: u64,
+    /// Seconds from scheduling a pod to its first receive (up to 86,400).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    startup_seconds: u64,
+    /// The queue's DelaySeconds (0 to 900, as SQS allows).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=900))]
+    delay_seconds: u64,
+    /// The queue's visibility timeout (0 to 43,200, as SQS allows).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=43_200))]
+    visibility_timeout: u64,
+    /// Write the chosen settings' time series here (JSON when the name ends in .json, else CSV).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Write the chosen settings' plot here (SVG).
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// The cluster's Kubernetes version (1.30 to 1.37): its HPA controller's rules apply.
+    #[arg(long, default_value_t = kedaform::sim::hpa::KubernetesVersion::DEFAULT, value_parser = parse_kubernetes_version)]
+    kubernetes_version: kedaform::sim::hpa::KubernetesVersion,
+    /// Print the chosen settings ready to deploy (the table then goes to stderr).
+    #[arg(long, value_enum)]
+    emit: Option<Emit>,
+    /// For `--emit scaled-object`: the queue KEDA reads.
+    #[arg(long, required_if_eq("emit", "scaled-object"))]
+    queue_url: Option<String>,
+    /// For `--emit scaled-object`: the consumer role KEDA assumes.
+    #[arg(long, required_if_eq("emit", "scaled-object"))]
+    role_arn: Option<String>,
+    /// For `--emit properties` and `scaled-object`: where the ScaledObject goes.
+    #[arg(long, default_value = "consumer")]
+    namespace: String,
+    /// For `--emit properties` and `scaled-object`: the ScaledObject's name.
+    #[arg(long, default_value = "consumer")]
+    name: String,
+    /// For `--emit properties` and `scaled-object`: the Deployment to scale.
+    #[arg(long, default_value = "consumer")]
+    target: String,
+}
+
+/// What `kedaform plan --emit` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Emit {
+    /// The scaling properties of `Custom::KedaScaledObject`, as YAML to paste into a template.
+    Properties,
+    /// The TriggerAuthentication and ScaledObject, as YAML for `kubectl apply -f -`.
+    ScaledObject,
+    /// A `sam deploy --parameter-overrides` command for infra/template.yaml.
+    Parameters,
+}
+
+fn parse_kubernetes_version(text: &str) -> Result<kedaform::sim::hpa::KubernetesVersion, String> {
+    kedaform::sim::hpa::KubernetesVersion::parse(text).map_err(|e| e.to_string())
+}
+
+/// `--traffic`, checked by clap so that a bad one is a usage error (exit 2).
+fn parse_traffic(spec: &str) -> Result<kedaform::sim::model::Traffic, String> {
+    use kedaform::sim::model::Traffic;
+    let parsed = match spec.strip_prefix("csv:") {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+            Traffic::from_csv(&text)
+        }
+        None => Traffic::parse(spec),
+    };
+    parsed.map_err(|e| e.to_string())
+}
+
+/// `--slo-max-age`: whole seconds, 1 to a day, with or without an `s`.
+fn parse_slo(text: &str) -> Result<u64, String> {
+    text.trim()
+        .trim_end_matches('s')
+        .parse::<u64>()
+        .ok()
+        .filter(|seconds| (1..=86_400).contains(seconds))
+        .ok_or_else(|| "expected whole seconds from 1 to 86400, e.g. 60s".to_owned())
+}
+
+impl PlanArgs {
+    pub fn run(&self, output: Output) -> anyhow::Result<ExitCode> {
+        plan(self, output)
+    }
+}
+
+fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
+    use kedaform::sim::model::{Consumer, Scenario, simulate};
+    use kedaform::sim::plan::search;
+    let slo = args.slo_max_age;
+    let base = Scenario {
+        seconds: args.seconds,
+        traffic: args.traffic.clone(),
+        delay_seconds: args.delay_seconds,
+        visibility_timeout: args.visibility_timeout,
+        consumer: Consumer {
+            batch_size: args.batch_size,
+            work_seconds: args.work_seconds,
+            process_delay: args.process_delay,
+            poll_backoff: args.poll_backoff,
+            startup_seconds: args.startup_seconds,
+        },
+        keda: kedaform::sim::keda::Settings::default(),
+        initial_replicas: 0,
+        kills: vec![],
+        kubernetes: args.kubernetes_version,
+    };
+    let (best, defaults, seed) = search(&base, slo);
+    let table = comparison(args, output, best.as_ref(), &defaults, &seed)?;
+    // With --emit, stdout carries only what deploys; the comparison goes to stderr.
+    if args.emit.is_some() {
+        eprint!("{table}");
+    } else {
+        print!("{table}");
+    }
+    let chosen = best.as_ref().unwrap_or(&seed);
+    if args.csv.is_some() || args.svg.is_some() {
+        let run = simulate(&Scenario {
+            keda: chosen.settings.clone(),
+            initial_replicas: chosen.settings.min_replicas,
+            ..base
+        });
+        if let Some(path) = &args.csv {
+            let series = if path.extension().is_some_and(|e| e == "json") {
+                serde_json::to_string_pretty(&run.samples)?
+            } else {
+                run.to_csv()
+            };
+            std::fs::write(path, series).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        if let Some(path) = &args.svg {
+            std::fs::write(path, kedaform::sim::svg::plot(&run, &chosen.name))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    if let Some(emit) = args.emit {
+        let Some(best) = &best else {
+            anyhow::bail!("nothing to emit: none of the settings searched meets the SLO");
+        };
+        print!("{}", emitted(emit, args, best)?);
+    }
+    Ok(if best.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The table `kedaform plan` prints: the cheapest settings beside KEDA's defaults and the seed's.
+fn comparison(
+    args: &PlanArgs,
+    output: Output,
+    best: Option<&kedaform::sim::plan::Evaluation>,
+    defaults: &kedaform::sim::plan::Evaluation,
+    seed: &kedaform::sim::plan::Evaluation,
+) -> anyhow::Result<String> {
+    use kedaform::sim::plan::Evaluation;
+    let slo = args.slo_max_age;
+    let describe = |e: &Evaluation| {
+        json!({"settings": e.name, "meets_slo": e.meets_slo, "summary": e.summary,
+               "queue_length": e.settings.queue_length, "polling_interval": e.settings.polling_interval,
+               "min_replicas": e.settings.min_replicas, "max_replicas": e.settings.max_replicas})
+    };
+    Ok(match output {
+        Output::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(
+                &json!({"slo_max_age": slo, "kubernetes_version": args.kubernetes_version.to_string(),
+                "cheapest": best.map(describe), "keda_defaults": describe(defaults), "seed": describe(seed)})
+            )?
+        ),
+        Output::Text => {
+            let row = |label: &str, e: &Evaluation| {
+                let s = e.summary;
+                format!(
+                    "{label:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  {}\n",
+                    s.pod_seconds,
+                    s.peak_backlog,
+                    format!("{}/{}/{} s", s.age_p50, s.age_p95, s.age_max),
+                    s.scale_events,
+                    if e.meets_slo { "yes" } else { "NO" },
+                    e.name
+                )
+            };
+            let cheapest = match best {
+                Some(best) => row("cheapest", best),
+                None => format!(
+                    "cheapest     none of the {} settings searched meets the SLO\n",
+                    kedaform::sim::plan::candidates().len()
+                ),
+            };
+            format!(
+                "traffic {}, {} s, Kubernetes {}; SLO: no message older than {slo} s\n\
+                 {:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  settings\n{cheapest}{}{}",
+                args.traffic,
+                args.seconds,
+                args.kubernetes_version,
+                "",
+                "pod-s",
+                "peak",
+                "age p50/p95/max",
+                "scales",
+                "SLO",
+                row("KEDA default", defaults),
+                row("seed", seed)
+            )
+        }
+    })
+}
+
+/// The chosen settings in the form `--emit` names.
+fn emitted(emit: Emit, args: &PlanArgs, chosen: &kedaform::sim::plan::Evaluation) -> anyhow::Result<String> {
+    use kedaform::sim::deploy;
+    let header = format!(
+        "# kedaform plan: {} (traffic {}, {} s, Kubernetes {}, no message older than {} s)\n",
+        chosen.name, args.traffic, args.seconds, args.kubernetes_version, args.slo_max_age
+    );
+    let identity = ScaledObjectProperties {
+        cluster_name: String::new(),
+        namespace: args.namespace.clone(),
+        name: args.name.clone(),
+        scale_target_name: args.target.clone(),
+        scale_target_kind: "Deployment".into(),
+        queue_url: args.queue_url.clone().unwrap_or_default(),
+        queue_length: 0,
+        activation_queue_length: None,
+        aws_region: None,
+        min_replicas: None,
+        max_replicas: None,
+        polling_interval: None,
+        cooldown_period: None,
+        scale_on_in_flight: None,
+        role_arn: args.role_arn.clone().unwrap_or_default(),
+        behavior: None,
+        fallback: None,
+    };
+    let planned = deploy::apply(&chosen.settings, &identity)?;
+    Ok(match emit {
+        Emit::Properties => {
+            // Only what the plan decides: the resource's identity stays as the template has it.
+            let base = serde_json::to_value(&identity)?;
+            let mut scaling = serde_json::to_value(&planned)?;
+            if let (Some(scaling), Some(base)) = (scaling.as_object_mut(), base.as_object()) {
+                scaling.retain(|key, value| base.get(key) != Some(value));
+            }
+            format!("{header}{}", serde_yaml_ng::to_string(&scaling)?)
+        }
+        Emit::ScaledObject => {
+            let (auth, scaled) = planned.render()?;
+            format!(
+                "{header}{}---\n{}",
+                serde_yaml_ng::to_string(&auth)?,
+                serde_yaml_ng::to_string(&scaled)?
+            )
+        }
+        Emit::Parameters => {
+            let overrides = deploy::parameter_overrides(&chosen.settings)?;
+            // SAM reads `Name=""` as an empty value (a bare `Name=` is dropped); the values are
+            // digits or empty, so single quotes around the whole list are enough for a shell.
+            let pairs: Vec<String> = overrides
+                .iter()
+                .map(|(name, value)| format!("{name}={}", if value.is_empty() { "\"\"" } else { value }))
+                .collect();
+            format!(
+                "{header}# sam deploy replaces samconfig.toml's parameter_overrides with these: add your image\n\
+                 # parameters to the list, or copy the pairs into samconfig.toml instead.\n\
+                 sam deploy --parameter-overrides '{}'\n",
+                pairs.join(" ")
+            )
+        }
+    })
+}

@@ -1,0 +1,107 @@
+//! `kedaform scaledobject`: the TriggerAuthentication and ScaledObject, rendered, applied or
+//! deleted through the `Custom::KedaScaledObject` handler.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use kedaform::resources::{self, scaled_object::ScaledObjectProperties};
+use serde_json::json;
+
+use crate::invoke::{cluster_access, request, respond};
+use crate::{Context, Output};
+
+#[derive(Debug, Args)]
+pub struct ScaledObjectCommand {
+    #[command(subcommand)]
+    action: ScaledObjectAction,
+}
+
+#[derive(Debug, Args)]
+struct ScaledObjectArgs {
+    #[arg(long)]
+    cluster: String,
+    #[arg(long)]
+    namespace: String,
+    #[arg(long)]
+    name: String,
+    /// The Deployment to scale.
+    #[arg(long)]
+    target: String,
+    #[arg(long)]
+    queue_url: String,
+    /// The consumer role KEDA assumes.
+    #[arg(long)]
+    role_arn: String,
+    #[arg(long)]
+    queue_length: Option<u32>,
+    #[arg(long)]
+    min_replicas: Option<i32>,
+    #[arg(long)]
+    max_replicas: Option<i32>,
+    #[arg(long)]
+    polling_interval: Option<i32>,
+    #[arg(long)]
+    cooldown_period: Option<i32>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ScaledObjectAction {
+    /// Print the TriggerAuthentication and ScaledObject as YAML.
+    Render(ScaledObjectArgs),
+    /// Apply both and wait for Ready.
+    Apply(ScaledObjectArgs),
+    /// Delete both.
+    Delete(ScaledObjectArgs),
+}
+
+impl ScaledObjectArgs {
+    /// The `Custom::KedaScaledObject` properties these flags stand for.
+    fn properties(&self) -> ScaledObjectProperties {
+        ScaledObjectProperties {
+            cluster_name: self.cluster.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            scale_target_name: self.target.clone(),
+            scale_target_kind: "Deployment".into(),
+            queue_url: self.queue_url.clone(),
+            queue_length: self.queue_length.unwrap_or(5),
+            activation_queue_length: None,
+            aws_region: None,
+            min_replicas: self.min_replicas,
+            max_replicas: self.max_replicas,
+            polling_interval: self.polling_interval,
+            cooldown_period: self.cooldown_period,
+            scale_on_in_flight: None,
+            role_arn: self.role_arn.clone(),
+            behavior: None,
+            fallback: None,
+        }
+    }
+}
+
+impl ScaledObjectCommand {
+    pub async fn run(self, context: &Context) -> anyhow::Result<ExitCode> {
+        match self.action {
+            ScaledObjectAction::Render(args) => {
+                let (auth, scaled) = args.properties().render()?;
+                match context.output {
+                    Output::Json => println!("{}", serde_json::to_string_pretty(&json!([auth, scaled]))?),
+                    Output::Text => print!(
+                        "{}---\n{}",
+                        serde_yaml_ng::to_string(&auth)?,
+                        serde_yaml_ng::to_string(&scaled)?
+                    ),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ScaledObjectAction::Apply(args) => apply("Create", &args, context).await,
+            ScaledObjectAction::Delete(args) => apply("Delete", &args, context).await,
+        }
+    }
+}
+
+async fn apply(kind: &str, args: &ScaledObjectArgs, context: &Context) -> anyhow::Result<ExitCode> {
+    let logical = format!("ScaledObject-{}-{}", args.namespace, args.name);
+    let request = request(kind, resources::SCALED_OBJECT, &logical, &args.properties())?;
+    Ok(respond(cluster_access(context).await?, request, context.output).await)
+}

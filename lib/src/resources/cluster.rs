@@ -1,0 +1,106 @@
+//! Reaching a cluster by the name a resource gives: EKS's `DescribeCluster` and a token minted
+//! in process, or a kubeconfig's cluster for clusters outside EKS.
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+
+use crate::cfn::Invocation;
+use crate::eks;
+use crate::fetch::Fetcher;
+use crate::kube::Kubeconfig;
+use crate::kube::apply::Applier;
+use crate::{Error, Input};
+
+/// Reaches clusters by name: `DescribeCluster`, a token minted in process, a client.
+pub struct ClusterAccess {
+    eks: aws_sdk_eks::Client,
+    fetcher: Fetcher,
+    credentials: SharedCredentialsProvider,
+    region: String,
+    kubeconfig: Option<Kubeconfig>,
+}
+
+impl std::fmt::Debug for ClusterAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterAccess")
+            .field("region", &self.region)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterAccess {
+    /// From the one AWS configuration; `eks` and `s3` are passed so a caller can point them
+    /// elsewhere.
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        eks: aws_sdk_eks::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            eks,
+            fetcher: Fetcher::new(s3),
+            credentials: config
+                .credentials_provider()
+                .ok_or_else(|| Error::Token("no AWS credentials are configured".into()))?,
+            region: config
+                .region()
+                .map(ToString::to_string)
+                .ok_or_else(|| Error::Token("no AWS region is configured".into()))?,
+            kubeconfig: None,
+        })
+    }
+
+    /// Any cluster, not only EKS: the cluster of `kubeconfig`'s current context serves the
+    /// `ClusterName` that matches it, and no other (local clusters, clusters outside EKS).
+    #[must_use]
+    pub fn with_kubeconfig(mut self, kubeconfig: Kubeconfig) -> Self {
+        self.kubeconfig = Some(kubeconfig);
+        self
+    }
+
+    /// An applier for the cluster, or None when the cluster does not exist.
+    pub async fn applier(&self, invocation: &Invocation, cluster: &str) -> Result<Option<Applier>, Error> {
+        if let Some(kubeconfig) = &self.kubeconfig {
+            invocation.step(format!(
+                "connecting to cluster {cluster} of kubeconfig {}",
+                kubeconfig.path
+            ));
+            return Ok(Some(Applier::new(kubeconfig.client(cluster)?)));
+        }
+        invocation.step(format!("describing EKS cluster {cluster}"));
+        let Some(cluster) = eks::describe(&self.eks, cluster, invocation.deadline()).await? else {
+            return Ok(None);
+        };
+        let token = eks::TokenFile::start(
+            self.credentials.clone(),
+            self.region.clone(),
+            cluster.name.clone(),
+            eks::TOKEN_REFRESH,
+        )
+        .await?;
+        let client = eks::kube_client(&cluster, &token.bearer()).await?;
+        Ok(Some(Applier::with_token_file(client, token)))
+    }
+
+    /// An applier for the cluster, which must exist.
+    pub async fn require(&self, invocation: &Invocation, cluster: &str) -> Result<Applier, Error> {
+        self.applier(invocation, cluster).await?.ok_or_else(|| {
+            Error::input(
+                Input::Cluster,
+                format!("EKS cluster {cluster} does not exist in {}", self.region),
+            )
+        })
+    }
+
+    /// Allows plain `http://` manifest URLs (local mirrors, tests): see [`Fetcher::allow_plain_http`].
+    #[must_use]
+    pub fn allow_plain_http(mut self) -> Self {
+        self.fetcher = self.fetcher.allow_plain_http();
+        self
+    }
+
+    /// The manifest at `url` (`https://…` or `s3://bucket/key`), bounded and checked.
+    pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, Error> {
+        self.fetcher.fetch(url).await
+    }
+}

@@ -1,0 +1,114 @@
+//! `Custom::KedaInstall`: KEDA's release manifest with the IRSA values `helm install --set`
+//! used to carry, applied and waited for (operator, metrics API server, webhooks, APIService).
+
+use kube::api::DynamicObject;
+use serde::{Deserialize, Serialize};
+
+use super::ClusterAccess;
+use crate::cfn::{Invocation, Outcome};
+use crate::iam::RoleArn;
+use crate::keda::install::{self, DEFAULT_TOKEN_EXPIRATION, IdentityMode, Overlay};
+use crate::{Error, Input};
+
+/// Properties of `Custom::KedaInstall`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KedaInstallProperties {
+    /// The cluster: an EKS cluster's name, or the kubeconfig's cluster for the CLI.
+    pub cluster_name: String,
+    /// KEDA's version, for the release manifest's URL (default [`install::DEFAULT_VERSION`]).
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// A mirror of the release manifest (`https://` or `s3://`) instead of GitHub's.
+    #[serde(default, rename = "ManifestUrl", skip_serializing_if = "Option::is_none")]
+    pub manifest_url: Option<String>,
+    /// The manifest's SHA-256 (hex), checked before anything is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
+    /// The role the operator's service account is annotated with.
+    pub operator_role_arn: String,
+    /// `irsa` (default) or `pod-identity`.
+    #[serde(default = "irsa")]
+    pub identity_mode: IdentityMode,
+    /// The pod security context only clusters older than 1.19 needed.
+    #[serde(default)]
+    pub legacy_fs_group: bool,
+    /// Seconds; the projected token's lifetime (default a day).
+    #[serde(default = "one_day")]
+    pub token_expiration: u32,
+}
+
+fn default_version() -> String {
+    install::DEFAULT_VERSION.into()
+}
+
+fn irsa() -> IdentityMode {
+    IdentityMode::Irsa
+}
+
+fn one_day() -> u32 {
+    DEFAULT_TOKEN_EXPIRATION
+}
+
+impl KedaInstallProperties {
+    /// IRSA for `operator_role_arn` with every other property at its default.
+    pub fn new(cluster_name: impl Into<String>, operator_role_arn: impl Into<String>) -> Self {
+        Self {
+            cluster_name: cluster_name.into(),
+            version: default_version(),
+            manifest_url: None,
+            manifest_sha256: None,
+            operator_role_arn: operator_role_arn.into(),
+            identity_mode: IdentityMode::Irsa,
+            legacy_fs_group: false,
+            token_expiration: DEFAULT_TOKEN_EXPIRATION,
+        }
+    }
+
+    /// Where the manifest comes from: the mirror, or the release of `Version`.
+    pub fn url(&self) -> String {
+        self.manifest_url
+            .clone()
+            .unwrap_or_else(|| install::release_url(&self.version))
+    }
+
+    /// The changes to the release manifest these properties ask for.
+    pub fn overlay(&self) -> Overlay {
+        Overlay {
+            operator_role_arn: self.operator_role_arn.clone(),
+            identity: self.identity_mode,
+            token_expiration: self.token_expiration,
+            legacy_fs_group: self.legacy_fs_group,
+        }
+    }
+
+    /// The checks that need no call.
+    pub fn validate(&self) -> Result<(), Error> {
+        RoleArn::parse(Input::OperatorRole, &self.operator_role_arn).map(|_| ())
+    }
+
+    /// The objects of `manifest` (the bytes at [`Self::url`]) as these properties install them.
+    pub fn objects_of(&self, manifest: &[u8]) -> Result<Vec<DynamicObject>, Error> {
+        install::objects(manifest, self.manifest_sha256.as_deref(), &self.overlay())
+    }
+
+    /// Fetches the manifest and returns its objects.
+    pub async fn objects(&self, access: &ClusterAccess, invocation: &Invocation) -> Result<Vec<DynamicObject>, Error> {
+        let url = self.url();
+        invocation.step(format!("fetching the KEDA manifest {}", crate::fetch::shown(&url)));
+        self.objects_of(&access.fetch(&url).await?)
+    }
+
+    /// One KEDA per cluster.
+    pub fn physical_id(&self) -> String {
+        format!("{}/keda", self.cluster_name)
+    }
+
+    /// `Fn::GetAtt` values, `HelmValues` among them: what `helm install --set` would have carried.
+    pub fn outputs(&self, outcome: Outcome) -> Outcome {
+        outcome
+            .with("Version", self.version.clone())
+            .with("OperatorRoleArn", self.operator_role_arn.clone())
+            .with("HelmValues", install::helm_values(&self.overlay()))
+    }
+}

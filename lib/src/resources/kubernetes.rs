@@ -1,0 +1,201 @@
+//! What the three Kubernetes resource types share: one cluster access, and one flow (apply in
+//! order, prune what left the set, wait, delete only what the resource owns).
+
+use kube::api::DynamicObject;
+use serde_json::Value;
+
+use super::keda_install::KedaInstallProperties;
+use super::kube_manifest::ManifestProperties;
+use super::scaled_object::ScaledObjectProperties;
+use super::{ClusterAccess, KEDA_INSTALL, MANIFEST, SCALED_OBJECT};
+use crate::cfn::{CustomResource, Invocation, Outcome, UnknownKeys, decode_properties};
+use crate::kube::plan;
+use crate::{Error, Input};
+
+/// A resource's properties, by type.
+pub(super) enum Desired {
+    Manifest(ManifestProperties),
+    Keda(KedaInstallProperties),
+    ScaledObject(Box<ScaledObjectProperties>),
+}
+
+impl Desired {
+    pub(super) fn decode(resource_type: &str, properties: &Value, unknown: UnknownKeys) -> Result<Self, Error> {
+        Ok(match resource_type {
+            MANIFEST => Self::Manifest(decode_properties(properties, unknown)?),
+            KEDA_INSTALL => Self::Keda(decode_properties(properties, unknown)?),
+            SCALED_OBJECT => Self::ScaledObject(Box::new(decode_properties(properties, unknown)?)),
+            other => return Err(super::unsupported(other, &[MANIFEST, KEDA_INSTALL, SCALED_OBJECT])),
+        })
+    }
+
+    /// What this type calls the inputs the engine judges.
+    fn names(&self) -> [(Input, &'static str); 5] {
+        let manifest = match self {
+            Self::Manifest(_) => "Manifest",
+            Self::Keda(_) => "ManifestUrl",
+            Self::ScaledObject(_) => "Name",
+        };
+        [
+            (Input::Cluster, "ClusterName"),
+            (Input::Manifest, manifest),
+            (Input::ManifestUrl, "ManifestUrl"),
+            (Input::ManifestDigest, "ManifestSha256"),
+            (Input::OperatorRole, "OperatorRoleArn"),
+        ]
+    }
+
+    fn cluster(&self) -> &str {
+        match self {
+            Self::Manifest(p) => &p.cluster_name,
+            Self::Keda(p) => &p.cluster_name,
+            Self::ScaledObject(p) => &p.cluster_name,
+        }
+    }
+
+    /// Stable per thing managed; a change means replacement.
+    fn physical_id(&self, owner: &str) -> String {
+        match self {
+            Self::Manifest(p) => p.physical_id(owner),
+            Self::Keda(p) => p.physical_id(),
+            Self::ScaledObject(p) => p.physical_id(),
+        }
+    }
+
+    /// Checks that need no call, so bad input fails before any request.
+    pub(super) fn validate(&self) -> Result<(), Error> {
+        match self {
+            Self::Manifest(p) => p.objects().map(|_| ()),
+            Self::Keda(p) => p.validate(),
+            Self::ScaledObject(p) => p.render().map(|_| ()),
+        }
+        .map_err(|e| e.named(&self.names()))
+    }
+
+    async fn objects(&self, access: &ClusterAccess, invocation: &Invocation) -> Result<Vec<DynamicObject>, Error> {
+        match self {
+            Self::Manifest(p) => p.objects(),
+            Self::Keda(p) => p.objects(access, invocation).await,
+            Self::ScaledObject(p) => p.objects(),
+        }
+    }
+
+    fn wait(&self) -> bool {
+        match self {
+            Self::Manifest(p) => p.wait_for_ready,
+            Self::Keda(_) | Self::ScaledObject(_) => true,
+        }
+    }
+
+    fn outputs(&self, outcome: Outcome, objects: &[DynamicObject]) -> Outcome {
+        let outcome = outcome.with("ObjectCount", objects.len().to_string());
+        match self {
+            Self::Manifest(_) => ManifestProperties::outputs(outcome, objects),
+            Self::Keda(p) => p.outputs(outcome),
+            Self::ScaledObject(p) => p.outputs(outcome),
+        }
+    }
+
+    /// The same KEDA manifest yields the same objects: nothing to prune, nothing to fetch again.
+    fn same_source(&self, previous: &Self) -> bool {
+        matches!((previous, self), (Self::Keda(old), Self::Keda(new)) if old.url() == new.url())
+    }
+}
+
+/// The handler of `Custom::KubernetesManifest`, `Custom::KedaInstall` and
+/// `Custom::KedaScaledObject`, dispatching on `ResourceType`.
+#[derive(Debug)]
+pub struct Kubernetes {
+    access: ClusterAccess,
+}
+
+impl Kubernetes {
+    /// Reaching clusters through `access`.
+    pub fn new(access: ClusterAccess) -> Self {
+        Self { access }
+    }
+
+    /// Applies `desired`, prunes what `previous` had that it no longer has, waits if asked.
+    async fn apply(
+        &self,
+        invocation: &Invocation,
+        desired: &Desired,
+        previous: Option<Desired>,
+    ) -> Result<Outcome, Error> {
+        desired.validate()?;
+        let owner = plan::owner(&invocation.stack_id, &invocation.logical_resource_id);
+        let applier = self.access.require(invocation, desired.cluster()).await?;
+        let objects = desired.objects(&self.access, invocation).await?;
+        invocation.step(format!(
+            "applying {} objects to cluster {}",
+            objects.len(),
+            desired.cluster()
+        ));
+        let applied = applier
+            .apply_all(objects.clone(), &owner, invocation.deadline())
+            .await?;
+        if let Some(previous) = previous.filter(|p| p.cluster() == desired.cluster() && !desired.same_source(p)) {
+            let before = previous.objects(&self.access, invocation).await?;
+            let gone = plan::pruned(&before, &objects);
+            if !gone.is_empty() {
+                invocation.step(format!("pruning {} objects that left the set", gone.len()));
+                applier.delete_all(gone, &owner, invocation.deadline()).await?;
+            }
+        }
+        if desired.wait() {
+            invocation.step(format!("waiting for {} objects to be ready", applied.len()));
+            applier.wait_ready(&applied, invocation.deadline()).await?;
+        }
+        Ok(desired.outputs(Outcome::new(desired.physical_id(&owner)), &objects))
+    }
+
+    async fn remove(&self, invocation: &Invocation, desired: &Desired) -> Result<(), Error> {
+        let Some(applier) = self.access.applier(invocation, desired.cluster()).await? else {
+            tracing::info!(
+                cluster = desired.cluster(),
+                "the cluster is gone, and its objects with it"
+            );
+            return Ok(());
+        };
+        let owner = plan::owner(&invocation.stack_id, &invocation.logical_resource_id);
+        let objects = desired.objects(&self.access, invocation).await?;
+        invocation.step(format!(
+            "deleting {} objects from cluster {}",
+            objects.len(),
+            desired.cluster()
+        ));
+        applier.delete_all(objects, &owner, invocation.deadline()).await
+    }
+}
+
+impl CustomResource for Kubernetes {
+    type Properties = Value;
+
+    async fn create(&self, invocation: &Invocation, properties: Value) -> Result<Outcome, Error> {
+        let desired = Desired::decode(&invocation.resource_type, &properties, UnknownKeys::Reject)?;
+        self.apply(invocation, &desired, None)
+            .await
+            .map_err(|e| e.named(&desired.names()))
+    }
+
+    async fn update(
+        &self,
+        invocation: &Invocation,
+        _physical_id: &str,
+        properties: Value,
+        old: Value,
+    ) -> Result<Outcome, Error> {
+        let desired = Desired::decode(&invocation.resource_type, &properties, UnknownKeys::Reject)?;
+        let previous = Desired::decode(&invocation.resource_type, &old, UnknownKeys::Ignore).ok();
+        self.apply(invocation, &desired, previous)
+            .await
+            .map_err(|e| e.named(&desired.names()))
+    }
+
+    async fn delete(&self, invocation: &Invocation, _physical_id: &str, properties: Value) -> Result<(), Error> {
+        let desired = Desired::decode(&invocation.resource_type, &properties, UnknownKeys::Ignore)?;
+        self.remove(invocation, &desired)
+            .await
+            .map_err(|e| e.named(&desired.names()))
+    }
+}
