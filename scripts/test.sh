@@ -53,6 +53,9 @@ for function in TrustPolicyFunction DeployerFunction; do
     echo "sam build did not produce an x86_64 Linux bootstrap for $function" >&2; exit 1; }
 done
 
+step "CDK constructs (integrations/cdk): npm ci, tsc, vitest, cdk synth of the example, cfn-lint"
+scripts/cdk.sh "$SAM_BUILD"
+
 step "moto server"
 export PATH=$VENV/bin:$PATH
 start_moto

@@ -121,9 +121,8 @@ impl Rig {
         }
     }
 
-    /// `Custom::KedaInstall` from the release manifest, mirrored to a moto bucket; the
-    /// properties, for the Delete.
-    async fn install_keda(&self) -> Value {
+    /// KEDA's release manifest in a moto bucket of its own: its `s3://` URL.
+    async fn mirror_keda(&self) -> String {
         let s3 = kedaform::aws::s3(&self.aws);
         let bucket = unique("keda-mirror-");
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
@@ -134,7 +133,42 @@ impl Rig {
             .send()
             .await
             .unwrap();
-        let install = json!({"ClusterName": CLUSTER, "ManifestUrl": format!("s3://{bucket}/keda.yaml"),
+        format!("s3://{bucket}/keda.yaml")
+    }
+
+    /// `maxReplicas` of the HPA KEDA created for the consumer in `namespace`.
+    async fn hpa_max_replicas(&self, namespace: &str) -> i32 {
+        let hpa = self
+            .namespaced::<HorizontalPodAutoscaler>(namespace)
+            .get("keda-hpa-consumer")
+            .await
+            .unwrap();
+        hpa.spec.unwrap().max_replicas
+    }
+
+    /// The consumer Deployment (0 replicas) in `namespace`, through `Custom::KubernetesManifest`,
+    /// and a queue named after `prefix`: the queue's name and its (moto) URL.
+    async fn consumer_and_queue(&self, namespace: &str, prefix: &str) -> (String, String) {
+        let workload = self
+            .manifest_request("Create", "Consumer", namespace, &[CONSUMER], None)
+            .await;
+        assert_eq!(workload["Status"], "SUCCESS", "{workload}");
+        let queue = unique(prefix);
+        let queue_url = aws_sdk_sqs::Client::new(&self.aws)
+            .create_queue()
+            .queue_name(&queue)
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        (queue, queue_url)
+    }
+
+    /// `Custom::KedaInstall` from the release manifest, mirrored to a moto bucket; the
+    /// properties, for the Delete.
+    async fn install_keda(&self) -> Value {
+        let install = json!({"ClusterName": CLUSTER, "ManifestUrl": self.mirror_keda().await,
                              "OperatorRoleArn": OPERATOR_ROLE});
         let started = Instant::now();
         let installed = self
@@ -442,20 +476,8 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
 
     // The consumer, its queue, and the ScaledObject.
     let namespace = namespace("sales-");
-    let workload = rig
-        .manifest_request("Create", "Consumer", &namespace, &[CONSUMER], None)
-        .await;
-    assert_eq!(workload["Status"], "SUCCESS", "{workload}");
+    let (queue, queue_url) = rig.consumer_and_queue(&namespace, "orders-").await;
     let sqs = aws_sdk_sqs::Client::new(&rig.aws);
-    let queue = unique("orders-");
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&queue)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
 
     let properties = scaled_object(&namespace, "consumer", &queue);
     let ready = rig
@@ -472,13 +494,8 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
         ready["Status"], "SUCCESS",
         "KEDA read the queue through our TriggerAuthentication: {ready}"
     );
-    let hpa = rig
-        .namespaced::<HorizontalPodAutoscaler>(&namespace)
-        .get("keda-hpa-consumer")
-        .await
-        .unwrap();
     assert_eq!(
-        hpa.spec.unwrap().max_replicas,
+        rig.hpa_max_replicas(&namespace).await,
         5,
         "KEDA created the HPA from our ScaledObject"
     );
@@ -695,20 +712,8 @@ async fn the_real_keda_and_hpa_scale_as_the_planner_predicts() {
     let rig = rig().await;
     let install = rig.install_keda().await;
     let namespace = namespace("replay-");
-    let workload = rig
-        .manifest_request("Create", "Consumer", &namespace, &[CONSUMER], None)
-        .await;
-    assert_eq!(workload["Status"], "SUCCESS", "{workload}");
+    let (queue, queue_url) = rig.consumer_and_queue(&namespace, "replay-").await;
     let sqs = aws_sdk_sqs::Client::new(&rig.aws);
-    let queue = unique("replay-");
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&queue)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
     let mut properties = scaled_object(&namespace, "consumer", &queue);
     properties["MaxReplicas"] = json!(10);
     properties["CooldownPeriod"] = json!(60);
@@ -780,6 +785,78 @@ async fn the_real_keda_and_hpa_scale_as_the_planner_predicts() {
         .send("Custom::KedaInstall", "Delete", "Keda", install, None, 600)
         .await;
     assert_eq!(uninstalled["Status"], "SUCCESS", "{uninstalled}");
+}
+
+/// The library's `keda_on_any_cluster` example (lib/examples), run as a user's own program
+/// would be against the local cluster's kubeconfig: KEDA from a mirror of its release
+/// manifest, then a ScaledObject that the real KEDA reports Ready.
+#[tokio::test]
+async fn the_keda_example_installs_keda_and_a_scaled_object_through_a_kubeconfig() {
+    use kedaform::RequestBuilder;
+    use kedaform::resources::{KEDA_INSTALL, SCALED_OBJECT};
+    let rig = rig().await;
+    let manifest_url = rig.mirror_keda().await;
+    let namespace = namespace("example-");
+    let (queue, _) = rig.consumer_and_queue(&namespace, "example-").await;
+    // As the queue is named in AWS: the ScaledObject takes no emulator URL.
+    let queue_url = format!("https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/{queue}");
+
+    let output = std::process::Command::new(kedaform_tests::example("keda_on_any_cluster"))
+        .args([
+            kubeconfig_path().as_str(),
+            OPERATOR_ROLE,
+            &namespace,
+            "consumer",
+            &queue_url,
+            CONSUMER_ROLE,
+            &manifest_url,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("KEDA ready: \"local/keda\""), "{stdout}");
+    assert!(
+        stdout.contains(&format!("ScaledObject ready: \"local/{namespace}/consumer\"")),
+        "{stdout}"
+    );
+    assert_eq!(
+        rig.hpa_max_replicas(&namespace).await,
+        10,
+        "KEDA created the HPA the example asked for"
+    );
+
+    // Removed as the example's own stack would remove them (same default stack and logical ids).
+    let remove = |resource_type: &str, logical: &str, properties: Value| {
+        RequestBuilder::create(resource_type, logical, &properties)
+            .unwrap()
+            .delete("example")
+            .build()
+    };
+    let deadline = || tokio::time::Instant::now() + Duration::from_secs(300);
+    let mut scaled = scaled_object(&namespace, "consumer", &queue);
+    scaled["MaxReplicas"] = json!(10);
+    let deleted = rig
+        .runtime
+        .respond(remove(SCALED_OBJECT, "ScaledObject", scaled), deadline())
+        .await;
+    assert!(kedaform::cfn::response::is_success(&deleted), "{deleted:?}");
+    let deleted = rig
+        .manifest_request("Delete", "Consumer", &namespace, &[CONSUMER], None)
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    let keda = json!({"ClusterName": CLUSTER, "ManifestUrl": manifest_url, "OperatorRoleArn": OPERATOR_ROLE});
+    let uninstalled = rig
+        .runtime
+        .respond(remove(KEDA_INSTALL, "Keda", keda), deadline())
+        .await;
+    assert!(kedaform::cfn::response::is_success(&uninstalled), "{uninstalled:?}");
+    let crds: Api<CustomResourceDefinition> = Api::all(rig.client.clone());
+    assert!(crds.get_opt("scaledobjects.keda.sh").await.unwrap().is_none());
 }
 
 /// The `kedaform` binary of this build (`make test` builds the workspace first).

@@ -113,6 +113,37 @@ async fn create_leaves_only_keda_and_the_web_identity_and_repeats_are_identical(
     assert_eq!(fx.trust_of(&consumer).await.to_string(), after.to_string());
 }
 
+/// The library's `trust_fix` example (lib/examples), as a user's own program would run it.
+#[tokio::test]
+async fn the_trust_fix_example_patches_the_role_from_a_program_of_ones_own() {
+    let fx = Fixture::new().await;
+    let (consumer, _) = fx.role("example-consumer-", &seed_trust()).await;
+    let keda = fx.keda_role().await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(kedaform_tests::example("trust_fix"))
+            .args(args)
+            .output()
+            .expect("run the example")
+    };
+    let output = run(&[&consumer, &keda]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.ends_with("written\n"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("arn:aws:iam::{ACCOUNT}:root")),
+        "the removed grant: {stdout}"
+    );
+    assert_eq!(
+        statements(&fx.trust_of(&consumer).await),
+        vec![web_identity_statement(), keda_statement(&keda)]
+    );
+    let again = run(&[&consumer, &keda]);
+    assert!(String::from_utf8_lossy(&again.stdout).ends_with("no change\n"));
+    let usage = run(&[]);
+    assert!(!usage.status.success());
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("usage: trust_fix"));
+}
+
 #[tokio::test]
 async fn role_given_as_arn_with_external_id_and_not_exclusive() {
     let fx = Fixture::new().await;

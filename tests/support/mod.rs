@@ -313,3 +313,16 @@ impl std::io::Write for CapturedLogs {
         Ok(())
     }
 }
+
+/// A library example of this build (`cargo test` builds them), for tests that run it.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let debug = exe.parent().and_then(std::path::Path::parent).expect("target/debug");
+    let binary = debug.join("examples").join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p kedaform --examples` (cargo test does)",
+        binary.display()
+    );
+    binary
+}

@@ -13,9 +13,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A response as CloudFormation receives it ([`Runtime::respond`] returns one).
+pub use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceResponse as Response;
 use aws_lambda_events::event::cloudformation::{
-    CloudFormationCustomResourceRequest as Request, CloudFormationCustomResourceResponse as Response,
-    CloudFormationCustomResourceResponseStatus as Status,
+    CloudFormationCustomResourceRequest as Request, CloudFormationCustomResourceResponseStatus as Status,
 };
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
