@@ -17,6 +17,8 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The cluster tests are no target of a plain `cargo test` (they need the local cluster).
+cargo clippy --locked -p kedaform-tests --test cluster -- -D warnings
 
 step "the workload images build no Kubernetes client, Lambda runtime, EKS/IAM SDK or deployer"
 for workload in producer consumer; do

@@ -18,7 +18,7 @@ use kedaform::kube::Kubeconfig;
 use kedaform::resources::{ClusterAccess, Resources};
 use kedaform_tests::{cfn_request, round_trip, unique};
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -333,7 +333,7 @@ async fn kedaform_takes_back_a_field_another_manager_changed_and_leaves_objects_
         namespaces.get_opt(&namespace).await.unwrap().is_some(),
         "so does their namespace"
     );
-    namespaces.delete(&namespace, &Default::default()).await.unwrap();
+    namespaces.delete(&namespace, &DeleteParams::default()).await.unwrap();
 }
 
 #[tokio::test]
@@ -413,9 +413,10 @@ fn scaled_object(namespace: &str, name: &str, queue: &str) -> Value {
     })
 }
 
-/// KEDA from its release manifest, then ScaledObjects that the real operator reads and the
+/// KEDA from its release manifest, then `ScaledObjects` that the real operator reads and the
 /// real HPA controller acts on, then KEDA's removal. One test: each step needs the one before.
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one sequence on one cluster: each step needs the one before
 async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
     let rig = rig().await;
     let install = rig.install_keda().await;
@@ -569,6 +570,26 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
         "KEDA's verdict: {reason}"
     );
     assert!(reason.contains("NonExistentQueue"), "KEDA's scaler error: {reason}");
+    // KEDA cannot go while its objects remain: without the operator their finalizers would
+    // never be removed, and its CRDs would hang deleting. The Delete fails at once, naming them.
+    let started = Instant::now();
+    let refused = rig
+        .send("Custom::KedaInstall", "Delete", "Keda", install.clone(), None, 600)
+        .await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    let reason = refused["Reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("KEDA on cluster local is still in use by ScaledObject.keda.sh "),
+        "{reason}"
+    );
+    assert!(reason.contains(&format!("{namespace}/consumer")), "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "at once, not at the deadline"
+    );
+    let operator = rig.namespaced::<Deployment>("keda").get("keda-operator").await.unwrap();
+    assert!(operator.metadata.deletion_timestamp.is_none(), "nothing was removed");
+
     for (logical, properties) in [("Second", second), ("Wrong", wrong)] {
         let deleted = rig
             .send("Custom::KedaScaledObject", "Delete", logical, properties, None, 120)

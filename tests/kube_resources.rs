@@ -409,6 +409,29 @@ async fn a_scaled_object_is_applied_after_kedas_crds_and_reports_kedas_verdict()
     let stored = &rig.api.objects()["/apis/keda.sh/v1alpha1/namespaces/sales/scaledobjects/consumer"];
     assert_eq!(stored["spec"]["triggers"][0]["metadata"]["queueLength"], "10");
     assert_eq!(stored["spec"]["maxReplicaCount"], 50);
+
+    // KEDA cannot be removed under its objects: the Delete names them and deletes nothing.
+    let objects = rig.api.objects().len();
+    let refused = rig
+        .send("Custom::KedaInstall", "Delete", install(&rig.manifest_url), None, 60)
+        .await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    assert_eq!(
+        refused["Reason"],
+        "KEDA on cluster sales is still in use by ScaledObject.keda.sh sales/consumer, \
+         TriggerAuthentication.keda.sh sales/consumer-aws: delete those first (their stacks, or kubectl delete), \
+         then retry; removing it now would leave them stuck on its finalizers"
+    );
+    assert_eq!(rig.api.objects().len(), objects, "nothing deleted");
+    let deleted = rig
+        .send("Custom::KedaScaledObject", "Delete", scaled_object(), None, 60)
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    let uninstalled = rig
+        .send("Custom::KedaInstall", "Delete", install(&rig.manifest_url), None, 60)
+        .await;
+    assert_eq!(uninstalled["Status"], "SUCCESS", "{uninstalled}");
+    assert!(rig.api.objects().is_empty(), "uninstalled");
 }
 
 #[tokio::test]

@@ -135,6 +135,20 @@ pub enum Error {
         source: Box<aws_sdk_s3::Error>,
     },
 
+    /// Something cannot be removed while other objects still depend on it.
+    #[error(
+        "{what} is still in use by {}{}: delete those first (their stacks, or kubectl delete), then retry; \
+         removing it now would leave them stuck on its finalizers",
+        .users.join(", "),
+        if .users.len() >= 50 { " and more" } else { "" }
+    )]
+    InUse {
+        /// What was to be removed.
+        what: String,
+        /// What still uses it.
+        users: Vec<String>,
+    },
+
     /// A wait ran out of time; says what it was waiting for.
     #[error("the deadline passed while {0}")]
     DeadlineExceeded(String),

@@ -215,6 +215,27 @@ fn respond(store: &Mutex<BTreeMap<String, Value>>, behaviour: &Behaviour, reques
                 json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": items}).to_string(),
             )
         }
+        ("GET", None) => {
+            // A list, as the API server gives one: every stored object of the kind (in the
+            // namespace, when the path names one).
+            let api_version = if group.is_empty() {
+                version.to_owned()
+            } else {
+                format!("{group}/{version}")
+            };
+            let items: Vec<Value> = store
+                .values()
+                .filter(|o| o["kind"] == kind.2 && o["apiVersion"] == api_version.as_str())
+                .filter(|o| namespace.is_none_or(|ns| o["metadata"]["namespace"] == ns))
+                .cloned()
+                .collect();
+            Reply::new(
+                200,
+                "application/json",
+                json!({"kind": format!("{}List", kind.2), "apiVersion": api_version, "metadata": {}, "items": items})
+                    .to_string(),
+            )
+        }
         _ => Reply::new(
             405,
             "application/json",

@@ -56,6 +56,23 @@ pub struct Overlay {
     pub legacy_fs_group: bool,
 }
 
+/// The kinds KEDA's operator manages through finalizers: while one exists, removing the
+/// operator (and then its CRDs) would leave it, and the CRD, stuck deleting.
+pub fn managed_kinds() -> [::kube::discovery::ApiResource; 4] {
+    let resource = |kind: &str, plural: &str| {
+        ::kube::discovery::ApiResource::from_gvk_with_plural(
+            &::kube::core::GroupVersionKind::gvk("keda.sh", "v1alpha1", kind),
+            plural,
+        )
+    };
+    [
+        resource("ScaledObject", "scaledobjects"),
+        resource("ScaledJob", "scaledjobs"),
+        resource("TriggerAuthentication", "triggerauthentications"),
+        resource("ClusterTriggerAuthentication", "clustertriggerauthentications"),
+    ]
+}
+
 /// `eks.amazonaws.com/token-expiration`'s default: a day, as the Helm chart's IRSA values set.
 pub const DEFAULT_TOKEN_EXPIRATION: u32 = 86_400;
 

@@ -355,6 +355,35 @@ impl Applier {
         Ok(())
     }
 
+    /// The objects of `resource` in every namespace (at most 50, by name); none when the
+    /// cluster does not serve it (its CRD is not installed).
+    pub async fn list_all(&self, resource: &ApiResource) -> Result<Vec<ObjectKey>, Error> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
+        match api.list(&ListParams::default().limit(50)).await {
+            Ok(list) => Ok(list
+                .items
+                .iter()
+                .map(|object| ObjectKey {
+                    group: resource.group.clone(),
+                    kind: resource.kind.clone(),
+                    namespace: object.metadata.namespace.clone(),
+                    name: object.metadata.name.clone().unwrap_or_default(),
+                })
+                .collect()),
+            Err(error) if is_not_found(&error) => Ok(Vec::new()),
+            Err(error) => Err(kube_error(
+                "list",
+                &ObjectKey {
+                    group: resource.group.clone(),
+                    kind: resource.kind.clone(),
+                    namespace: None,
+                    name: "(all)".into(),
+                },
+                error,
+            )),
+        }
+    }
+
     /// Events about the object (by name and kind), as listed; none when they cannot be read.
     async fn event_list(&self, key: &ObjectKey) -> Vec<k8s_openapi::api::core::v1::Event> {
         let api: Api<k8s_openapi::api::core::v1::Event> = match &key.namespace {

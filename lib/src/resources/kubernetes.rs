@@ -157,6 +157,19 @@ impl Kubernetes {
             );
             return Ok(());
         };
+        if let Desired::Keda(_) = desired {
+            invocation.step("looking for KEDA objects still on the cluster");
+            let mut users = Vec::new();
+            for resource in crate::keda::install::managed_kinds() {
+                users.extend(applier.list_all(&resource).await?.iter().map(ToString::to_string));
+            }
+            if !users.is_empty() {
+                return Err(Error::InUse {
+                    what: format!("KEDA on cluster {}", desired.cluster()),
+                    users,
+                });
+            }
+        }
         let owner = plan::owner(&invocation.stack_id, &invocation.logical_resource_id);
         let objects = desired.objects(&self.access, invocation).await?;
         invocation.step(format!(
