@@ -136,6 +136,18 @@ impl Rig {
         format!("s3://{bucket}/keda.yaml")
     }
 
+    /// The consumer of [`Self::consumer_and_queue`], then KEDA (`install`: its properties).
+    async fn remove_consumer_and_keda(&self, namespace: &str, install: Value) {
+        let deleted = self
+            .manifest_request("Delete", "Consumer", namespace, &[CONSUMER], None)
+            .await;
+        assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+        let uninstalled = self
+            .send("Custom::KedaInstall", "Delete", "Keda", install, None, 600)
+            .await;
+        assert_eq!(uninstalled["Status"], "SUCCESS", "{uninstalled}");
+    }
+
     /// `maxReplicas` of the HPA KEDA created for the consumer in `namespace`.
     async fn hpa_max_replicas(&self, namespace: &str) -> i32 {
         let hpa = self
@@ -609,15 +621,7 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
     let deleted = rig.manifest_request("Delete", "Other", &namespace, &[], None).await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
-    let deleted = rig
-        .manifest_request("Delete", "Consumer", &namespace, &[CONSUMER], None)
-        .await;
-    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
-
-    let uninstalled = rig
-        .send("Custom::KedaInstall", "Delete", "Keda", install, None, 600)
-        .await;
-    assert_eq!(uninstalled["Status"], "SUCCESS", "{uninstalled}");
+    rig.remove_consumer_and_keda(&namespace, install).await;
     assert!(crds.get_opt("scaledobjects.keda.sh").await.unwrap().is_none());
     let namespaces: Api<Namespace> = Api::all(rig.client.clone());
     assert!(namespaces.get_opt("keda").await.unwrap().is_none());
@@ -798,14 +802,7 @@ async fn the_real_keda_and_hpa_scale_as_the_planner_predicts() {
         .send("Custom::KedaScaledObject", "Delete", "Replay", properties, None, 120)
         .await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
-    let deleted = rig
-        .manifest_request("Delete", "Consumer", &namespace, &[CONSUMER], None)
-        .await;
-    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
-    let uninstalled = rig
-        .send("Custom::KedaInstall", "Delete", "Keda", install, None, 600)
-        .await;
-    assert_eq!(uninstalled["Status"], "SUCCESS", "{uninstalled}");
+    rig.remove_consumer_and_keda(&namespace, install).await;
 }
 
 /// The library's `keda_on_any_cluster` example (lib/examples), run as a user's own program

@@ -490,25 +490,14 @@ async fn render_step(
     );
     let account_yaml = install::operator_account(&objects);
     println!("{}", indent(&serde_yaml_ng::to_string(&account_yaml)?));
-    let identity = ScaledObjectProperties {
-        cluster_name: kubeconfig.map_or_else(|| "demo".to_owned(), |k| k.cluster_name.clone()),
-        namespace: "sales".into(),
-        name: "consumer".into(),
-        scale_target_name: "consumer".into(),
-        scale_target_kind: "Deployment".into(),
-        queue_url: side.queue_in_aws(),
-        queue_length: 0,
-        activation_queue_length: None,
-        aws_region: None,
-        min_replicas: None,
-        max_replicas: None,
-        polling_interval: None,
-        cooldown_period: None,
-        scale_on_in_flight: None,
-        role_arn: side.consumer_role_arn(),
-        behavior: None,
-        fallback: None,
-    };
+    let identity = ScaledObjectProperties::new(
+        kubeconfig.map_or_else(|| "demo".to_owned(), |k| k.cluster_name.clone()),
+        "sales",
+        "consumer",
+        "consumer",
+        side.queue_in_aws(),
+        side.consumer_role_arn(),
+    );
     let properties = kedaform::sim::deploy::apply(&settings(), &identity)?;
     let (auth, scaled) = properties.render()?;
     println!(

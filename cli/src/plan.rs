@@ -251,23 +251,16 @@ fn emitted(emit: Emit, args: &PlanArgs, chosen: &kedaform::sim::plan::Evaluation
         chosen.name, args.traffic, args.seconds, args.kubernetes_version, args.slo_max_age
     );
     let identity = ScaledObjectProperties {
-        cluster_name: String::new(),
-        namespace: args.namespace.clone(),
-        name: args.name.clone(),
-        scale_target_name: args.target.clone(),
-        scale_target_kind: "Deployment".into(),
-        queue_url: args.queue_url.clone().unwrap_or_default(),
+        // No plan picks 0, so QueueLength always differs from the identity and is emitted.
         queue_length: 0,
-        activation_queue_length: None,
-        aws_region: None,
-        min_replicas: None,
-        max_replicas: None,
-        polling_interval: None,
-        cooldown_period: None,
-        scale_on_in_flight: None,
-        role_arn: args.role_arn.clone().unwrap_or_default(),
-        behavior: None,
-        fallback: None,
+        ..ScaledObjectProperties::new(
+            "",
+            &args.namespace,
+            &args.name,
+            &args.target,
+            args.queue_url.clone().unwrap_or_default(),
+            args.role_arn.clone().unwrap_or_default(),
+        )
     };
     let planned = deploy::apply(&chosen.settings, &identity)?;
     Ok(match emit {

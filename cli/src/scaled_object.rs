@@ -57,24 +57,21 @@ enum ScaledObjectAction {
 impl ScaledObjectArgs {
     /// The `Custom::KedaScaledObject` properties these flags stand for.
     fn properties(&self) -> ScaledObjectProperties {
+        let defaults = ScaledObjectProperties::new(
+            &self.cluster,
+            &self.namespace,
+            &self.name,
+            &self.target,
+            &self.queue_url,
+            &self.role_arn,
+        );
         ScaledObjectProperties {
-            cluster_name: self.cluster.clone(),
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
-            scale_target_name: self.target.clone(),
-            scale_target_kind: "Deployment".into(),
-            queue_url: self.queue_url.clone(),
-            queue_length: self.queue_length.unwrap_or(5),
-            activation_queue_length: None,
-            aws_region: None,
+            queue_length: self.queue_length.unwrap_or(defaults.queue_length),
             min_replicas: self.min_replicas,
             max_replicas: self.max_replicas,
             polling_interval: self.polling_interval,
             cooldown_period: self.cooldown_period,
-            scale_on_in_flight: None,
-            role_arn: self.role_arn.clone(),
-            behavior: None,
-            fallback: None,
+            ..defaults
         }
     }
 }

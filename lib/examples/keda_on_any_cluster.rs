@@ -57,23 +57,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     report("KEDA", installed)?;
 
     let scaled_object = ScaledObjectProperties {
-        cluster_name: cluster,
-        namespace: namespace.clone(),
-        name: deployment.clone(),
-        scale_target_name: deployment.clone(),
-        scale_target_kind: "Deployment".into(),
-        queue_url: queue_url.clone(),
         queue_length: 10,
-        activation_queue_length: None,
-        aws_region: None,
         min_replicas: Some(0),
         max_replicas: Some(10),
-        polling_interval: None,
-        cooldown_period: None,
-        scale_on_in_flight: None,
-        role_arn: consumer_role.clone(),
-        behavior: None,
-        fallback: None,
+        ..ScaledObjectProperties::new(cluster, namespace, deployment, deployment, queue_url, consumer_role)
     };
     let ready = runtime
         .respond(

@@ -168,17 +168,12 @@ export class KedaTrustPolicy extends Construct {
       checkRoleArn('RoleName', props.roleName);
     }
     checkRoleArn('KedaRoleArn', props.kedaRoleArn);
-    this.resource = new CustomResource(this, 'Resource', {
-      serviceToken: props.provider.trustPolicyServiceToken,
-      resourceType: TRUST_POLICY,
-      serviceTimeout: TRUST_POLICY_TIMEOUT,
-      properties: defined({
-        RoleName: props.roleName,
-        KedaRoleArn: props.kedaRoleArn,
-        ExternalId: props.externalId,
-        Exclusive: props.exclusive,
-        Triggers: props.triggers,
-      }),
+    this.resource = customResource(this, props.provider.trustPolicyServiceToken, TRUST_POLICY, TRUST_POLICY_TIMEOUT, {
+      RoleName: props.roleName,
+      KedaRoleArn: props.kedaRoleArn,
+      ExternalId: props.externalId,
+      Exclusive: props.exclusive,
+      Triggers: props.triggers,
     });
   }
 
@@ -228,20 +223,15 @@ export class KedaInstall extends Construct {
         throw new KedaformValidation('ManifestSha256', 'expected 64 hexadecimal digits');
       }
     }
-    this.resource = new CustomResource(this, 'Resource', {
-      serviceToken: props.provider.kubernetesServiceToken,
-      resourceType: KEDA_INSTALL,
-      serviceTimeout: KUBERNETES_TIMEOUT,
-      properties: defined({
-        ClusterName: props.clusterName,
-        OperatorRoleArn: props.operatorRoleArn,
-        Version: props.version,
-        ManifestUrl: props.manifestUrl,
-        ManifestSha256: props.manifestSha256,
-        IdentityMode: props.identityMode,
-        TokenExpiration: props.tokenExpiration,
-        LegacyFsGroup: props.legacyFsGroup,
-      }),
+    this.resource = customResource(this, props.provider.kubernetesServiceToken, KEDA_INSTALL, KUBERNETES_TIMEOUT, {
+      ClusterName: props.clusterName,
+      OperatorRoleArn: props.operatorRoleArn,
+      Version: props.version,
+      ManifestUrl: props.manifestUrl,
+      ManifestSha256: props.manifestSha256,
+      IdentityMode: props.identityMode,
+      TokenExpiration: props.tokenExpiration,
+      LegacyFsGroup: props.legacyFsGroup,
     });
   }
 
@@ -310,29 +300,24 @@ export class KedaScaledObject extends Construct {
     checkRange('MaxReplicas', props.maxReplicas, 1);
     checkRange('PollingInterval', props.pollingInterval, 1);
     checkRange('CooldownPeriod', props.cooldownPeriod, 0);
-    this.resource = new CustomResource(this, 'Resource', {
-      serviceToken: props.provider.kubernetesServiceToken,
-      resourceType: SCALED_OBJECT,
-      serviceTimeout: KUBERNETES_TIMEOUT,
-      properties: defined({
-        ClusterName: props.clusterName,
-        Namespace: props.namespace,
-        Name: props.name,
-        ScaleTargetName: props.scaleTargetName,
-        ScaleTargetKind: props.scaleTargetKind,
-        QueueUrl: props.queueUrl,
-        QueueLength: props.queueLength,
-        ActivationQueueLength: props.activationQueueLength,
-        AwsRegion: props.awsRegion,
-        MinReplicas: props.minReplicas,
-        MaxReplicas: props.maxReplicas,
-        PollingInterval: props.pollingInterval,
-        CooldownPeriod: props.cooldownPeriod,
-        ScaleOnInFlight: props.scaleOnInFlight,
-        RoleArn: props.roleArn,
-        Behavior: props.behavior,
-        Fallback: props.fallback,
-      }),
+    this.resource = customResource(this, props.provider.kubernetesServiceToken, SCALED_OBJECT, KUBERNETES_TIMEOUT, {
+      ClusterName: props.clusterName,
+      Namespace: props.namespace,
+      Name: props.name,
+      ScaleTargetName: props.scaleTargetName,
+      ScaleTargetKind: props.scaleTargetKind,
+      QueueUrl: props.queueUrl,
+      QueueLength: props.queueLength,
+      ActivationQueueLength: props.activationQueueLength,
+      AwsRegion: props.awsRegion,
+      MinReplicas: props.minReplicas,
+      MaxReplicas: props.maxReplicas,
+      PollingInterval: props.pollingInterval,
+      CooldownPeriod: props.cooldownPeriod,
+      ScaleOnInFlight: props.scaleOnInFlight,
+      RoleArn: props.roleArn,
+      Behavior: props.behavior,
+      Fallback: props.fallback,
     });
   }
 
@@ -368,20 +353,26 @@ export class KubernetesManifest extends Construct {
     if (!Token.isUnresolved(manifest) && manifest.trim() === '') {
       throw new KedaformValidation('Manifest', 'is empty: give one or more YAML documents');
     }
-    this.resource = new CustomResource(this, 'Resource', {
-      serviceToken: props.provider.kubernetesServiceToken,
-      resourceType: MANIFEST,
-      serviceTimeout: KUBERNETES_TIMEOUT,
-      properties: defined({
-        ClusterName: props.clusterName,
-        Manifest: manifest,
-        WaitForReady: props.waitForReady,
-      }),
+    this.resource = customResource(this, props.provider.kubernetesServiceToken, MANIFEST, KUBERNETES_TIMEOUT, {
+      ClusterName: props.clusterName,
+      Manifest: manifest,
+      WaitForReady: props.waitForReady,
     });
   }
 }
 
-/** The properties without the unset ones: the handler applies the defaults. */
-function defined(properties: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(properties).filter(([, value]) => value !== undefined));
+/** One custom resource of `resourceType`; unset properties are left out, for the handler's defaults. */
+function customResource(
+  scope: Construct,
+  serviceToken: string,
+  resourceType: string,
+  serviceTimeout: Duration,
+  properties: Record<string, unknown>,
+): CustomResource {
+  return new CustomResource(scope, 'Resource', {
+    serviceToken,
+    resourceType,
+    serviceTimeout,
+    properties: Object.fromEntries(Object.entries(properties).filter(([, value]) => value !== undefined)),
+  });
 }

@@ -271,6 +271,11 @@ pub fn operator_annotations(objects: &[DynamicObject]) -> Value {
         .map_or(Value::Null, |a| json!(a))
 }
 
+/// The `keda-operator` Deployment, which removes the finalizers of KEDA's objects.
+pub fn operator_deployment(objects: &[DynamicObject]) -> Option<&DynamicObject> {
+    objects.iter().find(|o| is(o, "Deployment", OPERATOR))
+}
+
 /// The `keda-operator` ServiceAccount, the one object the IRSA overlay changes.
 pub fn operator_account(objects: &[DynamicObject]) -> Option<&DynamicObject> {
     objects.iter().find(|o| is(o, "ServiceAccount", OPERATOR))

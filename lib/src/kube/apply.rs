@@ -355,6 +355,24 @@ impl Applier {
         Ok(())
     }
 
+    /// Whether `object` exists and carries `owner`'s label: only such objects are deleted.
+    pub async fn owned(&self, object: &DynamicObject, owner: &str, deadline: Instant) -> Result<bool, Error> {
+        let (api, key) = self.api(object, deadline).await?;
+        self.owns(&api, &key, owner).await
+    }
+
+    async fn owns(&self, api: &Api<DynamicObject>, key: &ObjectKey, owner: &str) -> Result<bool, Error> {
+        let current = api.get_opt(&key.name).await.map_err(|e| kube_error("get", key, e))?;
+        Ok(current.is_some_and(|object| {
+            object
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(OWNER_LABEL))
+                .is_some_and(|o| o == owner)
+        }))
+    }
+
     /// The objects of `resource` in every namespace (at most 50, by name); none when the
     /// cluster does not serve it (its CRD is not installed).
     pub async fn list_all(&self, resource: &ApiResource) -> Result<Vec<ObjectKey>, Error> {
@@ -407,17 +425,8 @@ impl Applier {
     pub async fn delete_all(&self, objects: Vec<DynamicObject>, owner: &str, deadline: Instant) -> Result<(), Error> {
         for object in plan::delete_order(objects) {
             let (api, key) = self.api(&object, deadline).await?;
-            let Some(current) = api.get_opt(&key.name).await.map_err(|e| kube_error("get", &key, e))? else {
-                continue;
-            };
-            let ours = current
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(OWNER_LABEL))
-                .is_some_and(|o| o == owner);
-            if !ours {
-                tracing::info!(object = %key, "not ours (owner label differs): left in place");
+            if !self.owns(&api, &key, owner).await? {
+                tracing::info!(object = %key, "absent, or not ours (owner label differs): left in place");
                 continue;
             }
             match api.delete(&key.name, &DeleteParams::background()).await {

@@ -9,6 +9,7 @@ use super::kube_manifest::ManifestProperties;
 use super::scaled_object::ScaledObjectProperties;
 use super::{ClusterAccess, KEDA_INSTALL, MANIFEST, SCALED_OBJECT};
 use crate::cfn::{CustomResource, Invocation, Outcome, UnknownKeys, decode_properties};
+use crate::kube::apply::Applier;
 use crate::kube::plan;
 use crate::{Error, Input};
 
@@ -25,7 +26,7 @@ impl Desired {
             MANIFEST => Self::Manifest(decode_properties(properties, unknown)?),
             KEDA_INSTALL => Self::Keda(decode_properties(properties, unknown)?),
             SCALED_OBJECT => Self::ScaledObject(Box::new(decode_properties(properties, unknown)?)),
-            other => return Err(super::unsupported(other, &[MANIFEST, KEDA_INSTALL, SCALED_OBJECT])),
+            other => return Err(super::unsupported(other, &super::KUBERNETES)),
         })
     }
 
@@ -64,19 +65,23 @@ impl Desired {
 
     /// Checks that need no call, so bad input fails before any request.
     pub(super) fn validate(&self) -> Result<(), Error> {
+        self.local_objects().map(drop).map_err(|e| e.named(&self.names()))
+    }
+
+    /// The objects when the properties alone give them (parsed or rendered once, which is also
+    /// their check); `None` for KEDA's, which are fetched, after their own checks.
+    fn local_objects(&self) -> Result<Option<Vec<DynamicObject>>, Error> {
         match self {
-            Self::Manifest(p) => p.objects().map(|_| ()),
-            Self::Keda(p) => p.validate(),
-            Self::ScaledObject(p) => p.render().map(|_| ()),
+            Self::Manifest(p) => p.objects().map(Some),
+            Self::Keda(p) => p.validate().map(|()| None),
+            Self::ScaledObject(p) => p.objects().map(Some),
         }
-        .map_err(|e| e.named(&self.names()))
     }
 
     async fn objects(&self, access: &ClusterAccess, invocation: &Invocation) -> Result<Vec<DynamicObject>, Error> {
         match self {
-            Self::Manifest(p) => p.objects(),
             Self::Keda(p) => p.objects(access, invocation).await,
-            Self::ScaledObject(p) => p.objects(),
+            Self::Manifest(_) | Self::ScaledObject(_) => Ok(self.local_objects()?.unwrap_or_default()),
         }
     }
 
@@ -122,10 +127,14 @@ impl Kubernetes {
         desired: &Desired,
         previous: Option<Desired>,
     ) -> Result<Outcome, Error> {
-        desired.validate()?;
+        // Checked (and, but for KEDA's, parsed) before any request: a 16 MiB manifest once.
+        let local = desired.local_objects()?;
         let owner = plan::owner(&invocation.stack_id, &invocation.logical_resource_id);
         let applier = self.access.require(invocation, desired.cluster()).await?;
-        let objects = desired.objects(&self.access, invocation).await?;
+        let objects = match local {
+            Some(objects) => objects,
+            None => desired.objects(&self.access, invocation).await?,
+        };
         invocation.step(format!(
             "applying {} objects to cluster {}",
             objects.len(),
@@ -157,21 +166,11 @@ impl Kubernetes {
             );
             return Ok(());
         };
-        if let Desired::Keda(_) = desired {
-            invocation.step("looking for KEDA objects still on the cluster");
-            let mut users = Vec::new();
-            for resource in crate::keda::install::managed_kinds() {
-                users.extend(applier.list_all(&resource).await?.iter().map(ToString::to_string));
-            }
-            if !users.is_empty() {
-                return Err(Error::InUse {
-                    what: format!("KEDA on cluster {}", desired.cluster()),
-                    users,
-                });
-            }
-        }
         let owner = plan::owner(&invocation.stack_id, &invocation.logical_resource_id);
         let objects = desired.objects(&self.access, invocation).await?;
+        if let Desired::Keda(_) = desired {
+            keda_unused(&applier, desired.cluster(), &objects, &owner, invocation).await?;
+        }
         invocation.step(format!(
             "deleting {} objects from cluster {}",
             objects.len(),
@@ -179,6 +178,36 @@ impl Kubernetes {
         ));
         applier.delete_all(objects, &owner, invocation.deadline()).await
     }
+}
+
+/// Refuses to remove the KEDA operator this resource owns while KEDA's objects remain:
+/// without it their finalizers never go, and KEDA's CRDs hang deleting. An operator another
+/// owner applied is not removed anyway (`delete_all` leaves it), so nothing is refused then.
+async fn keda_unused(
+    applier: &Applier,
+    cluster: &str,
+    objects: &[DynamicObject],
+    owner: &str,
+    invocation: &Invocation,
+) -> Result<(), Error> {
+    let Some(operator) = crate::keda::install::operator_deployment(objects) else {
+        return Ok(());
+    };
+    if !applier.owned(operator, owner, invocation.deadline()).await? {
+        return Ok(());
+    }
+    invocation.step("looking for KEDA objects still on the cluster");
+    let mut users = Vec::new();
+    for resource in crate::keda::install::managed_kinds() {
+        users.extend(applier.list_all(&resource).await?.iter().map(ToString::to_string));
+    }
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InUse {
+        what: format!("KEDA on cluster {cluster}"),
+        users,
+    })
 }
 
 impl CustomResource for Kubernetes {

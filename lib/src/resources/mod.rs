@@ -31,6 +31,8 @@ pub const KEDA_INSTALL: &str = "Custom::KedaInstall";
 pub const SCALED_OBJECT: &str = "Custom::KedaScaledObject";
 /// Every type kedaform serves.
 pub const ALL: [&str; 4] = [TRUST_POLICY, MANIFEST, KEDA_INSTALL, SCALED_OBJECT];
+/// The types the Kubernetes Lambda serves.
+pub const KUBERNETES: [&str; 3] = [MANIFEST, KEDA_INSTALL, SCALED_OBJECT];
 
 fn unsupported(resource_type: &str, served: &[&str]) -> Error {
     let list = match served {
@@ -99,7 +101,7 @@ impl Resources {
     fn kubernetes(&self, resource_type: &str) -> Result<&Kubernetes, Error> {
         self.kubernetes
             .as_ref()
-            .filter(|_| ALL[1..].contains(&resource_type))
+            .filter(|_| KUBERNETES.contains(&resource_type))
             .ok_or_else(|| unsupported(resource_type, &self.served()))
     }
 }

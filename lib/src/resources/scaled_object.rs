@@ -246,6 +246,37 @@ impl ScaledObjectProperties {
 }
 
 impl ScaledObjectProperties {
+    /// A ScaledObject for the Deployment `target`, every optional property unset (KEDA's
+    /// defaults, queueLength 5).
+    pub fn new(
+        cluster_name: impl Into<String>,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+        target: impl Into<String>,
+        queue_url: impl Into<String>,
+        role_arn: impl Into<String>,
+    ) -> Self {
+        Self {
+            cluster_name: cluster_name.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            scale_target_name: target.into(),
+            scale_target_kind: deployment(),
+            queue_url: queue_url.into(),
+            queue_length: five(),
+            activation_queue_length: None,
+            aws_region: None,
+            min_replicas: None,
+            max_replicas: None,
+            polling_interval: None,
+            cooldown_period: None,
+            scale_on_in_flight: None,
+            role_arn: role_arn.into(),
+            behavior: None,
+            fallback: None,
+        }
+    }
+
     /// The TriggerAuthentication and the ScaledObject as the objects to apply.
     pub fn objects(&self) -> Result<Vec<DynamicObject>, Error> {
         let (auth, scaled) = self.render()?;
