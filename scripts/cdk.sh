@@ -2,10 +2,10 @@
 # The CDK construct library (integrations/cdk): its pinned packages, the compile, its tests, and
 # a `cdk synth` of the example app (the seed's system on an existing cluster) with the Lambdas
 # `sam build` wrote, linted as the templates are.
-#   scripts/cdk.sh SAM_BUILD_DIR
+#   scripts/cdk.sh DIR   (DIR: where sam build wrote the deployer stack's functions, <build-dir>/Deployer)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-SAM_BUILD=${1:?usage: scripts/cdk.sh SAM_BUILD_DIR (the --build-dir of sam build)}
+SAM_BUILD=${1:?usage: scripts/cdk.sh DIR (<sam build --build-dir>/Deployer)}
 command -v npm > /dev/null || { echo "npm is missing: apt-get install nodejs npm (Node.js 20 or later)" >&2; exit 1; }
 cd "$ROOT/integrations/cdk"
 npm ci --no-audit --no-fund --loglevel=error

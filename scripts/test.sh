@@ -49,14 +49,15 @@ step "sam build (offline: cargo-lambda and zig from PyPI)"
 # CARGO_TARGET_DIR, so a rebuild of unchanged code is quick.
 SAM_BUILD=${CARGO_TARGET_DIR:-$ROOT/target}/sam-build
 PATH=$SAM_VENV/bin:$PATH "$SAM_VENV/bin/sam" build --build-dir "$SAM_BUILD"
+# The Lambdas are in the nested deployer stack (infra/deployer.yaml), built under its logical id.
 for function in TrustPolicyFunction DeployerFunction; do
   # An x86_64 ELF executable named bootstrap, as provided.al2023 runs it.
-  head -c 20 "$SAM_BUILD/$function/bootstrap" | od -An -tx1 | tr -d ' \n' | grep -q '^7f454c46.*3e00$' || {
+  head -c 20 "$SAM_BUILD/Deployer/$function/bootstrap" | od -An -tx1 | tr -d ' \n' | grep -q '^7f454c46.*3e00$' || {
     echo "sam build did not produce an x86_64 Linux bootstrap for $function" >&2; exit 1; }
 done
 
 step "CDK constructs (integrations/cdk): npm ci, tsc, vitest, cdk synth of the example, cfn-lint"
-scripts/cdk.sh "$SAM_BUILD"
+scripts/cdk.sh "$SAM_BUILD/Deployer"
 
 step "moto server"
 export PATH=$VENV/bin:$PATH
@@ -69,7 +70,16 @@ aws s3api create-bucket --bucket "$bucket" > /dev/null
 "$SAM_VENV/bin/sam" package --template-file "$SAM_BUILD/template.yaml" --s3-bucket "$bucket" \
   --output-template-file "$SAM_BUILD/packaged.yaml" > "$SAM_BUILD/package.log" 2>&1 || {
   cat "$SAM_BUILD/package.log" >&2; exit 1; }
-uploads=$(grep -o "CodeUri: s3://$bucket/[0-9a-f]*" "$SAM_BUILD/packaged.yaml" | cut -d' ' -f2)
+# The nested deployer template is uploaded too, with its code and its Serverless Application
+# Repository files (license, readme); what CloudFormation will fetch is checked from there.
+nested=$(grep -o "Location: .*/$bucket/[0-9a-f]*\.template" "$SAM_BUILD/packaged.yaml" | sed "s#.*/$bucket/#s3://$bucket/#")
+[ -n "$nested" ] || { echo "sam package uploaded no nested deployer template" >&2; exit 1; }
+aws s3 cp --quiet "$nested" "$SAM_BUILD/packaged-deployer.yaml"
+for file in LicenseUrl ReadmeUrl; do
+  grep -q "$file: s3://$bucket/" "$SAM_BUILD/packaged-deployer.yaml" || {
+    echo "sam package did not upload the deployer's $file" >&2; exit 1; }
+done
+uploads=$(grep -o "CodeUri: s3://$bucket/[0-9a-f]*" "$SAM_BUILD/packaged-deployer.yaml" | cut -d' ' -f2)
 [ "$(echo "$uploads" | wc -w)" -eq 2 ] || { echo "expected 2 uploaded functions, got: $uploads" >&2; exit 1; }
 for uri in $uploads; do
   aws s3 cp --quiet "$uri" "$SAM_BUILD/upload.zip"

@@ -579,8 +579,8 @@ fn template_uses_only_intrinsics_the_checks_understand() {
 #[test]
 fn every_checkov_skip_gives_its_reason() {
     let mut skips = 0;
-    for path in [TEMPLATE, "infra/trust-policy.yaml"] {
-        let template = Template::load(path);
+    for path in [TEMPLATE, "infra/trust-policy.yaml", DEPLOYER] {
+        let template = Template::load_as_written(path);
         for (id, resource) in template.resources() {
             for skip in resource["Metadata"]["checkov"]["skip"].as_array().into_iter().flatten() {
                 let comment = skip["comment"].as_str().unwrap_or_default();
@@ -635,5 +635,215 @@ fn the_planners_parameter_overrides_deploy_the_settings_it_simulated() {
             .unwrap();
         let decoded: ScaledObjectProperties = decode(&properties, UnknownKeys::Reject).unwrap();
         assert_eq!(settings(&decoded).unwrap(), planned, "{name}");
+    }
+}
+
+const DEPLOYER: &str = "infra/deployer.yaml";
+
+/// Every (role, action, resource) an `AWS::IAM::Role` of `template` allows, as evaluated.
+fn grants(template: &Template, evaluator: &Evaluator<'_>) -> BTreeSet<(String, String, String)> {
+    let mut found = BTreeSet::new();
+    for role in template.of_type("AWS::IAM::Role") {
+        if !evaluator.creates(role) {
+            continue;
+        }
+        for policy in properties(template, role)["Policies"].as_array().into_iter().flatten() {
+            let document = evaluator.eval(&policy["PolicyDocument"]).unwrap();
+            for statement in document["Statement"].as_array().unwrap() {
+                assert_eq!(statement["Effect"], "Allow", "{role}: {statement}");
+                for action in list(&statement["Action"]) {
+                    for resource in list(&statement["Resource"]) {
+                        found.insert((role.to_owned(), action.clone(), resource));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The deployer stack on its own: both service tokens exported under the stack's name, and the
+/// Serverless Application Repository's metadata complete, pointing at files that exist.
+#[test]
+fn the_deployer_stack_exports_both_service_tokens_and_can_be_published() {
+    let deployer = Template::load(DEPLOYER);
+    let evaluator = Evaluator::new(
+        &deployer,
+        &[
+            ("ClusterName", "sales"),
+            ("TrustPolicyRoleArns", "arn:aws:iam::123456789012:role/sales-consumer"),
+        ],
+    );
+    for (output, binary) in [
+        ("TrustPolicyServiceToken", "trust-policy"),
+        ("KubernetesServiceToken", "kube-resources"),
+    ] {
+        let output_value = &deployer.root["Outputs"][output];
+        let function = points_at(&output_value["Value"]).unwrap_or_else(|| panic!("{output} names no function"));
+        assert_eq!(
+            deployer.resource(function)["Metadata"]["BuildProperties"]["Binary"],
+            binary,
+            "{output}"
+        );
+        assert_eq!(
+            evaluator.eval(&output_value["Export"]["Name"]).unwrap(),
+            format!("kedaform-{output}"),
+            "{output}: exported under the stack's name, so two deployer stacks do not clash"
+        );
+    }
+
+    let repository = &deployer.root["Metadata"]["AWS::ServerlessRepo::Application"];
+    let field = |name: &str| {
+        repository[name]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| panic!("AWS::ServerlessRepo::Application needs {name}"))
+    };
+    let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains(&format!("version = \"{}\"", field("SemanticVersion"))),
+        "SemanticVersion is the workspace's version"
+    );
+    assert!(
+        cargo.contains(&format!("license = \"{}\"", field("SpdxLicenseId"))),
+        "SpdxLicenseId is the workspace's license"
+    );
+    for file in ["LicenseUrl", "ReadmeUrl"] {
+        let path = format!("{root}/infra/{}", field(file));
+        assert!(std::path::Path::new(&path).is_file(), "{file}: no {path}");
+    }
+    for url in ["SourceCodeUrl", "HomePageUrl"] {
+        assert!(field(url).starts_with("https://"), "{url}");
+    }
+    for name in ["Name", "Description", "Author"] {
+        field(name);
+    }
+}
+
+/// The deployer's Lambdas may touch what its parameters name and nothing else: the cluster
+/// (describe only), the roles (their trust only), the manifest bucket when one is given, their
+/// own log groups. Without a cluster the stack is the trust-policy Lambda alone.
+#[test]
+fn the_deployer_grants_only_what_its_parameters_name() {
+    let deployer = Template::load(DEPLOYER);
+    let roles = [
+        "arn:aws:iam::123456789012:role/sales-consumer",
+        "arn:aws:iam::123456789012:role/teams/*",
+    ];
+    let logs = |id: &str| format!("arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/kedaform-{id}:*");
+    let grant = |role: &str, action: &str, resource: &str| (role.to_owned(), action.to_owned(), resource.to_owned());
+    for (cluster, bucket) in [("sales", ""), ("sales", "keda-mirror"), ("", "")] {
+        let evaluator = Evaluator::new(
+            &deployer,
+            &[
+                ("ClusterName", cluster),
+                ("TrustPolicyRoleArns", &roles.join(",")),
+                ("ManifestBucketName", bucket),
+            ],
+        );
+        let mut expected = BTreeSet::new();
+        for role in roles {
+            expected.insert(grant("TrustPolicyRole", "iam:GetRole", role));
+            expected.insert(grant("TrustPolicyRole", "iam:UpdateAssumeRolePolicy", role));
+        }
+        for action in ["logs:CreateLogStream", "logs:PutLogEvents"] {
+            expected.insert(grant("TrustPolicyRole", action, &logs("TrustPolicyLogs")));
+            if !cluster.is_empty() {
+                expected.insert(grant("DeployerRole", action, &logs("DeployerLogs")));
+            }
+        }
+        if !cluster.is_empty() {
+            expected.insert(grant(
+                "DeployerRole",
+                "eks:DescribeCluster",
+                "arn:aws:eks:us-east-1:123456789012:cluster/sales",
+            ));
+        }
+        if !bucket.is_empty() {
+            expected.insert(grant("DeployerRole", "s3:GetObject", "arn:aws:s3:::keda-mirror/*"));
+        }
+        assert_eq!(
+            grants(&deployer, &evaluator),
+            expected,
+            "cluster {cluster:?}, bucket {bucket:?}"
+        );
+
+        let functions: Vec<&str> = deployer
+            .of_type("AWS::Serverless::Function")
+            .into_iter()
+            .filter(|f| evaluator.creates(f))
+            .collect();
+        let kubernetes = !cluster.is_empty();
+        assert_eq!(
+            functions.len(),
+            1 + usize::from(kubernetes),
+            "cluster {cluster:?}: {functions:?}"
+        );
+        for (name, output) in deployer.root["Outputs"].as_object().unwrap() {
+            let created = output["Condition"].as_str().is_none_or(|c| evaluator.condition(c));
+            let from_kubernetes_lambda = references(&output["Value"]).iter().any(|r| r.starts_with("Deployer"));
+            assert_eq!(
+                created,
+                !from_kubernetes_lambda || kubernetes,
+                "output {name}, cluster {cluster:?}"
+            );
+        }
+    }
+}
+
+/// The whole system and the trust fix alone nest the deployer stack instead of repeating its
+/// Lambdas; what they give it narrows it to their cluster and consumer role.
+#[test]
+fn the_system_and_the_trust_fix_nest_the_deployer_stack() {
+    let trust_parameters = [
+        ("ConsumerRoleName", "sales-consumer"),
+        ("KedaRoleArn", "arn:aws:iam::123456789012:role/keda-operator"),
+    ];
+    for (path, given, functions) in [
+        (TEMPLATE, &IMAGES[..], 2),
+        ("infra/trust-policy.yaml", &trust_parameters[..], 1),
+    ] {
+        let written = Template::load_as_written(path);
+        for lambda in [
+            "AWS::Serverless::Function",
+            "AWS::Lambda::Function",
+            "AWS::Logs::LogGroup",
+        ] {
+            assert!(
+                written.of_type(lambda).is_empty(),
+                "{path} repeats a {lambda} of the deployer stack"
+            );
+        }
+        let [application] = written.of_type("AWS::Serverless::Application")[..] else {
+            panic!("{path}: one nested deployer stack")
+        };
+        assert_eq!(written.resource(application)["Properties"]["Location"], "deployer.yaml");
+
+        let template = Template::load(path);
+        let evaluator = Evaluator::new(&template, given);
+        let created: Vec<&str> = template
+            .of_type("AWS::Serverless::Function")
+            .into_iter()
+            .filter(|f| evaluator.creates(f))
+            .collect();
+        assert_eq!(created.len(), functions, "{path}: {created:?}");
+        let trust_grants: BTreeSet<String> = grants(&template, &evaluator)
+            .into_iter()
+            .filter(|(_, action, _)| action.starts_with("iam:"))
+            .map(|(_, _, resource)| resource)
+            .collect();
+        let consumer = if path == TEMPLATE {
+            evaluator
+                .eval(&json!({"Fn::GetAtt": [consumer_role(&template), "Arn"]}))
+                .unwrap()
+        } else {
+            json!("arn:aws:iam::123456789012:role/sales-consumer")
+        };
+        assert_eq!(
+            trust_grants,
+            BTreeSet::from([consumer.as_str().unwrap().to_owned()]),
+            "{path}"
+        );
     }
 }

@@ -29,17 +29,123 @@ pub const IMAGES: [(&str, &str); 2] = [
 #[derive(Debug, Clone)]
 /// A template, as JSON with intrinsics as `{"Fn::…": …}`.
 pub struct Template {
-    /// The whole document.
+    /// The whole document, nested applications inlined (see [`Template::load`]).
     pub root: Value,
+    /// Each inlined `AWS::Serverless::Application` by logical id: its resource as written and
+    /// the template it names, as written.
+    pub nested: BTreeMap<String, (Value, Template)>,
 }
 
 impl Template {
-    /// `path` is relative to the workspace root.
+    /// `path` is relative to the workspace root. Each `AWS::Serverless::Application` whose
+    /// `Location` is a file is inlined as CloudFormation resolves it, so checks follow the
+    /// wiring into it: the nested template's resources and conditions join this one's (a
+    /// logical id in both is an error), its parameters become the values the application
+    /// passes (or their defaults), `Fn::GetAtt [App, Outputs.Name]` becomes that output's
+    /// value, and a resource that referred to the application depends on all of them.
     pub fn load(path: &str) -> Self {
+        let mut template = Self::load_as_written(path);
+        let directory = std::path::Path::new(path).parent().unwrap_or(std::path::Path::new(""));
+        let applications: Vec<(String, Value)> = template
+            .resources()
+            .iter()
+            .filter(|(_, r)| r["Type"] == "AWS::Serverless::Application")
+            .map(|(id, r)| (id.clone(), r.clone()))
+            .collect();
+        for (id, application) in applications {
+            let location = application["Properties"]["Location"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path} {id}: Location is not a file"));
+            let nested = Self::load_as_written(directory.join(location).to_str().unwrap());
+            template.inline(&id, &application, &nested);
+            template.nested.insert(id, (application, nested));
+        }
+        template
+    }
+
+    /// The file as it is, nested applications left as they are.
+    pub fn load_as_written(path: &str) -> Self {
         let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
         let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{full}: {e}"));
-        Self { root: to_json(yaml) }
+        Self {
+            root: to_json(yaml),
+            nested: BTreeMap::new(),
+        }
+    }
+
+    fn inline(&mut self, id: &str, application: &Value, nested: &Template) {
+        let given = &application["Properties"]["Parameters"];
+        let values: Map<String, Value> = nested.root["Parameters"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, parameter)| {
+                let value = given
+                    .get(name)
+                    .cloned()
+                    .or_else(|| parameter.get("Default").map(|d| Value::String(scalar(d))))
+                    .unwrap_or_else(|| panic!("{id} gives no {name}, which has no default"));
+                (name.clone(), value)
+            })
+            .collect();
+        for name in given.as_object().into_iter().flatten().map(|(k, _)| k) {
+            assert!(
+                values.contains_key(name),
+                "{id} passes {name}, which its template lacks"
+            );
+        }
+        let inner: Vec<String> = nested.resources().keys().cloned().collect();
+        let outputs: Map<String, Value> = nested.root["Outputs"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, output)| (name.clone(), with_parameters(&output["Value"], &values)))
+            .collect();
+
+        let resources = self.root["Resources"].as_object_mut().expect("Resources");
+        resources.remove(id);
+        for resource in resources.values_mut() {
+            let refers = references(resource).contains(id)
+                || match &resource["DependsOn"] {
+                    Value::String(one) => one == id,
+                    Value::Array(many) => many.iter().any(|d| d == id),
+                    _ => false,
+                };
+            *resource = with_outputs(resource, id, &outputs);
+            if refers {
+                let mut depends: BTreeSet<String> = match &resource["DependsOn"] {
+                    Value::String(one) => BTreeSet::from([one.clone()]),
+                    Value::Array(many) => many.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                    _ => BTreeSet::new(),
+                };
+                depends.remove(id);
+                depends.extend(inner.iter().cloned());
+                resource["DependsOn"] = json!(depends);
+            }
+        }
+        for (inner_id, resource) in nested.resources() {
+            assert!(
+                !resources.contains_key(inner_id),
+                "{inner_id} is in both templates of {id}"
+            );
+            resources.insert(inner_id.clone(), with_parameters(resource, &values));
+        }
+        if let Some(conditions) = nested.root["Conditions"].as_object() {
+            if !self.root["Conditions"].is_object() {
+                self.root["Conditions"] = json!({});
+            }
+            for (name, condition) in conditions {
+                assert!(
+                    self.root["Conditions"].get(name).is_none(),
+                    "condition {name} is in both templates of {id}"
+                );
+                self.root["Conditions"][name] = with_parameters(condition, &values);
+            }
+        }
+        if let Some(parent_outputs) = self.root.get_mut("Outputs") {
+            *parent_outputs = with_outputs(parent_outputs, id, &outputs);
+        }
     }
 
     /// `Resources`.
@@ -106,6 +212,73 @@ impl Template {
             .collect();
         values.extend(given.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         values
+    }
+}
+
+/// `value` of a nested template with its parameters replaced by what they are given.
+fn with_parameters(value: &Value, values: &Map<String, Value>) -> Value {
+    if let Some(("Ref", Value::String(name))) = intrinsic(value)
+        && let Some(given) = values.get(name)
+    {
+        return given.clone();
+    }
+    if let Some(("Fn::Sub", argument)) = intrinsic(value) {
+        let (text, variables) = match argument {
+            Value::Array(parts) => (parts[0].clone(), parts.get(1).cloned().unwrap_or_else(|| json!({}))),
+            other => (other.clone(), json!({})),
+        };
+        let mut variables = with_parameters(&variables, values);
+        for name in sub_variables(text.as_str().unwrap_or_default()) {
+            if let Some(given) = values.get(name)
+                && variables.get(name).is_none()
+            {
+                variables[name] = given.clone();
+            }
+        }
+        return json!({ "Fn::Sub": [text, variables] });
+    }
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(|v| with_parameters(v, values)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), with_parameters(v, values)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `value` with each `Fn::GetAtt [application, Outputs.Name]` replaced by that output's value.
+fn with_outputs(value: &Value, application: &str, outputs: &Map<String, Value>) -> Value {
+    if let Some(("Fn::GetAtt", Value::Array(path))) = intrinsic(value)
+        && path.first().is_some_and(|p| p == application)
+    {
+        let attribute = path.get(1).and_then(Value::as_str).unwrap_or_default();
+        let name = attribute
+            .strip_prefix("Outputs.")
+            .unwrap_or_else(|| panic!("{application}.{attribute} is not an output"));
+        return outputs
+            .get(name)
+            .unwrap_or_else(|| panic!("{application} has no output {name}"))
+            .clone();
+    }
+    if let Some(("Fn::Sub", argument)) = intrinsic(value) {
+        let text = argument.as_array().map_or(argument, |parts| &parts[0]);
+        assert!(
+            !sub_variables(text.as_str().unwrap_or_default())
+                .iter()
+                .any(|v| v.split('.').next() == Some(application)),
+            "a Fn::Sub names {application}: use Fn::GetAtt, which the checks follow"
+        );
+    }
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(|v| with_outputs(v, application, outputs)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), with_outputs(v, application, outputs)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -276,8 +449,16 @@ impl<'a> Evaluator<'a> {
         })
     }
 
-    fn condition(&self, name: &str) -> bool {
+    /// A condition of the template.
+    pub fn condition(&self, name: &str) -> bool {
         self.truth(&self.template.root["Conditions"][name])
+    }
+
+    /// Whether a resource is created: it has no `Condition` or its condition holds.
+    pub fn creates(&self, id: &str) -> bool {
+        self.template.resource(id)["Condition"]
+            .as_str()
+            .is_none_or(|name| self.condition(name))
     }
 
     fn truth(&self, value: &Value) -> bool {
@@ -304,6 +485,11 @@ impl<'a> Evaluator<'a> {
             "AWS::Partition" => "aws".into(),
             "AWS::StackName" => STACK.into(),
             "AWS::URLSuffix" => "amazonaws.com".into(),
+            _ if self.parameters.contains_key(name)
+                && self.template.root["Parameters"][name]["Type"] == "CommaDelimitedList" =>
+            {
+                return Some(json!(self.parameters[name].split(',').collect::<Vec<_>>()));
+            }
             _ if self.parameters.contains_key(name) => self.parameters[name].clone(),
             _ => physical_id(self.template.type_of(name), name),
         }))
@@ -396,7 +582,7 @@ impl Template {
         json!({
             "AWSTemplateFormatVersion": self.root["AWSTemplateFormatVersion"],
             "Parameters": self.root["Parameters"],
-            "Conditions": self.root["Conditions"],
+            "Conditions": stub(&self.root["Conditions"], &left_out, evaluator),
             "Resources": resources,
             "Outputs": outputs,
         })

@@ -2,7 +2,7 @@
 // reference in the repository's README (camelCase here, PascalCase on the wire), with the same
 // defaults (left to the handler) and, for values known at synth time, the same messages.
 
-import { CustomResource, Duration, Stack, Token } from 'aws-cdk-lib';
+import { CustomResource, Duration, Fn, Stack, Token } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -75,6 +75,18 @@ export class KedaformProvider extends Construct implements IKedaformProvider {
   /** A provider deployed elsewhere (a deployer stack's exported tokens, say). */
   static fromServiceTokens(trustPolicyServiceToken: string, kubernetesServiceToken: string): IKedaformProvider {
     return { trustPolicyServiceToken, kubernetesServiceToken };
+  }
+
+  /**
+   * The provider of a deployer stack (`infra/deployer.yaml`, deployed with `sam deploy` or
+   * from the Serverless Application Repository) in this account and region: its exported
+   * service tokens, `<stack name>-TrustPolicyServiceToken` and `-KubernetesServiceToken`.
+   */
+  static fromDeployerStack(deployerStackName: string): IKedaformProvider {
+    return KedaformProvider.fromServiceTokens(
+      Fn.importValue(`${deployerStackName}-TrustPolicyServiceToken`),
+      Fn.importValue(`${deployerStackName}-KubernetesServiceToken`),
+    );
   }
 
   /** Code from two directories holding a `bootstrap` each (`sam build`'s output, or unzipped `cargo lambda build` zips). */

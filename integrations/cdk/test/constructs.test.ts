@@ -91,6 +91,26 @@ describe('KedaformProvider', () => {
     template.resourceCountIs('AWS::Lambda::Function', 0);
     template.hasResourceProperties(KEDA_INSTALL, { ServiceToken: 'arn:kube' });
   });
+
+  test('from a deployer stack: the tokens infra/deployer.yaml exports', () => {
+    const stack = new Stack(new App(), 'Imported');
+    const provider = KedaformProvider.fromDeployerStack('kedaform-deployer');
+    new KedaTrustPolicy(stack, 'Trust', { provider, roleName: 'sales-consumer', kedaRoleArn: KEDA_ROLE });
+    new KedaInstall(stack, 'Keda', { provider, clusterName: 'sales', operatorRoleArn: KEDA_ROLE });
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::Lambda::Function', 0);
+    template.hasResourceProperties('Custom::KedaTrustPolicy', {
+      ServiceToken: { 'Fn::ImportValue': 'kedaform-deployer-TrustPolicyServiceToken' },
+    });
+    template.hasResourceProperties(KEDA_INSTALL, {
+      ServiceToken: { 'Fn::ImportValue': 'kedaform-deployer-KubernetesServiceToken' },
+    });
+    // The names the deployer template exports under.
+    const deployer = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'infra', 'deployer.yaml'), 'utf8');
+    for (const token of ['TrustPolicyServiceToken', 'KubernetesServiceToken']) {
+      expect(deployer).toContain(`Name: !Sub \${AWS::StackName}-${token}`);
+    }
+  });
 });
 
 describe('the four resources', () => {
