@@ -492,6 +492,37 @@ async fn drain(
 
 /// The seed's consumer needs at least this many times our consumer's CPU per message.
 const SEED_CPU_RATIO_TARGET: f64 = 20.0;
+/// Bare requests timed for moto's floor.
+const FLOOR_REQUESTS: u32 = 1_000;
+/// Requests per message of a consumer that works as the seed's does: one `PutObject` per
+/// message, one receive and one delete per 10 messages.
+const SEED_REQUESTS_PER_MESSAGE: f64 = 1.2;
+
+/// The least CPU a client can spend on one request to moto, which closes every connection:
+/// a new socket per request carrying a fixed unsigned `PutObject`, blocking I/O, no runtime,
+/// signing or parsing. Measured as this process's CPU over the requests.
+fn request_floor(endpoint: &str, bucket: &str) -> anyhow::Result<Duration> {
+    use std::io::{Read, Write};
+    let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let pid = std::process::id();
+    let before = process_stat(pid)?.1;
+    let mut answer = Vec::with_capacity(1024);
+    for i in 0..FLOOR_REQUESTS {
+        let mut stream = std::net::TcpStream::connect(address)?;
+        write!(
+            stream,
+            "PUT /{bucket}/floor/{i}.json HTTP/1.1\r\nHost: {address}\r\nContent-Length: 2\r\n\r\n{{}}"
+        )?;
+        answer.clear();
+        stream.read_to_end(&mut answer)?;
+        ensure!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "moto refused the bare PutObject: {}",
+            String::from_utf8_lossy(&answer[..answer.len().min(200)])
+        );
+    }
+    Ok(process_stat(pid)?.1.saturating_sub(before) / FLOOR_REQUESTS)
+}
 
 /// What one consumer spent over the rounds.
 #[derive(Debug, Default)]
@@ -557,6 +588,9 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
     ];
     let ours = rounds(&[binary], &sqs, &env, &queue, moto_pid).await?;
     let seed = rounds(&[python, seed_script], &sqs, &env, &queue, moto_pid).await?;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").context("AWS_ENDPOINT_URL names moto")?;
+    let floor = request_floor(&endpoint, &name)?;
+    let floor_per_message = floor.as_secs_f64() * SEED_REQUESTS_PER_MESSAGE;
 
     let messages = f64::from(CONSUMER_ROUNDS * CONSUMER_ROUND_MESSAGES);
     let per_thousand = |cpu: Duration| cpu.as_secs_f64() * 1_000.0 / messages;
@@ -594,6 +628,26 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
             unit: "×",
             target: Some(("≥", SEED_CPU_RATIO_TARGET)),
             how: "the two rows above, measured in the same run on the same moto".into(),
+        },
+        Row {
+            benchmark: "moto's floor: CPU per request of a bare client".into(),
+            value: floor.as_secs_f64() * 1e6,
+            unit: "µs",
+            target: None,
+            how: format!(
+                "{FLOOR_REQUESTS} PutObjects, a new socket each (moto closes every connection), fixed unsigned \
+                 request, blocking std I/O, no runtime, signing or parsing; this process's CPU"
+            ),
+        },
+        Row {
+            benchmark: "the highest seed/consumer CPU ratio moto allows".into(),
+            value: seed.consumer.as_secs_f64() / messages / floor_per_message.max(f64::EPSILON),
+            unit: "×",
+            target: None,
+            how: format!(
+                "the seed's CPU per message over {SEED_REQUESTS_PER_MESSAGE} floor requests per message (one \
+                 PutObject each, a receive and a delete per 10): a consumer spending nothing but those requests"
+            ),
         },
         Row {
             benchmark: "moto CPU per 1,000 messages (our drains)".into(),

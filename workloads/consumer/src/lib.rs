@@ -13,6 +13,8 @@
 //! - a batch slower than the visibility timeout has its visibility extended;
 //! - SIGTERM stops receiving, finishes and deletes what is in hand, within the grace period.
 
+pub mod objects;
+
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +25,8 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use futures_util::future::join_all;
+use kedaform_common::aws::SdkConfig;
+use objects::{Condition, Objects, PutError, Written};
 use sales_events::EventType;
 use sales_events::settings::{self, Env, Queue, SettingsError, sleep_unless};
 use serde::Serialize;
@@ -205,6 +209,7 @@ fn add(counter: &AtomicU64, n: usize) {
 pub struct Worker {
     sqs: aws_sdk_sqs::Client,
     s3: aws_sdk_s3::Client,
+    objects: Objects,
     queue_url: String,
     dlq_url: String,
     bucket: String,
@@ -245,9 +250,22 @@ enum Settled {
     Contended,
 }
 
-fn precondition_failed(error: &aws_sdk_s3::Error) -> bool {
-    use aws_sdk_s3::error::ProvideErrorMetadata;
-    matches!(error.code(), Some("PreconditionFailed" | "ConditionalRequestConflict"))
+/// Why an object could not be written or read.
+#[derive(Debug, thiserror::Error)]
+enum StoreError {
+    #[error(transparent)]
+    Put(PutError),
+    #[error(transparent)]
+    Get(aws_sdk_s3::Error),
+}
+
+impl StoreError {
+    fn code(&self) -> Option<&str> {
+        match self {
+            Self::Put(error) => error.code(),
+            Self::Get(error) => aws_sdk_s3::error::ProvideErrorMetadata::code(error),
+        }
+    }
 }
 
 /// The rule for two different bodies of one request id: the later `ts` (as a UTC instant)
@@ -277,9 +295,8 @@ fn loser_message(winner: &Message, loser: String) -> Message {
 }
 
 /// S3 answers that no retry fixes: the bucket is gone, or the role may not write to it.
-fn bucket_unusable(error: &aws_sdk_s3::Error) -> bool {
-    use aws_sdk_s3::error::ProvideErrorMetadata;
-    matches!(error, aws_sdk_s3::Error::NoSuchBucket(_))
+fn bucket_unusable(error: &StoreError) -> bool {
+    matches!(error, StoreError::Get(aws_sdk_s3::Error::NoSuchBucket(_)))
         || matches!(
             error.code(),
             Some("NoSuchBucket" | "AccessDenied" | "AllAccessDisabled")
@@ -287,12 +304,10 @@ fn bucket_unusable(error: &aws_sdk_s3::Error) -> bool {
 }
 
 impl Worker {
-    /// Resolves the queue, its visibility timeout and its dead-letter queue.
-    pub async fn connect(
-        config: &Config,
-        sqs: aws_sdk_sqs::Client,
-        s3: aws_sdk_s3::Client,
-    ) -> Result<Self, ConsumerError> {
+    /// Resolves the queue, its visibility timeout and its dead-letter queue, with clients
+    /// built from `aws` (an endpoint it names, else AWS's).
+    pub async fn connect(config: &Config, aws: &SdkConfig) -> Result<Self, ConsumerError> {
+        let (sqs, s3) = (aws_sdk_sqs::Client::new(aws), kedaform_common::aws::s3(aws));
         let queue_url = config.queue.url(&sqs).await?;
         let attributes = sqs
             .get_queue_attributes()
@@ -318,9 +333,16 @@ impl Worker {
                 .ok_or_else(|| ConsumerError::NoDeadLetterQueue(queue_url.clone()))?;
             dead_letter_url(&sqs, &arn).await?
         };
-        check_bucket(&s3, &config.bucket, &config.s3_prefix).await?;
+        let objects = Objects::new(aws, &s3, &config.bucket)
+            .await
+            .map_err(|message| ConsumerError::Bucket {
+                bucket: config.bucket.clone(),
+                message,
+            })?;
+        check_bucket(&objects, &config.bucket, &config.s3_prefix).await?;
         Ok(Self {
             s3,
+            objects,
             sqs,
             queue_url,
             dlq_url,
@@ -451,29 +473,21 @@ impl Worker {
     /// Writes `body` under `key` so that, of all bodies ever written there, the one that
     /// [`wins`] stays, whatever the order: a write only where nothing is (`If-None-Match`),
     /// else a compare with what is there and a write only over exactly that (`If-Match`).
-    async fn settle(&self, key: &str, body: &str, event_type: EventType) -> Result<Settled, aws_sdk_s3::Error> {
-        let mut condition = None;
+    async fn settle(&self, key: &str, body: &str, event_type: EventType) -> Result<Settled, StoreError> {
+        let mut condition: Option<(String, String)> = None;
         for _ in 0..SETTLE_ATTEMPTS {
-            let put = self
-                .s3
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type("application/json")
-                .body(body.as_bytes().to_vec().into());
-            let put = match &condition {
-                None => put.if_none_match("*"),
-                Some((etag, _)) => put.if_match(etag),
+            let when = match &condition {
+                None => Condition::Absent,
+                Some((etag, _)) => Condition::Matches(etag),
             };
-            match put.send().await.map_err(aws_sdk_s3::Error::from) {
-                Ok(_) => {
+            match self.objects.put(key, body, when).await.map_err(StoreError::Put)? {
+                Written::Stored => {
                     return Ok(match condition {
                         None => Settled::Stored,
                         Some((_, loser)) => Settled::Won { loser },
                     });
                 }
-                Err(error) if !precondition_failed(&error) => return Err(error),
-                Err(_) => {}
+                Written::ConditionFailed => {}
             }
             // Something is there (or changed since it was read): read it and compare.
             let existing = match self.s3.get_object().bucket(&self.bucket).key(key).send().await {
@@ -484,7 +498,7 @@ impl Worker {
                         condition = None;
                         continue;
                     }
-                    return Err(error);
+                    return Err(StoreError::Get(error));
                 }
             };
             let etag = existing.e_tag().unwrap_or_default().to_owned();
@@ -763,24 +777,17 @@ pub fn payload_batches(
 
 /// Proves at start-up that the bucket exists and takes this role's writes, by writing
 /// [`WRITE_CHECK_KEY`] under the first event prefix (where the role may write).
-async fn check_bucket(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<(), ConsumerError> {
+async fn check_bucket(objects: &Objects, bucket: &str, prefix: &str) -> Result<(), ConsumerError> {
     let key = sales_events::under_prefix(prefix, &format!("{}/{WRITE_CHECK_KEY}", EventType::SaleEvent.as_str()));
-    let written = s3
-        .put_object()
-        .bucket(bucket)
-        .key(&key)
-        .content_type("application/json")
-        .body(b"{}".to_vec().into())
-        .send()
-        .await;
+    let written = objects.put(&key, "{}", Condition::Any).await;
     written.map(|_| ()).map_err(|error| {
-        let error = aws_sdk_s3::Error::from(error);
-        let message = if matches!(error, aws_sdk_s3::Error::NoSuchBucket(_))
-            || aws_sdk_s3::error::ProvideErrorMetadata::code(&error) == Some("NoSuchBucket")
-        {
+        let message = if error.code() == Some("NoSuchBucket") {
             format!("the bucket does not exist ({error})")
         } else {
-            format!("cannot write {key} to the bucket: {error}; the consumer's role needs s3:PutObject there")
+            format!(
+                "cannot write {key} to the bucket: {}; the consumer's role needs s3:PutObject there",
+                kedaform_common::error_chain(&error)
+            )
         };
         ConsumerError::Bucket {
             bucket: bucket.to_owned(),
@@ -802,13 +809,8 @@ where
 
 /// Runs `config.concurrency` pollers until `config.total` messages are done or `shutdown` is
 /// cancelled; after a shutdown, waits at most `config.shutdown_grace` for batches in hand.
-pub async fn run(
-    config: &Config,
-    sqs: aws_sdk_sqs::Client,
-    s3: aws_sdk_s3::Client,
-    shutdown: &CancellationToken,
-) -> Result<StatsSnapshot, ConsumerError> {
-    let worker = std::sync::Arc::new(Worker::connect(config, sqs, s3).await?);
+pub async fn run(config: &Config, aws: &SdkConfig, shutdown: &CancellationToken) -> Result<StatsSnapshot, ConsumerError> {
+    let worker = std::sync::Arc::new(Worker::connect(config, aws).await?);
     tracing::info!(queue = %worker.queue_url, dlq = %worker.dlq_url, visibility = ?worker.visibility, "consuming");
     let stop = shutdown.child_token();
     let mut pollers = JoinSet::new();

@@ -16,8 +16,7 @@ async fn main() -> ExitCode {
         }
     };
     let aws = kedaform_common::aws::load().await;
-    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform_common::aws::s3(&aws));
-    match consumer::run(&config, sqs, s3, &shutdown_on_signals()).await {
+    match consumer::run(&config, &aws, &shutdown_on_signals()).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = %kedaform_common::error_chain(&error), "cannot consume");

@@ -89,7 +89,7 @@ async fn every_order_of_arrival_stores_the_same_winner_and_dead_letters_the_lose
             shutdown_grace: Duration::from_secs(5),
             stats_interval: Duration::from_secs(30),
         };
-        let worker = Worker::connect(&config, sqs.clone(), s3.clone()).await.unwrap();
+        let worker = Worker::connect(&config, &aws).await.unwrap();
         let mut n = 0;
         for batch in batches {
             let messages: Vec<Message> = batch

@@ -108,15 +108,13 @@ fn config() -> Config {
 }
 
 async fn worker(fake: &LocalServer) -> Worker {
-    let aws = moto().await;
-    let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&aws).endpoint_url(&fake.url).build());
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&aws)
-            .endpoint_url(&fake.url)
-            .force_path_style(true)
-            .build(),
-    );
-    Worker::connect(&config(), sqs, s3)
+    moto().await;
+    // Set here, the endpoint wins over AWS_ENDPOINT_URL (which names moto).
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&fake.url)
+        .load()
+        .await;
+    Worker::connect(&config(), &aws)
         .await
         .expect("the fake answers GetQueueAttributes and GetQueueUrl")
 }

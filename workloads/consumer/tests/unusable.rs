@@ -61,8 +61,8 @@ async fn running(prefix: &str) -> Running {
     let config = config(&pair.url, &bucket);
     let stop = CancellationToken::new();
     let consumer = tokio::spawn({
-        let (sqs, s3, stop) = (sqs.clone(), s3.clone(), stop.clone());
-        async move { consumer::run(&config, sqs, s3, &stop).await }
+        let stop = stop.clone();
+        async move { consumer::run(&config, &aws, &stop).await }
     });
     Running {
         sqs,
@@ -204,7 +204,7 @@ async fn large_invalid_messages_over_the_batch_limit_all_reach_the_dead_letter_q
     config.total = 10;
     let stats = tokio::time::timeout(
         Duration::from_secs(60),
-        consumer::run(&config, sqs.clone(), s3, &CancellationToken::new()),
+        consumer::run(&config, &aws, &CancellationToken::new()),
     )
     .await
     .expect("done within a minute")
