@@ -112,13 +112,14 @@ async fn run_lambda(binary: &Path, invocations: usize) -> anyhow::Result<LambdaR
             if n >= invocations {
                 return Reply::new(500, "application/json", r#"{"errorType":"BenchmarkDone"}"#);
             }
-            let event = cfn_request(
+            let mut event = cfn_request(
                 "Create",
                 &response_url,
                 json!({"RoleName": FAKE_IAM_ROLE, "KedaRoleArn": format!("arn:aws:iam::{ACCOUNT}:role/keda")}),
                 None,
                 None,
             );
+            event["ResourceType"] = json!(kedaform::resources::TRUST_POLICY);
             let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + Duration::from_secs(60);
             Reply::new(200, "application/json", event.to_string())
                 .header("lambda-runtime-aws-request-id", format!("bench-{n}"))

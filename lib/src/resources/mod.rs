@@ -12,6 +12,9 @@ mod kubernetes;
 pub mod scaled_object;
 pub mod trust_policy;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use serde_json::Value;
 
 pub use cluster::ClusterAccess;
@@ -61,22 +64,89 @@ pub fn check_properties(resource_type: &str, properties: &Value) -> Result<(), E
 /// trust-policy Lambda has IAM only, the Kubernetes Lambda cluster access only, the CLI both.
 #[derive(Debug, Default)]
 pub struct Resources {
-    trust: Option<TrustPolicy>,
-    kubernetes: Option<Kubernetes>,
+    trust: Option<Box<dyn Handler>>,
+    kubernetes: Option<Box<dyn Handler>>,
+}
+
+type Answer<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
+
+/// A family of types behind [`Resources`], as a trait object: a family's code is linked into a
+/// binary only when that binary registers it, so the trust-policy Lambda carries no
+/// Kubernetes client.
+trait Handler: Send + Sync + std::fmt::Debug {
+    fn create<'a>(&'a self, invocation: &'a Invocation, properties: Value) -> Answer<'a, Outcome>;
+    fn update<'a>(
+        &'a self,
+        invocation: &'a Invocation,
+        physical_id: &'a str,
+        properties: Value,
+        old: Value,
+    ) -> Answer<'a, Outcome>;
+    fn delete<'a>(&'a self, invocation: &'a Invocation, physical_id: &'a str, properties: Value) -> Answer<'a, ()>;
+}
+
+impl Handler for TrustPolicy {
+    fn create<'a>(&'a self, invocation: &'a Invocation, properties: Value) -> Answer<'a, Outcome> {
+        Box::pin(async move {
+            let properties = decode_properties(&properties, UnknownKeys::Reject)?;
+            CustomResource::create(self, invocation, properties).await
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        invocation: &'a Invocation,
+        physical_id: &'a str,
+        properties: Value,
+        old: Value,
+    ) -> Answer<'a, Outcome> {
+        Box::pin(async move {
+            let properties = decode_properties(&properties, UnknownKeys::Reject)?;
+            let old = decode_properties(&old, UnknownKeys::Ignore)?;
+            CustomResource::update(self, invocation, physical_id, properties, old).await
+        })
+    }
+
+    fn delete<'a>(&'a self, invocation: &'a Invocation, physical_id: &'a str, properties: Value) -> Answer<'a, ()> {
+        Box::pin(async move {
+            let properties = decode_properties(&properties, UnknownKeys::Ignore)?;
+            CustomResource::delete(self, invocation, physical_id, properties).await
+        })
+    }
+}
+
+impl Handler for Kubernetes {
+    fn create<'a>(&'a self, invocation: &'a Invocation, properties: Value) -> Answer<'a, Outcome> {
+        Box::pin(CustomResource::create(self, invocation, properties))
+    }
+
+    fn update<'a>(
+        &'a self,
+        invocation: &'a Invocation,
+        physical_id: &'a str,
+        properties: Value,
+        old: Value,
+    ) -> Answer<'a, Outcome> {
+        Box::pin(CustomResource::update(self, invocation, physical_id, properties, old))
+    }
+
+    fn delete<'a>(&'a self, invocation: &'a Invocation, physical_id: &'a str, properties: Value) -> Answer<'a, ()> {
+        Box::pin(CustomResource::delete(self, invocation, physical_id, properties))
+    }
 }
 
 impl Resources {
     /// `Custom::KedaTrustPolicy` through `iam`.
     #[must_use]
     pub fn with_trust_policy(mut self, iam: aws_sdk_iam::Client) -> Self {
-        self.trust = Some(TrustPolicy::new(iam));
+        self.trust = Some(Box::new(TrustPolicy::new(iam)));
         self
     }
 
     /// The three Kubernetes types through `access`.
     #[must_use]
     pub fn with_kubernetes(mut self, access: ClusterAccess) -> Self {
-        self.kubernetes = Some(Kubernetes::new(access));
+        self.kubernetes = Some(Box::new(Kubernetes::new(access)));
         self
     }
 
@@ -92,17 +162,16 @@ impl Resources {
             .collect()
     }
 
-    fn trust(&self, resource_type: &str) -> Result<&TrustPolicy, Error> {
-        self.trust
-            .as_ref()
-            .ok_or_else(|| unsupported(resource_type, &self.served()))
-    }
-
-    fn kubernetes(&self, resource_type: &str) -> Result<&Kubernetes, Error> {
-        self.kubernetes
-            .as_ref()
-            .filter(|_| KUBERNETES.contains(&resource_type))
-            .ok_or_else(|| unsupported(resource_type, &self.served()))
+    /// The handler of `resource_type`, if this function serves it.
+    fn handler(&self, resource_type: &str) -> Result<&dyn Handler, Error> {
+        let handler = if resource_type == TRUST_POLICY {
+            self.trust.as_deref()
+        } else {
+            self.kubernetes
+                .as_deref()
+                .filter(|_| KUBERNETES.contains(&resource_type))
+        };
+        handler.ok_or_else(|| unsupported(resource_type, &self.served()))
     }
 }
 
@@ -110,12 +179,9 @@ impl CustomResource for Resources {
     type Properties = Value;
 
     async fn create(&self, invocation: &Invocation, properties: Value) -> Result<Outcome, Error> {
-        let resource_type = invocation.resource_type.as_str();
-        if resource_type == TRUST_POLICY {
-            let properties = decode_properties(&properties, UnknownKeys::Reject)?;
-            return self.trust(resource_type)?.create(invocation, properties).await;
-        }
-        self.kubernetes(resource_type)?.create(invocation, properties).await
+        self.handler(&invocation.resource_type)?
+            .create(invocation, properties)
+            .await
     }
 
     async fn update(
@@ -125,30 +191,13 @@ impl CustomResource for Resources {
         properties: Value,
         old: Value,
     ) -> Result<Outcome, Error> {
-        let resource_type = invocation.resource_type.as_str();
-        if resource_type == TRUST_POLICY {
-            let properties = decode_properties(&properties, UnknownKeys::Reject)?;
-            let old = decode_properties(&old, UnknownKeys::Ignore)?;
-            return self
-                .trust(resource_type)?
-                .update(invocation, physical_id, properties, old)
-                .await;
-        }
-        self.kubernetes(resource_type)?
+        self.handler(&invocation.resource_type)?
             .update(invocation, physical_id, properties, old)
             .await
     }
 
     async fn delete(&self, invocation: &Invocation, physical_id: &str, properties: Value) -> Result<(), Error> {
-        let resource_type = invocation.resource_type.as_str();
-        if resource_type == TRUST_POLICY {
-            let properties = decode_properties(&properties, UnknownKeys::Ignore)?;
-            return self
-                .trust(resource_type)?
-                .delete(invocation, physical_id, properties)
-                .await;
-        }
-        self.kubernetes(resource_type)?
+        self.handler(&invocation.resource_type)?
             .delete(invocation, physical_id, properties)
             .await
     }

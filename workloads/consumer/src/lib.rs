@@ -809,7 +809,11 @@ where
 
 /// Runs `config.concurrency` pollers until `config.total` messages are done or `shutdown` is
 /// cancelled; after a shutdown, waits at most `config.shutdown_grace` for batches in hand.
-pub async fn run(config: &Config, aws: &SdkConfig, shutdown: &CancellationToken) -> Result<StatsSnapshot, ConsumerError> {
+pub async fn run(
+    config: &Config,
+    aws: &SdkConfig,
+    shutdown: &CancellationToken,
+) -> Result<StatsSnapshot, ConsumerError> {
     let worker = std::sync::Arc::new(Worker::connect(config, aws).await?);
     tracing::info!(queue = %worker.queue_url, dlq = %worker.dlq_url, visibility = ?worker.visibility, "consuming");
     let stop = shutdown.child_token();

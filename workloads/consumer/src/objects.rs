@@ -11,12 +11,12 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, error::CredentialsError};
 use aws_sdk_s3::presigning::PresigningConfig;
-use kedaform_common::aws::SdkConfig;
 use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode,
     sign,
 };
 use aws_sigv4::sign::v4;
+use kedaform_common::aws::SdkConfig;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::sync::Mutex;
 
@@ -41,7 +41,7 @@ pub enum Condition<'a> {
     Any,
     /// Only where no object is (`If-None-Match: *`).
     Absent,
-    /// Only over the object with this ETag (`If-Match`).
+    /// Only over the object with this `ETag` (`If-Match`).
     Matches(&'a str),
 }
 
@@ -209,8 +209,13 @@ impl Objects {
             .build()
             .map_err(|e| PutError::Signing(e.to_string()))?
             .into();
-        let signable = SignableRequest::new("PUT", url.as_str(), headers.into_iter().chain(condition), SignableBody::Bytes(body.as_bytes()))
-            .map_err(|e| PutError::Signing(e.to_string()))?;
+        let signable = SignableRequest::new(
+            "PUT",
+            url.as_str(),
+            headers.into_iter().chain(condition),
+            SignableBody::Bytes(body.as_bytes()),
+        )
+        .map_err(|e| PutError::Signing(e.to_string()))?;
         let (instructions, _) = sign(signable, &params)
             .map_err(|e| PutError::Signing(e.to_string()))?
             .into_parts();

@@ -103,7 +103,10 @@ async fn every_write_is_signed_as_botocore_signs_it() {
 
     let requests = server.requests();
     assert_eq!(requests.len(), 3);
-    for (request, condition) in requests.iter().zip([Some(("if-none-match", "*")), Some(("if-match", "\"e\"")), None]) {
+    for (request, condition) in requests
+        .iter()
+        .zip([Some(("if-none-match", "*")), Some(("if-match", "\"e\"")), None])
+    {
         assert_eq!(request.method, "PUT");
         assert_eq!(
             request.path_and_query,
@@ -111,7 +114,10 @@ async fn every_write_is_signed_as_botocore_signs_it() {
         );
         if let Some((name, value)) = condition {
             assert_eq!(request.header(name), Some(value));
-            assert!(request.header("authorization").unwrap().contains(name), "{name} is signed");
+            assert!(
+                request.header("authorization").unwrap().contains(name),
+                "{name} is signed"
+            );
         }
         assert_eq!(request.header("x-amz-security-token"), Some("FwoGZX+session/token="));
         assert_eq!(
