@@ -21,7 +21,7 @@ use kedaform_tests::{LocalServer, Reply, cfn_request};
 use serde_json::{Value, json};
 
 /// Size targets per Lambda zip, in MB (10^6 bytes).
-const ZIP_TARGETS: [(&str, f64); 2] = [("trust-policy", 5.0), ("kube-resources", 6.0)];
+const ZIP_TARGETS: [(&str, f64); 2] = [("trust-policy", 4.0), ("kube-resources", 6.0)];
 const TOKEN_SPEEDUP_TARGET: f64 = 1_000.0;
 const COLD_START_TARGET_MS: f64 = 50.0;
 const COLD_STARTS: usize = 7;
