@@ -51,6 +51,7 @@ scripts/cluster.sh down
 
 start_moto
 start_elasticmq
+start_gofakes3
 
 echo "== benchmarks"
 KEDAFORM_LAMBDA_DIR=$TARGET/lambda \
@@ -61,4 +62,6 @@ KEDAFORM_MOTO_PID=$MOTO_PID \
 KEDAFORM_CLUSTER_BENCH=$TARGET/cluster-bench.json \
 KEDAFORM_PYTHON=$VENV/bin/python \
 KEDAFORM_ELASTICMQ_URL=$ELASTICMQ_URL \
+KEDAFORM_GOFAKES3_URL=$GOFAKES3_URL \
+KEDAFORM_GOFAKES3_PID=$GOFAKES3_PID \
   cargo bench --package kedaform-tests --bench bench

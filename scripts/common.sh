@@ -108,3 +108,34 @@ CONF
   cat "$log" >&2
   return 1
 }
+
+# gofakes3 (scripts/gofakes3, pinned in its go.mod): an S3 that keeps connections alive and
+# honours conditional writes, for make bench's CPU rows; built once into
+# $KEDAFORM_CACHE/gofakes3. Sets GOFAKES3_URL and GOFAKES3_PID.
+start_gofakes3() {
+  local cache=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}/gofakes3 source=$ROOT/scripts/gofakes3 port log
+  command -v go > /dev/null || { echo "gofakes3 needs Go 1.26: apt-get install golang (or go.dev/dl)" >&2; return 1; }
+  if [ ! -x "$cache/gofakes3" ] || ! cat "$source"/go.mod "$source"/go.sum "$source"/main.go | cmp -s - "$cache/stamp"; then
+    mkdir -p "$cache"
+    (cd "$source" && go build -o "$cache/gofakes3" .)
+    cat "$source"/go.mod "$source"/go.sum "$source"/main.go > "$cache/stamp"
+  fi
+  port=$(free_port)
+  log=${TMPDIR:-/tmp}/kedaform-gofakes3.$$.log
+  "$cache/gofakes3" "127.0.0.1:$port" > "$log" 2>&1 &
+  GOFAKES3_PID=$!
+  STARTED_PIDS+=("$GOFAKES3_PID")
+  GOFAKES3_URL=http://127.0.0.1:$port
+  local _
+  for _ in $(seq 1 100); do
+    if grep -q "^listening on" "$log"; then
+      echo "gofakes3 $GOFAKES3_URL (pid $GOFAKES3_PID)"
+      return 0
+    fi
+    kill -0 "$GOFAKES3_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "gofakes3 did not start; its log:" >&2
+  cat "$log" >&2
+  return 1
+}
