@@ -95,16 +95,22 @@ CONF
   ELASTICMQ_PID=$!
   STARTED_PIDS+=("$ELASTICMQ_PID")
   ELASTICMQ_URL=http://127.0.0.1:$port
-  local _
+  wait_started ElasticMQ "$ELASTICMQ_PID" "$log" "ElasticMQ server .* started" "$ELASTICMQ_URL"
+}
+
+# wait_started NAME PID LOG PATTERN URL: returns once LOG has a line matching PATTERN; fails,
+# showing LOG, when the process exits first or after 30 s.
+wait_started() {
+  local name=$1 pid=$2 log=$3 pattern=$4 url=$5 _
   for _ in $(seq 1 150); do
-    if grep -q "ElasticMQ server .* started" "$log"; then
-      echo "ElasticMQ $ELASTICMQ_URL (pid $ELASTICMQ_PID)"
+    if grep -q "$pattern" "$log"; then
+      echo "$name $url (pid $pid)"
       return 0
     fi
-    kill -0 "$ELASTICMQ_PID" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.2
   done
-  echo "ElasticMQ did not start; its log:" >&2
+  echo "$name did not start; its log:" >&2
   cat "$log" >&2
   return 1
 }
@@ -126,16 +132,5 @@ start_gofakes3() {
   GOFAKES3_PID=$!
   STARTED_PIDS+=("$GOFAKES3_PID")
   GOFAKES3_URL=http://127.0.0.1:$port
-  local _
-  for _ in $(seq 1 100); do
-    if grep -q "^listening on" "$log"; then
-      echo "gofakes3 $GOFAKES3_URL (pid $GOFAKES3_PID)"
-      return 0
-    fi
-    kill -0 "$GOFAKES3_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "gofakes3 did not start; its log:" >&2
-  cat "$log" >&2
-  return 1
+  wait_started gofakes3 "$GOFAKES3_PID" "$log" "^listening on" "$GOFAKES3_URL"
 }
