@@ -533,19 +533,20 @@ struct Spent {
     moto: Duration,
 }
 
-/// Fills the queue with `CONSUMER_ROUND_MESSAGES` (10 % invalid) and drains it with
-/// `command`, `CONSUMER_ROUNDS` times.
+/// `(count, messages)`: fills the queue with `messages` (10 % invalid) and drains it with
+/// `command`, `count` times; `server_pid` is the emulator whose CPU is counted too.
 async fn rounds(
     command: &[PathBuf],
     sqs: &aws_sdk_sqs::Client,
     env: &[(&str, &str)],
     queue: &str,
-    moto_pid: u32,
+    (count, messages): (u32, u32),
+    server_pid: u32,
 ) -> anyhow::Result<Spent> {
     let mut spent = Spent::default();
-    for round in 0..CONSUMER_ROUNDS {
+    for round in 0..count {
         let fill = producer::Config {
-            total: u64::from(CONSUMER_ROUND_MESSAGES),
+            total: u64::from(messages),
             wait_between_messages: Duration::ZERO,
             queue: sales_events::settings::Queue::Url(queue.to_owned()),
             bad_percent: 10,
@@ -554,7 +555,7 @@ async fn rounds(
             seed: Some(u64::from(round)),
         };
         producer::run(&fill, sqs, &tokio_util::sync::CancellationToken::new(), |_| {}).await?;
-        let (elapsed, consumer, moto) = drain(command, env, CONSUMER_ROUND_MESSAGES, moto_pid).await?;
+        let (elapsed, consumer, moto) = drain(command, env, messages, server_pid).await?;
         spent.elapsed += elapsed;
         spent.consumer += consumer;
         spent.moto += moto;
@@ -587,8 +588,9 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
         ("DLQ_URL", dlq.as_str()),
         ("STORE_EVENTS_BKT", name.as_str()),
     ];
-    let ours = rounds(&[binary], &sqs, &env, &queue, moto_pid).await?;
-    let seed = rounds(&[python, seed_script], &sqs, &env, &queue, moto_pid).await?;
+    let shape = (CONSUMER_ROUNDS, CONSUMER_ROUND_MESSAGES);
+    let ours = rounds(&[binary], &sqs, &env, &queue, shape, moto_pid).await?;
+    let seed = rounds(&[python, seed_script], &sqs, &env, &queue, shape, moto_pid).await?;
     let endpoint = std::env::var("AWS_ENDPOINT_URL").context("AWS_ENDPOINT_URL names moto")?;
     let floor = request_floor(&endpoint, &name)?;
     let floor_per_message = floor.as_secs_f64() * SEED_REQUESTS_PER_MESSAGE;
@@ -706,25 +708,13 @@ async fn keep_alive_cpu() -> anyhow::Result<Rows> {
         ("AWS_ENDPOINT_URL_SQS", elasticmq.as_str()),
         ("AWS_ENDPOINT_URL_S3", gofakes3.as_str()),
     ];
-    let mut spent = Vec::new();
-    for command in [vec![binary.clone()], vec![python.clone(), seed_script.clone()]] {
-        let mut cpu = Duration::ZERO;
-        for round in 0..KEEP_ALIVE_ROUNDS {
-            let fill = producer::Config {
-                total: u64::from(KEEP_ALIVE_ROUND_MESSAGES),
-                wait_between_messages: Duration::ZERO,
-                queue: sales_events::settings::Queue::Url(pair.url.clone()),
-                bad_percent: 10,
-                duplicate_percent: 0,
-                batch_size: 10,
-                seed: Some(u64::from(round)),
-            };
-            producer::run(&fill, &sqs, &tokio_util::sync::CancellationToken::new(), |_| {}).await?;
-            cpu += drain(&command, &env, KEEP_ALIVE_ROUND_MESSAGES, gofakes3_pid).await?.1;
-        }
-        spent.push(cpu);
-    }
-    let (ours, seed) = (spent[0], spent[1]);
+    let shape = (KEEP_ALIVE_ROUNDS, KEEP_ALIVE_ROUND_MESSAGES);
+    let ours = rounds(&[binary], &sqs, &env, &pair.url, shape, gofakes3_pid)
+        .await?
+        .consumer;
+    let seed = rounds(&[python, seed_script], &sqs, &env, &pair.url, shape, gofakes3_pid)
+        .await?
+        .consumer;
     let per_thousand =
         |cpu: Duration| cpu.as_secs_f64() * 1_000.0 / f64::from(KEEP_ALIVE_ROUNDS * KEEP_ALIVE_ROUND_MESSAGES);
     let how = format!(
