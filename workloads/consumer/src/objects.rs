@@ -106,6 +106,8 @@ pub struct Objects {
     /// The bucket's URL, without a trailing `/`: path-style or virtual-hosted, as the SDK
     /// resolves it.
     bucket_url: String,
+    /// The `host` the signature covers: the URL's authority.
+    host: String,
     region: String,
     credentials: SharedCredentialsProvider,
     cached: Mutex<Option<Credentials>>,
@@ -141,6 +143,12 @@ impl Objects {
             .map_err(|e| kedaform_common::error_chain(&e))?;
         Ok(Self {
             http,
+            host: bucket_url
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .unwrap_or_default()
+                .to_owned(),
             bucket_url,
             region,
             credentials,
@@ -183,14 +191,9 @@ impl Objects {
             Condition::Absent => Some(("if-none-match", "*")),
             Condition::Matches(etag) => Some(("if-match", etag)),
         };
-        let host = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default();
         let length = body.len().to_string();
         let headers = [
-            ("host", host),
+            ("host", self.host.as_str()),
             ("content-type", "application/json"),
             ("content-length", length.as_str()),
         ];
