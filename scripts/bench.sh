@@ -15,8 +15,8 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 echo "== cargo lambda build (release, x86_64, zip)"
 cargo lambda build --release --x86-64 --output-format zip --package trust-policy --package kube-resources
 
-echo "== release workloads"
-cargo build --release --locked --package consumer
+echo "== the consumer as its image ships it (profile workload)"
+cargo build --profile workload --locked --package consumer
 
 echo "== Custom::KedaInstall on the local cluster (scripts/cluster.sh)"
 cargo build --release --locked --package kedaform-cli
@@ -57,7 +57,7 @@ echo "== benchmarks"
 KEDAFORM_LAMBDA_DIR=$TARGET/lambda \
 KEDAFORM_LAMBDA_BINARIES=$TARGET/x86_64-unknown-linux-gnu/release \
 KEDAFORM_BENCH_JSON=$TARGET/bench.json \
-KEDAFORM_CONSUMER_BIN=$TARGET/release/consumer \
+KEDAFORM_CONSUMER_BIN=$TARGET/workload/consumer \
 KEDAFORM_MOTO_PID=$MOTO_PID \
 KEDAFORM_CLUSTER_BENCH=$TARGET/cluster-bench.json \
 KEDAFORM_PYTHON=$VENV/bin/python \

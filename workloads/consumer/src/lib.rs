@@ -14,22 +14,22 @@
 //! - SIGTERM stops receiving, finishes and deletes what is in hand, within the grace period.
 
 pub mod objects;
+pub mod queue;
+pub mod signed;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageAttributeValue,
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
-};
 use futures_util::future::join_all;
 use kedaform_common::aws::SdkConfig;
-use objects::{Condition, Objects, PutError, Written};
+use objects::{Condition, Objects, Written};
+use queue::{AttributeValue, Message, ReceiptEntry, SendEntry, Sqs};
 use sales_events::EventType;
 use sales_events::settings::{self, Env, Queue, SettingsError, sleep_unless};
 use serde::Serialize;
+use signed::{RequestError, Signer};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -123,10 +123,13 @@ pub enum ConsumerError {
         action: &'static str,
         /// The queue.
         queue: String,
-        /// The SDK's error.
+        /// What SQS (or the connection) answered.
         #[source]
-        source: Box<aws_sdk_sqs::Error>,
+        source: RequestError,
     },
+    /// The SQS endpoint or the credentials cannot be set up.
+    #[error("cannot call AWS: {0}")]
+    Setup(String),
     /// Invalid events would have nowhere to go.
     #[error(
         "queue {0} has no redrive policy, so invalid events have nowhere to go: set DLQ_URL or give the queue a dead-letter queue"
@@ -207,7 +210,7 @@ fn add(counter: &AtomicU64, n: usize) {
 /// What one consumer process works with; built once, shared by its pollers.
 #[derive(Debug)]
 pub struct Worker {
-    sqs: aws_sdk_sqs::Client,
+    sqs: Sqs,
     s3: aws_sdk_s3::Client,
     objects: Objects,
     queue_url: String,
@@ -254,7 +257,7 @@ enum Settled {
 #[derive(Debug, thiserror::Error)]
 enum StoreError {
     #[error(transparent)]
-    Put(PutError),
+    Put(RequestError),
     #[error(transparent)]
     Get(aws_sdk_s3::Error),
 }
@@ -287,11 +290,11 @@ pub fn wins(candidate: &str, stored: &str, event_type: EventType) -> bool {
 
 /// A dead-letter message for a superseded body: the winner's attributes, the loser's body.
 fn loser_message(winner: &Message, loser: String) -> Message {
-    let mut message = Message::builder().body(loser);
-    for (name, value) in winner.message_attributes().into_iter().flatten() {
-        message = message.message_attributes(name.clone(), value.clone());
+    Message {
+        body: loser,
+        message_attributes: winner.message_attributes.clone(),
+        ..Message::default()
     }
-    message.build()
 }
 
 /// S3 answers that no retry fixes: the bucket is gone, or the role may not write to it.
@@ -307,33 +310,35 @@ impl Worker {
     /// Resolves the queue, its visibility timeout and its dead-letter queue, with clients
     /// built from `aws` (an endpoint it names, else AWS's).
     pub async fn connect(config: &Config, aws: &SdkConfig) -> Result<Self, ConsumerError> {
-        let (sqs, s3) = (aws_sdk_sqs::Client::new(aws), kedaform_common::aws::s3(aws));
-        let queue_url = config.queue.url(&sqs).await?;
+        let signer = Arc::new(Signer::new(aws).map_err(ConsumerError::Setup)?);
+        let sqs = Sqs::new(Arc::clone(&signer), aws).await.map_err(ConsumerError::Setup)?;
+        let s3 = kedaform_common::aws::s3(aws);
+        let queue_url = match &config.queue {
+            Queue::Url(url) => url.clone(),
+            Queue::Name(name) => sqs.url_of(name, None).await.map_err(|e| SettingsError::Queue {
+                name: name.clone(),
+                message: e.to_string(),
+            })?,
+        };
         let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::VisibilityTimeout)
-            .attribute_names(QueueAttributeName::RedrivePolicy)
-            .send()
+            .attributes(&queue_url, &["VisibilityTimeout", "RedrivePolicy"])
             .await
-            .map_err(|e| sqs_error("GetQueueAttributes", &queue_url, e))?
-            .attributes
-            .unwrap_or_default();
+            .map_err(|e| sqs_error("GetQueueAttributes", &queue_url, e))?;
         let visibility = attributes
-            .get(&QueueAttributeName::VisibilityTimeout)
+            .get("VisibilityTimeout")
             .and_then(|v| v.parse().ok())
             .map_or(Duration::from_secs(30), Duration::from_secs);
         let dlq_url = if let Some(url) = &config.dlq_url {
             url.clone()
         } else {
             let arn = attributes
-                .get(&QueueAttributeName::RedrivePolicy)
+                .get("RedrivePolicy")
                 .and_then(|policy| serde_json::from_str::<serde_json::Value>(policy).ok())
                 .and_then(|policy| policy["deadLetterTargetArn"].as_str().map(str::to_owned))
                 .ok_or_else(|| ConsumerError::NoDeadLetterQueue(queue_url.clone()))?;
             dead_letter_url(&sqs, &arn).await?
         };
-        let objects = Objects::new(aws, &s3, &config.bucket)
+        let objects = Objects::new(signer, &s3, &config.bucket)
             .await
             .map_err(|message| ConsumerError::Bucket {
                 bucket: config.bucket.clone(),
@@ -406,14 +411,14 @@ impl Worker {
             invalid.extend(superseded.iter().map(|m| (m, reason.to_owned())));
             let taken = self.dead_letter(&invalid).await;
             // A superseded body has no receipt: it never was a message of this queue.
-            let lost_losers = superseded.len() - taken.iter().filter(|m| m.receipt_handle().is_none()).count();
+            let lost_losers = superseded.len() - taken.iter().filter(|m| m.receipt_handle.is_none()).count();
             if lost_losers > 0 {
                 tracing::error!(
                     lost_losers,
                     "superseded bodies the dead-letter queue refused; they are only in the logs' counts now"
                 );
             }
-            done.extend(taken.into_iter().filter(|m| m.receipt_handle().is_some()));
+            done.extend(taken.into_iter().filter(|m| m.receipt_handle.is_some()));
             self.delete(&done).await;
             unusable
         };
@@ -425,12 +430,8 @@ impl Worker {
     }
 
     async fn store(&self, message: &Message) -> Fate {
-        let body = message.body().unwrap_or_default();
-        let event_type = message
-            .message_attributes()
-            .and_then(|attributes| attributes.get("event_type"))
-            .and_then(MessageAttributeValue::string_value);
-        let (event_type, event) = match sales_events::validate(body, event_type) {
+        let body = message.body.as_str();
+        let (event_type, event) = match sales_events::validate(body, message.string_attribute("event_type")) {
             Ok(valid) => valid,
             Err(error) => return Fate::Invalid(error.to_string()),
         };
@@ -523,7 +524,7 @@ impl Worker {
     /// Sends invalid events to the dead-letter queue with their reason, in batches within
     /// SQS's payload limit; returns those it took.
     async fn dead_letter<'m>(&self, invalid: &[(&'m Message, String)]) -> Vec<&'m Message> {
-        let entries: Vec<SendMessageBatchRequestEntry> = invalid
+        let entries: Vec<SendEntry> = invalid
             .iter()
             .enumerate()
             .map(|(i, (message, reason))| dead_letter_entry(i, message, reason))
@@ -531,14 +532,7 @@ impl Worker {
         let mut taken = Vec::with_capacity(invalid.len());
         for batch in payload_batches(entries, MAX_BATCH_PAYLOAD) {
             let count = batch.len();
-            let sent = self
-                .sqs
-                .send_message_batch()
-                .queue_url(&self.dlq_url)
-                .set_entries(Some(batch))
-                .send()
-                .await;
-            match sent {
+            match self.sqs.send_batch(&self.dlq_url, &batch).await {
                 Ok(output) => taken.extend(
                     output
                         .successful
@@ -547,7 +541,7 @@ impl Worker {
                         .filter_map(|i| invalid.get(i).map(|(m, _)| *m)),
                 ),
                 Err(error) => {
-                    tracing::warn!(count, error = %aws_sdk_sqs::Error::from(error), "dead-letter queue refused the batch; left for redelivery");
+                    tracing::warn!(count, %error, "dead-letter queue refused the batch; left for redelivery");
                 }
             }
         }
@@ -559,42 +553,30 @@ impl Worker {
     /// Deletes finished messages; refused entries are sent again. One still refused after
     /// that comes back later and is stored again under the same key: no loss, no duplicate.
     async fn delete(&self, done: &[&Message]) {
-        let mut pending: Vec<(usize, &str)> = done
+        let ids: Vec<String> = (0..done.len()).map(|i| i.to_string()).collect();
+        let mut pending: Vec<ReceiptEntry> = done
             .iter()
-            .enumerate()
-            .filter_map(|(i, m)| m.receipt_handle().map(|r| (i, r)))
+            .zip(&ids)
+            .filter_map(|(m, id)| {
+                m.receipt_handle
+                    .as_deref()
+                    .map(|receipt_handle| ReceiptEntry { id, receipt_handle })
+            })
             .collect();
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=DELETE_ATTEMPTS {
             if pending.is_empty() {
                 break;
             }
-            let entries = pending
-                .iter()
-                .map(|(i, receipt)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(*receipt)
-                        .build()
-                        .expect("id and receipt handle are set")
-                })
-                .collect();
-            match self
-                .sqs
-                .delete_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
+            match self.sqs.delete_batch(&self.queue_url, &pending).await {
                 Ok(output) => {
                     let deleted: HashSet<&str> = output.successful.iter().map(|ok| ok.id.as_str()).collect();
                     let before = pending.len();
-                    pending.retain(|(i, _)| !deleted.contains(i.to_string().as_str()));
+                    pending.retain(|entry| !deleted.contains(entry.id));
                     add(&self.stats.done, before - pending.len());
                 }
                 Err(error) => {
-                    tracing::warn!(error = %aws_sdk_sqs::Error::from(error), attempt, "DeleteMessageBatch failed");
+                    tracing::warn!(%error, attempt, "DeleteMessageBatch failed");
                 }
             }
             if pending.is_empty() || attempt == DELETE_ATTEMPTS {
@@ -616,30 +598,25 @@ impl Worker {
     async fn keep_invisible(&self, messages: &[Message]) {
         let period = (self.visibility / 2).max(Duration::from_secs(1));
         let timeout = i32::try_from(self.visibility.as_secs()).unwrap_or(i32::MAX).max(1);
+        let ids: Vec<String> = (0..messages.len()).map(|i| i.to_string()).collect();
+        let entries: Vec<ReceiptEntry> = messages
+            .iter()
+            .zip(&ids)
+            .filter_map(|(m, id)| {
+                m.receipt_handle
+                    .as_deref()
+                    .map(|receipt_handle| ReceiptEntry { id, receipt_handle })
+            })
+            .collect();
         loop {
             tokio::time::sleep(period).await;
-            let entries = messages
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .set_receipt_handle(m.receipt_handle().map(str::to_owned))
-                        .visibility_timeout(timeout)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            let extended = self
+            match self
                 .sqs
-                .change_message_visibility_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await;
-            match extended {
+                .change_visibility_batch(&self.queue_url, &entries, timeout)
+                .await
+            {
                 Ok(_) => add(&self.stats.extensions, 1),
-                Err(error) => tracing::warn!(error = %aws_sdk_sqs::Error::from(error), "visibility not extended"),
+                Err(error) => tracing::warn!(%error, "visibility not extended"),
             }
         }
     }
@@ -650,23 +627,16 @@ impl Worker {
         while !stop.is_cancelled() {
             let receive = self
                 .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(config.max_batch)
-                .wait_time_seconds(RECEIVE_WAIT_SECONDS)
-                .message_attribute_names("All")
-                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-                .send();
+                .receive(&self.queue_url, config.max_batch, RECEIVE_WAIT_SECONDS);
             // Cancelling a receive loses nothing: what it took becomes visible again.
             let received = tokio::select! {
                 received = receive => received,
                 () = stop.cancelled() => break,
             };
             let messages = match received {
-                Ok(output) => output.messages.unwrap_or_default(),
+                Ok(messages) => messages,
                 Err(error) => {
-                    let error = aws_sdk_sqs::Error::from(error);
-                    if settings::is_missing_queue(&error) {
+                    if queue::is_missing_queue(&error) {
                         let why = format!("queue {}: the queue does not exist ({error})", self.queue_url);
                         if self.unusable_batch(Some(why)) {
                             stop.cancel();
@@ -701,63 +671,41 @@ impl Worker {
     }
 }
 
-async fn dead_letter_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String, ConsumerError> {
+async fn dead_letter_url(sqs: &Sqs, arn: &str) -> Result<String, ConsumerError> {
     // arn:aws:sqs:<region>:<account>:<name>
     let mut parts = arn.rsplitn(3, ':');
     let (name, account) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    sqs.get_queue_url()
-        .queue_name(name)
-        .queue_owner_aws_account_id(account)
-        .send()
+    sqs.url_of(name, Some(account))
         .await
-        .map_err(|e| sqs_error("GetQueueUrl", arn, e))?
-        .queue_url
-        .ok_or_else(|| ConsumerError::NoDeadLetterQueue(arn.to_owned()))
+        .map_err(|e| sqs_error("GetQueueUrl", arn, e))
 }
 
 /// The invalid message as the dead-letter queue gets it: its body and attributes, and why.
-fn dead_letter_entry(index: usize, message: &Message, reason: &str) -> SendMessageBatchRequestEntry {
-    let mut attributes = message.message_attributes().cloned().unwrap_or_default();
-    attributes.insert(
-        DLQ_REASON_ATTRIBUTE.into(),
-        MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(reason)
-            .build()
-            .expect("data type is set"),
-    );
-    SendMessageBatchRequestEntry::builder()
-        .id(index.to_string())
-        .message_body(message.body().unwrap_or_default())
-        .set_message_attributes(Some(attributes))
-        .build()
-        .expect("id and body are set")
+fn dead_letter_entry(index: usize, message: &Message, reason: &str) -> SendEntry {
+    let mut message_attributes = message.message_attributes.clone();
+    message_attributes.insert(DLQ_REASON_ATTRIBUTE.into(), AttributeValue::string(reason));
+    SendEntry {
+        id: index.to_string(),
+        message_body: message.body.clone(),
+        message_attributes,
+    }
 }
 
 /// An entry's size as SQS counts it against the batch limit: body, and each attribute's name,
 /// type and value.
-pub fn payload_size(entry: &SendMessageBatchRequestEntry) -> usize {
-    entry.message_body().len()
-        + entry.message_attributes().map_or(0, |attributes| {
-            attributes
-                .iter()
-                .map(|(name, value)| {
-                    name.len()
-                        + value.data_type().len()
-                        + value.string_value().map_or(0, str::len)
-                        + value.binary_value().map_or(0, |b| b.as_ref().len())
-                })
-                .sum()
-        })
+pub fn payload_size(entry: &SendEntry) -> usize {
+    entry.message_body.len()
+        + entry
+            .message_attributes
+            .iter()
+            .map(|(name, value)| name.len() + value.size())
+            .sum::<usize>()
 }
 
 /// Entries in order, in batches of at most 10 entries and `limit` bytes (an entry larger than
 /// the limit alone goes in a batch of its own, for SQS to judge).
-pub fn payload_batches(
-    entries: Vec<SendMessageBatchRequestEntry>,
-    limit: usize,
-) -> Vec<Vec<SendMessageBatchRequestEntry>> {
-    let mut batches: Vec<Vec<SendMessageBatchRequestEntry>> = Vec::new();
+pub fn payload_batches(entries: Vec<SendEntry>, limit: usize) -> Vec<Vec<SendEntry>> {
+    let mut batches: Vec<Vec<SendEntry>> = Vec::new();
     let mut size = 0;
     for entry in entries {
         let entry_size = payload_size(&entry);
@@ -796,14 +744,11 @@ async fn check_bucket(objects: &Objects, bucket: &str, prefix: &str) -> Result<(
     })
 }
 
-fn sqs_error<E, R>(action: &'static str, queue: &str, error: aws_sdk_sqs::error::SdkError<E, R>) -> ConsumerError
-where
-    aws_sdk_sqs::Error: From<aws_sdk_sqs::error::SdkError<E, R>>,
-{
+fn sqs_error(action: &'static str, queue: &str, source: RequestError) -> ConsumerError {
     ConsumerError::Sqs {
         action,
         queue: queue.to_owned(),
-        source: Box::new(error.into()),
+        source,
     }
 }
 

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use sales_events::settings::{ProcessEnv, shutdown_on_signals};
 
+/// A message's requests allocate and free many small buffers; mimalloc does that with a
+/// fraction of glibc's CPU (README: measured numbers).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     kedaform_common::telemetry::init();

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{Message, MessageAttributeValue};
+use consumer::queue::{AttributeValue, Message};
 use consumer::{Config, DLQ_REASON_ATTRIBUTE, Worker};
 use kedaform_tests::{moto, unique};
 use sales_events::EventType;
@@ -20,19 +20,12 @@ fn body(ts: &str, qty: u32) -> String {
 }
 
 fn message(n: usize, body: &str) -> Message {
-    Message::builder()
-        .message_id(format!("m{n}"))
-        .receipt_handle(format!("receipt-{n}"))
-        .body(body)
-        .message_attributes(
-            "event_type",
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value("sale_event")
-                .build()
-                .unwrap(),
-        )
-        .build()
+    Message {
+        message_id: format!("m{n}"),
+        receipt_handle: Some(format!("receipt-{n}")),
+        body: body.to_owned(),
+        message_attributes: [("event_type".to_owned(), AttributeValue::string("sale_event"))].into(),
+    }
 }
 
 #[test]

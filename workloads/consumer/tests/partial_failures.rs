@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{Message, MessageAttributeValue};
+use consumer::queue::{AttributeValue, Message};
 use consumer::{Config, StatsSnapshot, Worker};
 use kedaform_tests::{LocalServer, Recorded, Reply, moto};
 use sales_events::settings::Queue;
@@ -76,19 +76,12 @@ fn event(request_id: &str) -> String {
 }
 
 fn message(n: u8, body: String) -> Message {
-    Message::builder()
-        .message_id(format!("m{n}"))
-        .receipt_handle(format!("receipt-{n}"))
-        .body(body)
-        .message_attributes(
-            "event_type",
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value("sale_event")
-                .build()
-                .unwrap(),
-        )
-        .build()
+    Message {
+        message_id: format!("m{n}"),
+        receipt_handle: Some(format!("receipt-{n}")),
+        body,
+        message_attributes: [("event_type".to_owned(), AttributeValue::string("sale_event"))].into(),
+    }
 }
 
 fn config() -> Config {
@@ -147,7 +140,7 @@ async fn a_failed_write_is_left_for_redelivery_and_a_refused_delete_is_retried()
     let failing = puts.iter().filter(|p| p.contains(STORE_FAILS_FOR)).count();
     assert!(
         failing > 1,
-        "the SDK retries a 500 itself before the consumer gives the message back: {puts:?}"
+        "a 500 is retried before the consumer gives the message back: {puts:?}"
     );
 
     let sqs_calls: Vec<(String, Value)> = requests
