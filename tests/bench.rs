@@ -563,10 +563,10 @@ async fn rounds(
     Ok(spent)
 }
 
-/// One release consumer at full speed (no process delay, batches of 10) against moto, in
-/// rounds: fill the queue, then time a consumer that exits after draining it; CPU of the
-/// consumer and of moto over the drains only. The seed's consumer (`scripts/seed_consumer.py`,
-/// boto3) runs the same rounds on the same moto.
+/// One consumer as its image ships it (profile `workload`) at full speed (no process delay,
+/// batches of 10) against moto, in rounds: fill the queue, then time a consumer that exits
+/// after draining it; CPU of the consumer and of moto over the drains only. The seed's
+/// consumer (`scripts/seed_consumer.py`, boto3) runs the same rounds on the same moto.
 async fn consumer_throughput() -> anyhow::Result<Rows> {
     let binary = env_path("KEDAFORM_CONSUMER_BIN")?;
     let python = env_path("KEDAFORM_PYTHON")?;
@@ -598,7 +598,7 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
     let messages = f64::from(CONSUMER_ROUNDS * CONSUMER_ROUND_MESSAGES);
     let per_thousand = |cpu: Duration| cpu.as_secs_f64() * 1_000.0 / messages;
     let how = format!(
-        "{CONSUMER_ROUNDS} rounds of {CONSUMER_ROUND_MESSAGES} queued messages (10 % invalid), one release consumer \
+        "{CONSUMER_ROUNDS} rounds of {CONSUMER_ROUND_MESSAGES} queued messages (10 % invalid), one consumer (profile workload) \
          process per round (its start-up included), MSG_PROCESS_DELAY=0, batch 10, moto on loopback"
     );
     Ok(vec![
@@ -750,7 +750,7 @@ async fn keep_alive_cpu() -> anyhow::Result<Rows> {
 /// Messages each `ElasticMQ` throughput run drains.
 const ELASTICMQ_MESSAGES: u32 = 5_000;
 
-/// One release consumer with `CONCURRENCY` 1, 4 and 16 against `ElasticMQ` (SQS) and moto (S3):
+/// One consumer (profile `workload`) with `CONCURRENCY` 1, 4 and 16 against `ElasticMQ` (SQS) and moto (S3):
 /// messages per second and per CPU-second. `ElasticMQ` answers a receive without scanning the
 /// queue, so the consumer and moto's S3 are what is measured.
 async fn elasticmq_throughput() -> anyhow::Result<Rows> {
@@ -791,7 +791,7 @@ async fn elasticmq_throughput() -> anyhow::Result<Rows> {
         let (elapsed, cpu, moto) = drain(std::slice::from_ref(&binary), &env, ELASTICMQ_MESSAGES, moto_pid).await?;
         let messages = f64::from(ELASTICMQ_MESSAGES);
         let how = format!(
-            "{ELASTICMQ_MESSAGES} queued messages (10 % invalid) in ElasticMQ 1.7.1, S3 on moto, one release consumer, \
+            "{ELASTICMQ_MESSAGES} queued messages (10 % invalid) in ElasticMQ 1.7.1, S3 on moto, one consumer (profile workload), \
              batch 10, MSG_PROCESS_DELAY=0; moto used {:.1} CPU-s",
             moto.as_secs_f64()
         );

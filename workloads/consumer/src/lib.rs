@@ -310,8 +310,9 @@ impl Worker {
     /// Resolves the queue, its visibility timeout and its dead-letter queue, with clients
     /// built from `aws` (an endpoint it names, else AWS's).
     pub async fn connect(config: &Config, aws: &SdkConfig) -> Result<Self, ConsumerError> {
-        let signer = Arc::new(Signer::new(aws).map_err(ConsumerError::Setup)?);
-        let sqs = Sqs::new(Arc::clone(&signer), aws).await.map_err(ConsumerError::Setup)?;
+        let (endpoint, components) = Sqs::probe(aws).await.map_err(ConsumerError::Setup)?;
+        let signer = Arc::new(Signer::new(aws, &components).map_err(ConsumerError::Setup)?);
+        let sqs = Sqs::new(Arc::clone(&signer), endpoint);
         let s3 = kedaform_common::aws::s3(aws);
         let queue_url = match &config.queue {
             Queue::Url(url) => url.clone(),

@@ -1,6 +1,7 @@
 //! The consumer's SQS calls in SQS's JSON protocol, sent by the [`Signer`]. The endpoint is the
 //! one the SDK's SQS client resolves (regions, FIPS, dual-stack, `AWS_ENDPOINT_URL_SQS`): found
-//! once at start-up by letting the SDK prepare a request and stopping it before it is sent.
+//! once at start-up by letting the SDK prepare a request and stopping it before it is sent
+//! ([`Sqs::probe`]), which also yields the SDK client's runtime components for the signer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -119,9 +120,10 @@ pub struct Sqs {
     host: String,
 }
 
-/// Records the URL of the request the SDK is about to send, and stops it.
+/// Records the URL of the request the SDK is about to send and the client's runtime
+/// components, and stops it.
 #[derive(Debug, Default, Clone)]
-struct EndpointProbe(Arc<Mutex<Option<String>>>);
+struct EndpointProbe(Arc<Mutex<Option<(String, RuntimeComponents)>>>);
 
 impl Intercept for EndpointProbe {
     fn name(&self) -> &'static str {
@@ -131,17 +133,19 @@ impl Intercept for EndpointProbe {
     fn read_before_transmit(
         &self,
         context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
+        components: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(context.request().uri().to_owned());
+        let found = (context.request().uri().to_owned(), components.clone());
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(found);
         Err("the endpoint probe is never sent".into())
     }
 }
 
 impl Sqs {
-    /// Calls the endpoint the SDK's SQS client built from `aws` would call, signed by `signer`.
-    pub async fn new(signer: Arc<Signer>, aws: &SdkConfig) -> Result<Self, String> {
+    /// The endpoint an SDK SQS client built from `aws` calls, and its runtime components (for
+    /// [`Signer::new`]).
+    pub async fn probe(aws: &SdkConfig) -> Result<(String, RuntimeComponents), String> {
         let probe = EndpointProbe::default();
         // Stopped before it is sent: the answer is the probe's error, never SQS's.
         let _ = aws_sdk_sqs::Client::new(aws)
@@ -151,17 +155,17 @@ impl Sqs {
             .interceptor(probe.clone())
             .send()
             .await;
-        let endpoint = probe
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-            .ok_or("the SQS endpoint cannot be resolved: set AWS_REGION (or AWS_ENDPOINT_URL_SQS)")?;
-        Ok(Self {
+        let found = probe.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        found.ok_or_else(|| "the SQS endpoint cannot be resolved: set AWS_REGION (or AWS_ENDPOINT_URL_SQS)".to_owned())
+    }
+
+    /// Calls `endpoint` (from [`Sqs::probe`]), signed by `signer`.
+    pub fn new(signer: Arc<Signer>, endpoint: String) -> Self {
+        Self {
             signer,
             host: authority(&endpoint).to_owned(),
             endpoint,
-        })
+        }
     }
 
     async fn call<T: DeserializeOwned>(&self, action: &'static str, input: &impl Serialize) -> Result<T, RequestError> {

@@ -1,19 +1,25 @@
-//! SigV4-signed requests on one pooled HTTP client, shared by the consumer's S3 writes
-//! ([`crate::objects`]) and its SQS calls ([`crate::queue`]). Signed with the SDK's own
-//! `aws-sigv4`, with the credentials and clock of the SDK configuration, but sent without the
-//! SDK's per-request orchestration (config layers, endpoint rules, interceptors, retry
-//! classifiers): that machinery was most of the consumer's CPU per message (README: measured
-//! numbers). Endpoints still come from the SDK's own resolution, done once at start-up.
+//! SigV4-signed requests for the consumer's S3 writes ([`crate::objects`]) and its SQS calls
+//! ([`crate::queue`]): signed with the SDK's own `aws-sigv4`, with the credentials and clock of
+//! the SDK configuration, and sent on the SDK's own HTTP client (its connection pool, TLS roots
+//! and resolver), but without the SDK's per-request orchestration (config layers, endpoint
+//! rules, interceptors, retry classifiers): that machinery was most of the consumer's CPU per
+//! message (README: measured numbers). Endpoints still come from the SDK's own resolution, done
+//! once at start-up.
 
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, error::CredentialsError};
+use aws_sdk_s3::primitives::{ByteStream, SdkBody};
+use aws_sdk_sqs::config::http::HttpRequest;
+use aws_sdk_sqs::config::{HttpClient, RuntimeComponents};
+use aws_sdk_sqs::error::BoxError;
 use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode,
     sign,
 };
 use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings, SharedHttpConnector};
 use kedaform_common::aws::SdkConfig;
 use tokio::sync::Mutex;
 
@@ -23,6 +29,10 @@ const ATTEMPTS: u32 = 3;
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
 /// How much of a successful answer is read: ten SQS messages of 1 MiB each, with room.
 const BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// How long a new connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an answer may keep the consumer waiting for its next bytes.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Credentials are refreshed this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
@@ -77,9 +87,9 @@ pub enum RequestError {
         service: &'static str,
         /// What the HTTP client saw.
         #[source]
-        source: reqwest::Error,
+        source: BoxError,
     },
-    /// An answer over [`BODY_LIMIT`] bytes.
+    /// An answer over 16 MiB.
     #[error("{service} answered with more than {BODY_LIMIT} bytes")]
     TooLarge {
         /// `S3` or `SQS`.
@@ -132,7 +142,7 @@ impl RequestError {
 pub struct Answer {
     /// The HTTP status.
     pub status: u16,
-    /// The body, read whole (up to [`BODY_LIMIT`]).
+    /// The body, read whole (up to 16 MiB).
     pub body: Vec<u8>,
 }
 
@@ -153,10 +163,10 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
-/// The HTTP client, region, credentials and clock every signed request uses.
+/// The HTTP connection pool, region, credentials and clock every signed request uses.
 #[derive(Debug)]
 pub struct Signer {
-    http: reqwest::Client,
+    http: SharedHttpConnector,
     region: String,
     credentials: SharedCredentialsProvider,
     cached: Mutex<Option<Credentials>>,
@@ -165,15 +175,19 @@ pub struct Signer {
 }
 
 impl Signer {
-    /// Signs for `aws`'s region with its credentials and clock.
-    pub fn new(aws: &SdkConfig) -> Result<Self, String> {
+    /// Signs for `aws`'s region with its credentials and clock; sends on the HTTP client of
+    /// `components`, the runtime components of an SDK client built from `aws`.
+    pub fn new(aws: &SdkConfig, components: &RuntimeComponents) -> Result<Self, String> {
         let region = aws.region().ok_or("no AWS region: set AWS_REGION")?.to_string();
         let credentials = aws.credentials_provider().ok_or("no AWS credentials provider")?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| kedaform_common::error_chain(&e))?;
+        let settings = HttpConnectorSettings::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .build();
+        let http = components
+            .http_client()
+            .ok_or("the SDK client has no HTTP client")?
+            .http_connector(&settings, components);
         Ok(Self {
             http,
             region,
@@ -235,19 +249,33 @@ impl Signer {
         let (instructions, _) = sign(signable, &params)
             .map_err(|e| RequestError::Signing(e.to_string()))?
             .into_parts();
-        let method =
-            reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| RequestError::Signing(e.to_string()))?;
-        let mut builder = self.http.request(method, request.url);
-        for (name, value) in request.headers.iter().copied().chain(instructions.headers()) {
-            builder = builder.header(name, value);
+        let invalid = |e: &dyn std::fmt::Display| RequestError::Signing(e.to_string());
+        let mut http = HttpRequest::new(SdkBody::from(request.body));
+        http.set_method(request.method).map_err(|e| invalid(&e))?;
+        http.set_uri(request.url.to_owned()).map_err(|e| invalid(&e))?;
+        for (name, value) in [("content-length", length.as_str())]
+            .into_iter()
+            .chain(request.headers.iter().copied())
+            .chain(instructions.headers())
+        {
+            http.headers_mut()
+                .try_insert(name.to_owned(), value.to_owned())
+                .map_err(|e| invalid(&e))?;
         }
-        let transport = |source| RequestError::Transport { service, source };
-        let mut response = builder.body(request.body.to_vec()).send().await.map_err(transport)?;
+        let transport = |source: BoxError| RequestError::Transport { service, source };
+        let response = self.http.call(http).await.map_err(|e| transport(e.into()))?;
         let status = response.status().as_u16();
         let ok = (200..=299).contains(&status) || status == 412;
         let limit = if ok { BODY_LIMIT } else { ERROR_BODY_LIMIT };
+        let query_error = response
+            .headers()
+            .get("x-amzn-query-error")
+            .and_then(|value| value.split(';').next())
+            .map(str::to_owned);
+        let mut stream = ByteStream::new(response.into_body());
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| transport(e.into()))?;
             if body.len() + chunk.len() > limit {
                 if ok {
                     return Err(RequestError::TooLarge { service });
@@ -260,12 +288,6 @@ impl Signer {
         if ok {
             return Ok(Answer { status, body });
         }
-        let query_error = response
-            .headers()
-            .get("x-amzn-query-error")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .map(str::to_owned);
         let (code, message) = error_code_and_message(&String::from_utf8_lossy(&body));
         Err(RequestError::Refused {
             service,

@@ -97,7 +97,8 @@ async fn every_write_is_signed_as_botocore_signs_it() {
     .await;
     let aws = config(&server).await;
     let s3 = kedaform_common::aws::s3(&aws);
-    let signer = Arc::new(Signer::new(&aws).unwrap());
+    let (_, components) = Sqs::probe(&aws).await.unwrap();
+    let signer = Arc::new(Signer::new(&aws, &components).unwrap());
     let objects = Objects::new(signer, &s3, "events").await.unwrap();
     let key = "sales_events/event_type=sale_event/dt=2026_11_30/0d4e 7+b.json";
     let body = r#"{"request_id": "0d4e", "ts": "2026-11-30T05:00:00.000001", "contact_me": "github.com/miztiik"}"#;
@@ -153,7 +154,8 @@ async fn every_sqs_call_is_signed_as_botocore_signs_it_in_the_json_protocol() {
     })
     .await;
     let aws = config(&server).await;
-    let sqs = Sqs::new(Arc::new(Signer::new(&aws).unwrap()), &aws).await.unwrap();
+    let (endpoint, components) = Sqs::probe(&aws).await.unwrap();
+    let sqs = Sqs::new(Arc::new(Signer::new(&aws, &components).unwrap()), endpoint);
     let received = sqs.receive(QUEUE, 10, 1).await.unwrap();
     assert_eq!(received[0].string_attribute("event_type"), Some("sale_event"));
     let receipts = [ReceiptEntry {
