@@ -25,7 +25,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use kedaform_common::aws::SdkConfig;
 use objects::{Condition, Objects, Written};
-use queue::{AttributeValue, Message, ReceiptEntry, SendEntry, Sqs};
+use queue::{AttributeValue, Message, SendEntry, Sqs};
 use sales_events::EventType;
 use sales_events::settings::{self, Env, Queue, SettingsError, sleep_unless};
 use serde::Serialize;
@@ -554,16 +554,7 @@ impl Worker {
     /// Deletes finished messages; refused entries are sent again. One still refused after
     /// that comes back later and is stored again under the same key: no loss, no duplicate.
     async fn delete(&self, done: &[&Message]) {
-        let ids: Vec<String> = (0..done.len()).map(|i| i.to_string()).collect();
-        let mut pending: Vec<ReceiptEntry> = done
-            .iter()
-            .zip(&ids)
-            .filter_map(|(m, id)| {
-                m.receipt_handle
-                    .as_deref()
-                    .map(|receipt_handle| ReceiptEntry { id, receipt_handle })
-            })
-            .collect();
+        let mut pending = queue::receipt_entries(done.iter().copied());
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=DELETE_ATTEMPTS {
             if pending.is_empty() {
@@ -573,7 +564,7 @@ impl Worker {
                 Ok(output) => {
                     let deleted: HashSet<&str> = output.successful.iter().map(|ok| ok.id.as_str()).collect();
                     let before = pending.len();
-                    pending.retain(|entry| !deleted.contains(entry.id));
+                    pending.retain(|entry| !deleted.contains(entry.id.as_str()));
                     add(&self.stats.done, before - pending.len());
                 }
                 Err(error) => {
@@ -599,16 +590,7 @@ impl Worker {
     async fn keep_invisible(&self, messages: &[Message]) {
         let period = (self.visibility / 2).max(Duration::from_secs(1));
         let timeout = i32::try_from(self.visibility.as_secs()).unwrap_or(i32::MAX).max(1);
-        let ids: Vec<String> = (0..messages.len()).map(|i| i.to_string()).collect();
-        let entries: Vec<ReceiptEntry> = messages
-            .iter()
-            .zip(&ids)
-            .filter_map(|(m, id)| {
-                m.receipt_handle
-                    .as_deref()
-                    .map(|receipt_handle| ReceiptEntry { id, receipt_handle })
-            })
-            .collect();
+        let entries = queue::receipt_entries(messages);
         loop {
             tokio::time::sleep(period).await;
             match self

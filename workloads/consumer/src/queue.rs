@@ -83,13 +83,27 @@ pub struct SendEntry {
 }
 
 /// An entry of a batch call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReceiptEntry<'a> {
     /// Its id within the batch.
-    pub id: &'a str,
+    pub id: String,
     /// The message's receipt handle.
     pub receipt_handle: &'a str,
+}
+
+/// One entry per received message (those with a receipt handle), its id its position.
+pub fn receipt_entries<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Vec<ReceiptEntry<'a>> {
+    messages
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            m.receipt_handle.as_deref().map(|receipt_handle| ReceiptEntry {
+                id: i.to_string(),
+                receipt_handle,
+            })
+        })
+        .collect()
 }
 
 /// What a batch call did with each entry.
@@ -266,7 +280,7 @@ impl Sqs {
         let entries = entries
             .iter()
             .map(|entry| Entry {
-                id: entry.id,
+                id: &entry.id,
                 receipt_handle: entry.receipt_handle,
                 visibility_timeout: timeout,
             })

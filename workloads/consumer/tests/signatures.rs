@@ -159,7 +159,7 @@ async fn every_sqs_call_is_signed_as_botocore_signs_it_in_the_json_protocol() {
     let received = sqs.receive(QUEUE, 10, 1).await.unwrap();
     assert_eq!(received[0].string_attribute("event_type"), Some("sale_event"));
     let receipts = [ReceiptEntry {
-        id: "0",
+        id: "0".into(),
         receipt_handle: "r",
     }];
     sqs.delete_batch(QUEUE, &receipts).await.unwrap();
