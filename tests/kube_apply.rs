@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kedaform::eks::{Bearer, Cluster, kube_client};
 use kedaform::kube::apply::Applier;
-use kedaform::kube::plan::{apply_order, owner, parse_manifest};
+use kedaform::kube::plan::{Adoption, apply_order, owner, parse_manifest};
 use kedaform_tests::Recorded;
 use kedaform_tests::apiserver::{Behaviour, FakeApiServer};
 use serde_json::Value;
@@ -54,7 +54,10 @@ async fn the_keda_manifest_is_applied_in_order_by_server_side_apply_then_deleted
     let applier = applier(&fake).await;
     let objects = parse_manifest(&fixture("keda-2.20.2.yaml")).unwrap();
     let owner = owner("arn:aws:cloudformation:us-east-1:123456789012:stack/s/1", "KedaInstall");
-    let applied = applier.apply_all(objects.clone(), &owner, soon(30)).await.unwrap();
+    let applied = applier
+        .apply_all(objects.clone(), &owner, Adoption::Refuse, soon(30))
+        .await
+        .unwrap();
     applier.wait_ready(&applied, soon(30)).await.unwrap();
 
     let requests = fake.requests();
@@ -145,7 +148,10 @@ async fn a_custom_resource_is_discovered_once_its_crd_is_applied() {
         fixture("keda.sh_scaledobjects.yaml")
     );
     let objects = parse_manifest(&manifest).unwrap();
-    let applied = applier.apply_all(objects, "o", soon(30)).await.unwrap();
+    let applied = applier
+        .apply_all(objects, "o", Adoption::Refuse, soon(30))
+        .await
+        .unwrap();
     applier.wait_ready(&applied, soon(30)).await.unwrap();
     let requests = fake.requests();
     let crd = requests
@@ -174,7 +180,10 @@ async fn a_deployment_that_never_becomes_available_times_out_naming_it_and_its_e
     let objects = parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: keda}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: keda-operator, namespace: keda}\nspec: {replicas: 1}",
     )
     .unwrap();
-    let applied = applier.apply_all(objects, "o", soon(30)).await.unwrap();
+    let applied = applier
+        .apply_all(objects, "o", Adoption::Refuse, soon(30))
+        .await
+        .unwrap();
     let started = Instant::now();
     let error = applier.wait_ready(&applied, soon(3)).await.unwrap_err().to_string();
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -202,7 +211,7 @@ async fn a_failing_scaled_object_reports_kedas_reason_at_once() {
         fixture("keda.sh_scaledobjects.yaml")
     );
     let applied = applier
-        .apply_all(parse_manifest(&manifest).unwrap(), "o", soon(30))
+        .apply_all(parse_manifest(&manifest).unwrap(), "o", Adoption::Refuse, soon(30))
         .await
         .unwrap();
     let started = Instant::now();
@@ -219,7 +228,10 @@ async fn delete_leaves_objects_of_other_owners_alone() {
     let fake = FakeApiServer::start(Behaviour::default()).await;
     let applier = applier(&fake).await;
     let objects = parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: shared}").unwrap();
-    applier.apply_all(objects.clone(), "stack-a", soon(30)).await.unwrap();
+    applier
+        .apply_all(objects.clone(), "stack-a", Adoption::Refuse, soon(30))
+        .await
+        .unwrap();
     applier.delete_all(objects.clone(), "stack-b", soon(30)).await.unwrap();
     let stored: Vec<Value> = fake.objects().into_values().collect();
     assert_eq!(stored.len(), 1, "another owner's Delete must not remove it");

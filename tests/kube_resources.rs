@@ -534,6 +534,193 @@ async fn a_manifest_update_prunes_what_left_and_delete_survives_a_deleted_cluste
     );
 }
 
+const SALES_NAMESPACE: &str = "/api/v1/namespaces/sales";
+
+fn namespace_and_config(adopt: bool) -> Value {
+    json!({"ClusterName": CLUSTER, "AdoptExisting": adopt.to_string(),
+           "Manifest": "apiVersion: v1\nkind: Namespace\nmetadata: {name: sales}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: sales}\ndata: {level: info}"})
+}
+
+#[tokio::test]
+async fn an_object_that_exists_and_is_not_the_resources_is_refused_and_never_deleted() {
+    let rig = rig(Behaviour::default()).await;
+    let theirs =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sales", "labels": {"team": "sales"}}});
+    rig.api.insert(SALES_NAMESPACE, theirs.clone());
+    let refused = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Create",
+            namespace_and_config(false),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    let reason = refused["Reason"].as_str().unwrap();
+    assert!(
+        reason
+            .starts_with("Namespace sales already exists and was not created by this resource: it was left unchanged."),
+        "{reason}"
+    );
+    assert!(reason.contains("AdoptExisting"), "{reason}");
+    assert!(rig.patched().is_empty(), "nothing applied: {:?}", rig.patched());
+    // CloudFormation deletes a resource whose Create failed: the namespace stays.
+    let deleted = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Delete",
+            namespace_and_config(false),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    assert_eq!(rig.api.objects()[SALES_NAMESPACE], theirs, "untouched");
+}
+
+#[tokio::test]
+async fn an_adopted_object_is_applied_but_left_by_delete_and_prune() {
+    let rig = rig(Behaviour::default()).await;
+    rig.api.insert(
+        SALES_NAMESPACE,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sales"}}),
+    );
+    let created = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Create",
+            namespace_and_config(true),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    let objects = rig.api.objects();
+    let namespace = &objects[SALES_NAMESPACE]["metadata"];
+    assert!(
+        namespace["annotations"]["kedaform.io/adopted-by"].is_string(),
+        "{namespace}"
+    );
+    assert!(namespace["labels"]["kedaform.io/owner"].is_null(), "{namespace}");
+    let config = &objects["/api/v1/namespaces/sales/configmaps/settings"]["metadata"];
+    assert!(
+        config["labels"]["kedaform.io/owner"].is_string(),
+        "its own object: {config}"
+    );
+    // A second Update without AdoptExisting keeps applying what it adopted.
+    let updated = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Update",
+            namespace_and_config(false),
+            Some(namespace_and_config(true)),
+            60,
+        )
+        .await;
+    assert_eq!(updated["Status"], "SUCCESS", "{updated}");
+    let deleted = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Delete",
+            namespace_and_config(false),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    let left: Vec<String> = rig.api.objects().into_keys().collect();
+    assert_eq!(
+        left,
+        [SALES_NAMESPACE],
+        "its own ConfigMap went, the adopted namespace stayed"
+    );
+}
+
+#[tokio::test]
+async fn another_resources_object_is_refused_even_with_adoption_and_keeps_its_owner() {
+    let rig = rig(Behaviour::default()).await;
+    let keda = rig
+        .send("Custom::KedaInstall", "Create", install(&rig.manifest_url), None, 120)
+        .await;
+    assert_eq!(keda["Status"], "SUCCESS", "{keda}");
+    let keda_namespace = rig.api.objects()["/api/v1/namespaces/keda"].clone();
+    let owner = keda_namespace["metadata"]["labels"]["kedaform.io/owner"].clone();
+    let mut other = json!({"ClusterName": CLUSTER, "AdoptExisting": "true",
+                           "Manifest": "apiVersion: v1\nkind: Namespace\nmetadata: {name: keda}"});
+    // Another logical id: another owner.
+    let refused = round_trip(
+        &rig.runtime,
+        "Custom::KubernetesManifest",
+        ("Create", "Intruder"),
+        other.clone(),
+        None,
+        60,
+    )
+    .await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    assert!(
+        refused["Reason"].as_str().unwrap().starts_with(&format!(
+            "Namespace keda already exists and belongs to another kedaform resource (owner label {})",
+            owner.as_str().unwrap()
+        )),
+        "{refused}"
+    );
+    other["AdoptExisting"] = json!("false");
+    let deleted = round_trip(
+        &rig.runtime,
+        "Custom::KubernetesManifest",
+        ("Delete", "Intruder"),
+        other,
+        None,
+        60,
+    )
+    .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    assert_eq!(
+        rig.api.objects()["/api/v1/namespaces/keda"],
+        keda_namespace,
+        "KEDA's namespace untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_replacing_scaled_object_update_deletes_nothing() {
+    let rig = rig(Behaviour::default()).await;
+    let keda = rig
+        .send("Custom::KedaInstall", "Create", install(&rig.manifest_url), None, 120)
+        .await;
+    assert_eq!(keda["Status"], "SUCCESS", "{keda}");
+    let created = rig.send(SO, "Create", scaled_object(), None, 60).await;
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    let mut renamed = scaled_object();
+    renamed["Name"] = json!("consumer-v2");
+    let updated = rig.send(SO, "Update", renamed, Some(scaled_object()), 60).await;
+    assert_eq!(updated["Status"], "SUCCESS", "{updated}");
+    assert_ne!(
+        updated["PhysicalResourceId"], created["PhysicalResourceId"],
+        "a replacement"
+    );
+    let deletes: Vec<String> = rig
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path_and_query.clone())
+        .collect();
+    assert!(
+        deletes.is_empty(),
+        "CloudFormation's Delete of the old id removes the old objects: {deletes:?}"
+    );
+    let objects = rig.api.objects();
+    for name in ["consumer", "consumer-v2"] {
+        assert!(
+            objects.contains_key(&format!("/apis/keda.sh/v1alpha1/namespaces/sales/scaledobjects/{name}")),
+            "{name} is there"
+        );
+    }
+}
+
 /// (resource type, property, value as JSON, the error after `property <name>: `).
 const WRONG_TYPES: [(&str, &str, &str, &str); 16] = [
     (SO, "QueueLength", r#""ten""#, "found a string that is not a number"),

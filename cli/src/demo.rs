@@ -238,6 +238,7 @@ async fn deploy(
                 cluster_name: deploy.cluster.clone(),
                 manifest,
                 wait_for_ready: true,
+                adopt_existing: false,
             })?,
         )?,
         120,

@@ -44,6 +44,10 @@ struct KedaArgs {
     pod_identity: bool,
     #[arg(long)]
     legacy_fs_group: bool,
+    /// Take over KEDA objects that exist and that no kedaform resource made (a KEDA installed
+    /// by hand or by Helm): they are applied, and never deleted by kedaform.
+    #[arg(long)]
+    adopt_existing: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +89,7 @@ impl KedaArgs {
                 IdentityMode::Irsa
             },
             legacy_fs_group: self.legacy_fs_group,
+            adopt_existing: self.adopt_existing,
             ..KedaInstallProperties::new(cluster, &self.operator_role)
         }
     }

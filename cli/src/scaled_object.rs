@@ -42,6 +42,10 @@ struct ScaledObjectArgs {
     polling_interval: Option<i32>,
     #[arg(long)]
     cooldown_period: Option<i32>,
+    /// Take over a TriggerAuthentication or ScaledObject of these names that exists and that
+    /// no kedaform resource made (it is then never deleted by kedaform).
+    #[arg(long)]
+    adopt_existing: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +75,7 @@ impl ScaledObjectArgs {
             max_replicas: self.max_replicas,
             polling_interval: self.polling_interval,
             cooldown_period: self.cooldown_period,
+            adopt_existing: self.adopt_existing,
             ..defaults
         }
     }

@@ -102,6 +102,26 @@ pub enum Error {
         message: String,
     },
 
+    /// An object exists that the applying resource did not create: kedaform neither changes
+    /// nor deletes it.
+    #[error(
+        "{object} already exists and {}: it was left unchanged. {}",
+        match .holder {
+            crate::kube::plan::Holder::Unowned => "was not created by this resource".to_owned(),
+            crate::kube::plan::Holder::Other(owner) => format!("belongs to another kedaform resource (owner label {owner})"),
+        },
+        match .holder {
+            crate::kube::plan::Holder::Unowned => "Remove or rename it, or allow this resource to adopt it (property AdoptExisting: true, or --adopt-existing; an adopted object is never deleted by the resource)",
+            crate::kube::plan::Holder::Other(_) => "Rename it here, or remove it from the other resource first: a resource never takes over another's objects",
+        }
+    )]
+    NotOwned {
+        /// The object.
+        object: String,
+        /// Who holds it.
+        holder: crate::kube::plan::Holder,
+    },
+
     /// An object did not become ready (or failed) before the deadline.
     #[error("{object} is not ready: {reason}")]
     NotReady {

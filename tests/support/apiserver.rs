@@ -150,6 +150,11 @@ impl FakeApiServer {
     pub fn requests(&self) -> Vec<Recorded> {
         self.server.requests()
     }
+
+    /// Stores `object` at `path` as if someone else had created it.
+    pub fn insert(&self, path: &str, object: Value) {
+        self.store.lock().unwrap().insert(path.to_owned(), object);
+    }
 }
 
 fn respond(store: &Mutex<BTreeMap<String, Value>>, behaviour: &Behaviour, request: &Recorded) -> Reply {

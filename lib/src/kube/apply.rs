@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::retry::Backoff;
 
-use super::plan::{self, OWNER_LABEL, ObjectKey};
+use super::plan::{self, Adoption, Claim, OWNER_LABEL, ObjectKey};
 use super::readiness::{Readiness, readiness, scaler_failure};
 use crate::{Error, Input};
 
@@ -24,21 +24,22 @@ pub const FIELD_MANAGER: &str = "kedaform";
 ///
 /// Server-side apply as field manager `kedaform` (forced: a field another manager changed is
 /// taken back), every object labelled with its owner so that a delete or a prune only ever
-/// removes what that owner applied.
+/// removes what that owner applied; an object that exists and is not the owner's is refused
+/// unless adoption is allowed (see [`Applier::apply_all`]).
 ///
 /// ```no_run
 /// use std::time::Duration;
 ///
 /// use kedaform::kube::Kubeconfig;
 /// use kedaform::kube::apply::Applier;
-/// use kedaform::kube::plan::parse_manifest;
+/// use kedaform::kube::plan::{Adoption, parse_manifest};
 ///
 /// # async fn example() -> Result<(), kedaform::Error> {
 /// let kubeconfig = Kubeconfig::read(std::path::Path::new("kubeconfig")).await?;
 /// let applier = Applier::new(kubeconfig.client(&kubeconfig.cluster_name)?);
 /// let objects = parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: sales}\n")?;
 /// let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-/// let applied = applier.apply_all(objects.clone(), "my-stack/Sales", deadline).await?;
+/// let applied = applier.apply_all(objects.clone(), "my-stack/Sales", Adoption::Refuse, deadline).await?;
 /// applier.wait_ready(&applied, deadline).await?;
 /// // Only what "my-stack/Sales" applied goes; an object of the same name it did not apply stays.
 /// applier.delete_all(objects, "my-stack/Sales", deadline).await?;
@@ -269,19 +270,33 @@ impl Applier {
         Ok((api, key))
     }
 
-    /// Labels `objects` as owned by `owner`, then applies them in order; returns them as the
-    /// API server stored them.
+    /// Applies `objects` in order as `owner`; returns them as the API server stored them.
+    ///
+    /// Each object is read first and judged by [`plan::claim`]: one that does not exist, or
+    /// carries `owner`'s label, is applied with that label; one that exists and is nobody's is
+    /// refused ([`Error::NotOwned`]) unless `adoption` is [`Adoption::Adopt`], when it is applied
+    /// and annotated as adopted (no Delete or prune ever removes it); one of another kedaform
+    /// owner is always refused, and its label is never rewritten. A refusal stops the apply
+    /// before that object: the objects before it in apply order are applied, none after it.
     pub async fn apply_all(
         &self,
-        mut objects: Vec<DynamicObject>,
+        objects: Vec<DynamicObject>,
         owner: &str,
+        adoption: Adoption,
         deadline: Instant,
     ) -> Result<Vec<DynamicObject>, Error> {
-        plan::label(&mut objects, owner);
         let mut applied = Vec::with_capacity(objects.len());
-        for object in plan::apply_order(objects) {
+        for mut object in plan::apply_order(objects) {
             let (api, key) = self.api(&object, deadline).await?;
             let name = key.name.clone();
+            let current = api.get_opt(&name).await.map_err(|e| kube_error("get", &key, e))?;
+            let claim = plan::claim(current.as_ref().map(|c| &c.metadata), owner, adoption).map_err(|holder| {
+                Error::NotOwned {
+                    object: key.to_string(),
+                    holder,
+                }
+            })?;
+            plan::mark(&mut object, owner, &claim);
             let stored = api
                 .patch(
                     &name,
@@ -290,7 +305,7 @@ impl Applier {
                 )
                 .await
                 .map_err(|e| kube_error("apply", &key, e))?;
-            tracing::info!(object = %key, "applied");
+            tracing::info!(object = %key, adopted = claim == Claim::Adopted, "applied");
             if key.kind == "CustomResourceDefinition"
                 && let Some(group) = object.data["spec"]["group"].as_str()
             {

@@ -116,12 +116,77 @@ pub fn owner(stack_id: &str, logical_id: &str) -> String {
     format!("{readable}-{hash:016x}")
 }
 
-/// Adds kedaform's labels to every object.
-pub fn label(objects: &mut [DynamicObject], owner: &str) {
-    for object in objects {
-        let labels = object.metadata.labels.get_or_insert_with(Default::default);
-        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
-        labels.insert(OWNER_LABEL.into(), owner.into());
+/// Annotation on an object a resource adopted (it existed before, and the resource was allowed
+/// to take it over): names that owner. An adopted object carries no owner label, so no Delete
+/// and no prune ever removes it.
+pub const ADOPTED_BY_ANNOTATION: &str = "kedaform.io/adopted-by";
+
+/// Whether an apply may take over an object that exists and is not the applying owner's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Adoption {
+    /// Such an object fails the apply, naming it; nothing of it changes (the default).
+    #[default]
+    Refuse,
+    /// Such an object is applied and annotated as adopted; it is never deleted. An object of
+    /// another kedaform owner is refused all the same.
+    Adopt,
+}
+
+/// How an apply may treat one object, judged from the object the cluster holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Absent, or labelled as this owner's: applied with the owner label, deleted with the owner.
+    Owned,
+    /// Existing and not any owner's, taken over with [`Adoption::Adopt`]: applied with
+    /// [`ADOPTED_BY_ANNOTATION`], never deleted.
+    Adopted,
+}
+
+/// Why an existing object may not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// It existed before and no kedaform resource owns it.
+    Unowned,
+    /// Another kedaform resource owns (or adopted) it: the owner label value.
+    Other(String),
+}
+
+/// What an apply as `owner` may do with an object whose current metadata is `existing` (`None`:
+/// the object does not exist).
+pub fn claim(existing: Option<&::kube::api::ObjectMeta>, owner: &str, adoption: Adoption) -> Result<Claim, Holder> {
+    let Some(existing) = existing else {
+        return Ok(Claim::Owned);
+    };
+    let label = existing.labels.as_ref().and_then(|l| l.get(OWNER_LABEL));
+    let adopter = existing.annotations.as_ref().and_then(|a| a.get(ADOPTED_BY_ANNOTATION));
+    match (label, adopter) {
+        (Some(label), _) if label == owner => Ok(Claim::Owned),
+        (Some(other), _) | (None, Some(other)) if other != owner => Err(Holder::Other(other.clone())),
+        (None, Some(_)) => Ok(Claim::Adopted),
+        _ if adoption == Adoption::Adopt => Ok(Claim::Adopted),
+        _ => Err(Holder::Unowned),
+    }
+}
+
+/// Marks `object` as `claim` says: the owner and managed-by labels on an owned object, the
+/// adopted-by annotation (and no owner label) on an adopted one.
+pub fn mark(object: &mut DynamicObject, owner: &str, claim: &Claim) {
+    match claim {
+        Claim::Owned => {
+            let labels = object.metadata.labels.get_or_insert_with(Default::default);
+            labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+            labels.insert(OWNER_LABEL.into(), owner.into());
+        }
+        Claim::Adopted => {
+            if let Some(labels) = object.metadata.labels.as_mut() {
+                labels.remove(OWNER_LABEL);
+            }
+            object
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(ADOPTED_BY_ANNOTATION.into(), owner.into());
+        }
     }
 }
 
@@ -349,6 +414,57 @@ metadata: {name: sales}
         assert!(a.starts_with("kedainstall-") && a.len() <= 63, "{a}");
         let long = owner("s", &"L".repeat(200));
         assert!(long.len() <= 63 && long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+
+    fn meta(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ::kube::api::ObjectMeta {
+        let map =
+            |pairs: &[(&str, &str)]| Some(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+        ::kube::api::ObjectMeta {
+            labels: map(labels),
+            annotations: map(annotations),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_object_is_claimed_only_when_absent_ours_or_explicitly_adoptable() {
+        use Adoption::{Adopt, Refuse};
+        let ours = meta(&[(OWNER_LABEL, "me")], &[]);
+        let theirs = meta(&[(OWNER_LABEL, "keda-1234")], &[]);
+        let plain = meta(&[("app", "x")], &[]);
+        let adopted_by_us = meta(&[], &[(ADOPTED_BY_ANNOTATION, "me")]);
+        let adopted_by_them = meta(&[], &[(ADOPTED_BY_ANNOTATION, "other")]);
+        assert_eq!(claim(None, "me", Refuse), Ok(Claim::Owned));
+        assert_eq!(claim(Some(&ours), "me", Refuse), Ok(Claim::Owned));
+        for adoption in [Refuse, Adopt] {
+            assert_eq!(
+                claim(Some(&theirs), "me", adoption),
+                Err(Holder::Other("keda-1234".into())),
+                "another owner's object is never taken over"
+            );
+            assert_eq!(
+                claim(Some(&adopted_by_them), "me", adoption),
+                Err(Holder::Other("other".into()))
+            );
+            assert_eq!(claim(Some(&adopted_by_us), "me", adoption), Ok(Claim::Adopted));
+        }
+        assert_eq!(claim(Some(&plain), "me", Refuse), Err(Holder::Unowned));
+        assert_eq!(claim(Some(&plain), "me", Adopt), Ok(Claim::Adopted));
+    }
+
+    #[test]
+    fn an_adopted_object_carries_no_owner_label() {
+        let mut objects =
+            parse_manifest("apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: {kedaform.io/owner: x}}")
+                .unwrap();
+        mark(&mut objects[0], "me", &Claim::Adopted);
+        assert_eq!(objects[0].metadata.labels.as_ref().unwrap().get(OWNER_LABEL), None);
+        assert_eq!(
+            objects[0].metadata.annotations.as_ref().unwrap()[ADOPTED_BY_ANNOTATION],
+            "me"
+        );
+        mark(&mut objects[0], "me", &Claim::Owned);
+        assert_eq!(objects[0].metadata.labels.as_ref().unwrap()[OWNER_LABEL], "me");
     }
 
     #[test]

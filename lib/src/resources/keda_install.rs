@@ -36,6 +36,11 @@ pub struct KedaInstallProperties {
     /// Seconds; the projected token's lifetime (default a day).
     #[serde(default = "one_day")]
     pub token_expiration: u32,
+    /// Whether objects that exist and belong to no kedaform resource are taken over (applied,
+    /// annotated `kedaform.io/adopted-by`, never deleted by this resource) instead of failing
+    /// the request (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt_existing: bool,
 }
 
 fn default_version() -> String {
@@ -62,6 +67,7 @@ impl KedaInstallProperties {
             identity_mode: IdentityMode::Irsa,
             legacy_fs_group: false,
             token_expiration: DEFAULT_TOKEN_EXPIRATION,
+            adopt_existing: false,
         }
     }
 

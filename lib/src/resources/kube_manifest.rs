@@ -19,6 +19,11 @@ pub struct ManifestProperties {
     /// Whether the answer waits for every object to be ready (default true).
     #[serde(default = "yes")]
     pub wait_for_ready: bool,
+    /// Whether objects that exist and belong to no kedaform resource are taken over (applied,
+    /// annotated `kedaform.io/adopted-by`, never deleted by this resource) instead of failing
+    /// the request (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt_existing: bool,
 }
 
 fn yes() -> bool {

@@ -10,7 +10,7 @@ use super::scaled_object::ScaledObjectProperties;
 use super::{ClusterAccess, KEDA_INSTALL, MANIFEST, SCALED_OBJECT};
 use crate::cfn::{CustomResource, Invocation, Outcome, UnknownKeys, decode_properties};
 use crate::kube::apply::Applier;
-use crate::kube::plan;
+use crate::kube::plan::{self, Adoption};
 use crate::{Error, Input};
 
 /// A resource's properties, by type.
@@ -85,6 +85,15 @@ impl Desired {
         }
     }
 
+    fn adoption(&self) -> Adoption {
+        let adopt = match self {
+            Self::Manifest(p) => p.adopt_existing,
+            Self::Keda(p) => p.adopt_existing,
+            Self::ScaledObject(p) => p.adopt_existing,
+        };
+        if adopt { Adoption::Adopt } else { Adoption::Refuse }
+    }
+
     fn wait(&self) -> bool {
         match self {
             Self::Manifest(p) => p.wait_for_ready,
@@ -141,9 +150,13 @@ impl Kubernetes {
             desired.cluster()
         ));
         let applied = applier
-            .apply_all(objects.clone(), &owner, invocation.deadline())
+            .apply_all(objects.clone(), &owner, desired.adoption(), invocation.deadline())
             .await?;
-        if let Some(previous) = previous.filter(|p| p.cluster() == desired.cluster() && !desired.same_source(p)) {
+        // A replacement (another physical id) prunes nothing: CloudFormation's Delete of the old
+        // physical id removes the old objects once the update succeeded, and a rollback needs
+        // them until then.
+        let physical_id = desired.physical_id(&owner);
+        if let Some(previous) = previous.filter(|p| p.physical_id(&owner) == physical_id && !desired.same_source(p)) {
             let before = previous.objects(&self.access, invocation).await?;
             let gone = plan::pruned(&before, &objects);
             if !gone.is_empty() {
@@ -155,7 +168,7 @@ impl Kubernetes {
             invocation.step(format!("waiting for {} objects to be ready", applied.len()));
             applier.wait_ready(&applied, invocation.deadline()).await?;
         }
-        Ok(desired.outputs(Outcome::new(desired.physical_id(&owner)), &objects))
+        Ok(desired.outputs(Outcome::new(physical_id), &objects))
     }
 
     async fn remove(&self, invocation: &Invocation, desired: &Desired) -> Result<(), Error> {

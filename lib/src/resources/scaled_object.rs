@@ -68,6 +68,11 @@ pub struct ScaledObjectProperties {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Replicas to run while the scaler keeps failing.
     pub fallback: Option<Fallback>,
+    /// Whether objects that exist and belong to no kedaform resource are taken over (applied,
+    /// annotated `kedaform.io/adopted-by`, never deleted by this resource) instead of failing
+    /// the request (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt_existing: bool,
 }
 
 fn deployment() -> String {
@@ -274,6 +279,7 @@ impl ScaledObjectProperties {
             role_arn: role_arn.into(),
             behavior: None,
             fallback: None,
+            adopt_existing: false,
         }
     }
 
