@@ -29,7 +29,7 @@ async fn applier(fake: &FakeApiServer) -> Applier {
         version: "1.33".into(),
     };
     Applier::new(
-        kube_client(&cluster, &Bearer::Token(TOKEN.into()))
+        kube_client(&cluster, &Bearer::token(TOKEN).unwrap())
             .await
             .expect("a client for the fake"),
     )

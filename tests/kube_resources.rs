@@ -721,6 +721,62 @@ async fn a_replacing_scaled_object_update_deletes_nothing() {
     }
 }
 
+/// Files directly in the temporary directory that hold an EKS token.
+fn token_files() -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file())
+        .filter(|path| std::fs::read(path).is_ok_and(|bytes| bytes.windows(11).any(|w| w == b"k8s-aws-v1.")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_eks_token_goes_in_each_request_and_never_to_disk() {
+    let rig = rig(Behaviour::default()).await;
+    let before = token_files();
+    // The temporary directory is watched while the request runs: a token file would exist
+    // exactly then.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let watch = async {
+        let mut seen = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            seen.extend(token_files().into_iter().filter(|f| !before.contains(f)));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        seen
+    };
+    let request = async {
+        let response = rig
+            .send(
+                "Custom::KubernetesManifest",
+                "Create",
+                namespace_and_config(false),
+                None,
+                60,
+            )
+            .await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        response
+    };
+    let (created, seen) = tokio::join!(request, watch);
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    assert!(seen.is_empty(), "token files while the request ran: {seen:?}");
+    let requests = rig.api.requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        let authorization = request.header("authorization").unwrap_or_default();
+        assert!(
+            authorization.starts_with("Bearer k8s-aws-v1."),
+            "{}",
+            request.path_and_query
+        );
+    }
+    let after = token_files();
+    assert!(after.iter().all(|f| before.contains(f)), "token files: {after:?}");
+}
+
 /// (resource type, property, value as JSON, the error after `property <name>: `).
 const WRONG_TYPES: [(&str, &str, &str, &str); 16] = [
     (SO, "QueueLength", r#""ten""#, "found a string that is not a number"),

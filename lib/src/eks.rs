@@ -5,6 +5,7 @@
 //! `GetCallerIdentity` URL (regional endpoint, `X-Amz-Expires=60`) whose signature covers the
 //! header `x-k8s-aws-id: <cluster>`; the API server's authenticator replays it to STS.
 
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -14,6 +15,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, 
 use aws_sigv4::sign::v4;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderValue;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::time::Instant;
 
@@ -153,29 +155,54 @@ pub async fn describe(eks: &aws_sdk_eks::Client, name: &str, deadline: Instant) 
     }
 }
 
-/// A Kubernetes client for `cluster`, authenticated by `token`, trusting only the cluster's CA.
-/// How a client authenticates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Bearer {
-    /// A fixed token.
-    Token(String),
-    /// A file kube re-reads every minute, kept fresh by a [`TokenFile`].
-    File(std::path::PathBuf),
+/// How a client authenticates: the `Authorization` header every request carries, read at
+/// each request from memory. A token is never written to disk.
+#[derive(Clone)]
+pub struct Bearer(Arc<RwLock<HeaderValue>>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(withheld)")
+    }
 }
 
-/// How often a [`TokenFile`] re-mints: well inside the 15 minutes EKS accepts a token for.
+impl Bearer {
+    /// A fixed token.
+    pub fn token(token: &str) -> Result<Self, Error> {
+        Ok(Self(Arc::new(RwLock::new(header(token)?))))
+    }
+
+    fn set(&self, token: &str) -> Result<(), Error> {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = header(token)?;
+        Ok(())
+    }
+
+    fn current(&self) -> HeaderValue {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+/// `Bearer <token>`, marked sensitive so that no debug output or log shows it.
+fn header(token: &str) -> Result<HeaderValue, Error> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| Error::Token("the token is not a valid header value".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// How often a [`RefreshingToken`] re-mints: well inside the 15 minutes EKS accepts a token for.
 pub const TOKEN_REFRESH: Duration = Duration::from_secs(5 * 60);
 
-/// A token file that stays valid: re-minted every `every` until dropped, when the task stops
-/// and the file is removed.
+/// An EKS token that stays valid: minted now and every `every` after, in memory, until
+/// dropped, when the refresh task stops.
 #[derive(Debug)]
-pub struct TokenFile {
-    path: std::path::PathBuf,
+pub struct RefreshingToken {
+    bearer: Bearer,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl TokenFile {
-    /// Writes a fresh token now and every `every` while the file lives.
+impl RefreshingToken {
+    /// Mints a token for `cluster` now and every `every` while it lives.
     pub async fn start(
         credentials: aws_credential_types::provider::SharedCredentialsProvider,
         region: String,
@@ -183,68 +210,41 @@ impl TokenFile {
         every: Duration,
     ) -> Result<Self, Error> {
         use aws_credential_types::provider::ProvideCredentials;
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("kedaform-token-{}-{unique}", std::process::id()));
-        let mint = {
-            let path = path.clone();
-            move |credentials: Credentials| -> Result<(), Error> {
-                let token = token(&credentials, &region, &cluster, SystemTime::now())?;
-                write_private(&path, &token).map_err(|e| Error::Token(format!("cannot write {}: {e}", path.display())))
-            }
-        };
         let first = credentials
             .provide_credentials()
             .await
             .map_err(|e| Error::Token(crate::error_chain(&e)))?;
-        mint(first)?;
+        let bearer = Bearer::token(&token(&first, &region, &cluster, SystemTime::now())?)?;
+        let shared = bearer.clone();
         let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                match credentials.provide_credentials().await {
-                    Ok(fresh) => {
-                        if let Err(error) = mint(fresh) {
-                            tracing::warn!(%error, "token not refreshed");
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(error = %crate::error_chain(&error), "no credentials to refresh the token");
-                    }
+                let minted = match credentials.provide_credentials().await {
+                    Ok(fresh) => token(&fresh, &region, &cluster, SystemTime::now()).and_then(|t| shared.set(&t)),
+                    Err(error) => Err(Error::Token(crate::error_chain(&error))),
+                };
+                if let Err(error) = minted {
+                    tracing::warn!(%error, "token not refreshed");
                 }
             }
         });
-        Ok(Self { path, task })
+        Ok(Self { bearer, task })
     }
 
-    /// The token file, as a client's bearer source.
+    /// The token, as a client's bearer source.
     pub fn bearer(&self) -> Bearer {
-        Bearer::File(self.path.clone())
+        self.bearer.clone()
     }
 }
 
-impl Drop for TokenFile {
+impl Drop for RefreshingToken {
     fn drop(&mut self) {
         self.task.abort();
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// Writes `text` readable by this user only, atomically (kube may read at any moment).
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let partial = path.with_extension("partial");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)?;
-    file.write_all(text.as_bytes())?;
-    std::fs::rename(partial, path)
-}
-
-/// A client for `cluster`, trusting only the cluster's CA.
+/// A client for `cluster`, trusting only the cluster's CA, sending `bearer`'s current token
+/// with every request.
 pub async fn kube_client(cluster: &Cluster, bearer: &Bearer) -> Result<::kube::Client, Error> {
     let mut server = serde_json::json!({"server": cluster.endpoint});
     if !cluster.certificate_authority.is_empty() {
@@ -254,10 +254,7 @@ pub async fn kube_client(cluster: &Cluster, bearer: &Bearer) -> Result<::kube::C
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": cluster.name, "cluster": server}],
-        "users": [{"name": "kedaform", "user": match bearer {
-            Bearer::Token(token) => serde_json::json!({"token": token}),
-            Bearer::File(path) => serde_json::json!({"tokenFile": path}),
-        }}],
+        "users": [{"name": "kedaform", "user": {}}],
         "contexts": [{"name": "kedaform", "context": {"cluster": cluster.name, "user": "kedaform"}}],
         "current-context": "kedaform",
     }))
@@ -272,12 +269,20 @@ pub async fn kube_client(cluster: &Cluster, bearer: &Bearer) -> Result<::kube::C
             )
         })?;
     crate::kube::identify(&mut config);
-    ::kube::Client::try_from(config).map_err(|e| {
+    let builder = ::kube::client::ClientBuilder::try_from(config).map_err(|e| {
         Error::input(
             Input::Cluster,
             format!("cannot build a client for cluster {}: {e}", cluster.name),
         )
-    })
+    })?;
+    let bearer = bearer.clone();
+    let authorize = tower::util::MapRequestLayer::new(move |mut request: http::Request<::kube::client::Body>| {
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, bearer.current());
+        request
+    });
+    Ok(builder.with_layer(&authorize).build())
 }
 
 #[cfg(test)]
@@ -315,23 +320,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_token_file_is_reminted_until_dropped() {
-        use std::os::unix::fs::PermissionsExt as _;
+    async fn a_token_is_reminted_in_memory_until_dropped() {
         let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials(None));
-        let file = TokenFile::start(provider, "us-east-1".into(), "sales".into(), Duration::from_millis(400))
+        let token = RefreshingToken::start(provider, "us-east-1".into(), "sales".into(), Duration::from_millis(400))
             .await
             .unwrap();
-        let Bearer::File(path) = file.bearer() else {
-            panic!("a file")
-        };
-        let first = std::fs::read_to_string(&path).unwrap();
-        assert!(first.starts_with(TOKEN_PREFIX));
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let bearer = token.bearer();
+        let first = bearer.current();
+        assert!(first.is_sensitive(), "never shown by a debug print");
+        assert!(first.to_str().unwrap().starts_with("Bearer k8s-aws-v1."));
+        assert_eq!(format!("{bearer:?} {token:?}").matches("k8s-aws").count(), 0);
         tokio::time::sleep(Duration::from_millis(1_300)).await;
-        let later = std::fs::read_to_string(&path).unwrap();
-        assert_ne!(first, later, "re-minted with a later X-Amz-Date");
-        drop(file);
-        assert!(!path.exists(), "removed when dropped");
+        assert_ne!(first, bearer.current(), "re-minted with a later X-Amz-Date");
+        drop(token);
+        let last = bearer.current();
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(last, bearer.current(), "no refresh once dropped");
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub struct Applier {
     /// API groups of the CRDs this applier applied: only their kinds are worth waiting for.
     crd_groups: Mutex<Vec<String>>,
     /// Keeps the client's token fresh for as long as the applier lives.
-    _token: Option<crate::eks::TokenFile>,
+    _token: Option<crate::eks::RefreshingToken>,
 }
 
 impl std::fmt::Debug for Applier {
@@ -191,8 +191,8 @@ impl Applier {
         }
     }
 
-    /// An applier whose client reads its token from `token`, kept fresh while it lives.
-    pub fn with_token_file(client: ::kube::Client, token: crate::eks::TokenFile) -> Self {
+    /// An applier whose client sends `token`'s bearer, kept fresh while the applier lives.
+    pub fn with_token(client: ::kube::Client, token: crate::eks::RefreshingToken) -> Self {
         Self {
             _token: Some(token),
             ..Self::new(client)

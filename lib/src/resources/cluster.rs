@@ -71,7 +71,7 @@ impl ClusterAccess {
         let Some(cluster) = eks::describe(&self.eks, cluster, invocation.deadline()).await? else {
             return Ok(None);
         };
-        let token = eks::TokenFile::start(
+        let token = eks::RefreshingToken::start(
             self.credentials.clone(),
             self.region.clone(),
             cluster.name.clone(),
@@ -79,7 +79,7 @@ impl ClusterAccess {
         )
         .await?;
         let client = eks::kube_client(&cluster, &token.bearer()).await?;
-        Ok(Some(Applier::with_token_file(client, token)))
+        Ok(Some(Applier::with_token(client, token)))
     }
 
     /// An applier for the cluster, which must exist.
