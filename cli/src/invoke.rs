@@ -32,7 +32,10 @@ impl InvokeCommand {
         } else {
             cluster_access(context).await?
         };
-        Ok(respond(handler, request, Output::Json).await)
+        // The response CloudFormation would get, whatever its status: that is this command's output.
+        let (success, body) = answer(handler, request).await;
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        Ok(if success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 }
 
@@ -67,14 +70,31 @@ pub fn request(
         .build())
 }
 
-/// Runs `request` through `handler`; prints the response; 1 when it failed.
-pub async fn respond<H: CustomResource>(handler: H, request: Value, output: Output) -> ExitCode {
+/// Runs `request` through `handler`: whether it succeeded, and the response body.
+async fn answer<H: CustomResource>(handler: H, request: Value) -> (bool, Value) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15 * 60);
     let mut response = Runtime::new(handler).respond(request, deadline).await;
     let body: Value = serde_json::from_slice(&kedaform::cfn::response::body(&mut response)).unwrap_or_default();
-    let success = kedaform::cfn::response::is_success(&response);
+    (kedaform::cfn::response::is_success(&response), body)
+}
+
+/// Runs `request` through `handler` and prints the outcome: the physical id and outputs, or
+/// the reason (with `--output json`, the response, or an error object with the response in
+/// it); 1 when it failed.
+pub async fn respond<H: CustomResource>(handler: H, request: Value, output: Output) -> ExitCode {
+    let (success, body) = answer(handler, request).await;
+    let reason = body["Reason"].as_str().unwrap_or_default();
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default()),
+        Output::Json if success => println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default()),
+        Output::Json => {
+            let input = reason
+                .strip_prefix("property ")
+                .and_then(|rest| rest.split_once(": "))
+                .map(|(property, _)| property);
+            let error =
+                serde_json::json!({"error": {"message": reason, "input": input, "exitCode": 1}, "response": body});
+            println!("{}", serde_json::to_string_pretty(&error).unwrap_or_default());
+        }
         Output::Text if success => {
             println!("done: {}", body["PhysicalResourceId"].as_str().unwrap_or_default());
             if let Some(data) = body["Data"].as_object() {
@@ -83,7 +103,7 @@ pub async fn respond<H: CustomResource>(handler: H, request: Value, output: Outp
                 }
             }
         }
-        Output::Text => eprintln!("failed: {}", body["Reason"].as_str().unwrap_or_default()),
+        Output::Text => eprintln!("failed: {reason}"),
     }
     if success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use kedaform::keda::install::{self, IdentityMode};
 use kedaform::kube::plan;
@@ -62,14 +61,14 @@ enum KedaAction {
     },
     /// Install KEDA on a cluster and wait until it is ready.
     Install {
-        #[arg(long)]
+        #[arg(long, value_parser = crate::cluster_flag)]
         cluster: String,
         #[command(flatten)]
         keda: KedaArgs,
     },
     /// Remove what `install` applied.
     Uninstall {
-        #[arg(long)]
+        #[arg(long, value_parser = crate::cluster_flag)]
         cluster: String,
         #[command(flatten)]
         keda: KedaArgs,
@@ -123,12 +122,15 @@ pub async fn read_manifest(location: &str) -> anyhow::Result<Vec<u8>> {
         .allow_plain_http();
         Ok(fetcher.fetch(location).await?)
     } else {
-        std::fs::read(location).with_context(|| format!("cannot read {location}"))
+        kedaform::fetch::read_bounded(std::path::Path::new(location), kedaform::fetch::MAX_MANIFEST_BYTES)
+            .map_err(|why| anyhow::anyhow!("{location} {why}"))
     }
 }
 
 async fn render(keda: &KedaArgs, helm_values: bool, output: Output) -> anyhow::Result<ExitCode> {
     let properties = keda.properties("");
+    // The same checks as `install`: what renders here installs there.
+    properties.validate()?;
     if helm_values {
         let values = install::helm_values(&properties.overlay());
         match output {

@@ -95,6 +95,13 @@ impl Context {
     }
 }
 
+/// `--cluster`, checked by clap so that a bad name is a usage error (exit 2) naming the flag.
+pub fn cluster_flag(name: &str) -> Result<String, String> {
+    kedaform::eks::check_cluster_name(name)
+        .map(|()| name.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 /// An error about an input, named by the flag it came from (`flags`: input → flag).
 pub fn flag_error(error: anyhow::Error, flags: &[(Input, &str)]) -> anyhow::Error {
     match error.downcast::<kedaform::Error>() {
@@ -123,19 +130,138 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// SIGINT or SIGTERM, by name; never returns when signals cannot be watched.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
+}
+
+/// What an interrupted command leaves, and how to finish or undo it.
+fn interruption(signal: &str, record: &progress::Record) -> String {
+    let mut message = format!("interrupted by {signal}");
+    if let Some(step) = &record.step {
+        message.push_str(&format!(" while {step}"));
+    }
+    if record.changes.is_empty() {
+        message.push_str(": nothing was applied or deleted.");
+        return message;
+    }
+    message.push_str(&format!(
+        ". Done before the interruption ({}): {}. Nothing else was changed. To finish, run the same command \
+         again (an apply takes up where it stopped); to undo an install or apply, run its uninstall or delete \
+         with the same flags (it removes only what kedaform applied).",
+        record.changes.len(),
+        record.changes.join(", ")
+    ));
+    message
+}
+
+/// The flag or property a message names first (`--cluster: …`, `property Manifest: …`).
+fn input_at_fault(message: &str) -> Option<&str> {
+    let (head, _) = message.split_once(": ")?;
+    let name = head.strip_prefix("property ").unwrap_or(head);
+    (name.starts_with("--") || head.starts_with("property ")).then_some(name)
+}
+
+/// A failure: on stderr as text, or on stdout as one JSON object with `--output json`.
+fn fail(output: Output, message: &str, input: Option<&str>, code: u8) -> ExitCode {
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"error": {"message": message, "input": input, "exitCode": code}})
+        ),
+        Output::Text => eprintln!("error: {message}"),
+    }
+    ExitCode::from(code)
+}
+
+/// `--output json` as the arguments give it, for errors before the arguments are parsed.
+fn json_asked() -> bool {
+    let arguments: Vec<String> = std::env::args().collect();
+    arguments.windows(2).any(|w| w[0] == "--output" && w[1] == "json") || arguments.iter().any(|a| a == "--output=json")
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if error.use_stderr() && json_asked() => {
+            let rendered = error.to_string();
+            // clap's text without its usage and help lines, on one line.
+            let head = rendered.split("\n\nUsage:").next().unwrap_or_default();
+            let message = head
+                .trim_start_matches("error: ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let flag = error
+                .get(clap::error::ContextKind::InvalidArg)
+                .map(|f| f.to_string().split_whitespace().next().unwrap_or_default().to_owned());
+            return fail(Output::Json, &message, flag.as_deref(), 2);
+        }
+        Err(error) => error.exit(),
+    };
+    let output = cli.output;
     let spinner = progress::start();
-    let result = Box::pin(run(cli)).await;
+    let result = tokio::select! {
+        result = Box::pin(run(cli)) => result,
+        signal = interrupted() => {
+            if let Some(spinner) = &spinner {
+                spinner.finish_and_clear();
+            }
+            let message = interruption(signal, &progress::record());
+            return fail(output, &message, None, 130);
+        }
+    };
     if let Some(spinner) = spinner {
         spinner.finish_and_clear();
     }
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", kedaform::error_chain(error.as_ref()));
-            ExitCode::FAILURE
+            let message = kedaform::error_chain(error.as_ref());
+            fail(output, &message, input_at_fault(&message), 1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_at_fault_is_the_flag_or_property_named_first() {
+        assert_eq!(input_at_fault("--cluster: sales is not the cluster"), Some("--cluster"));
+        assert_eq!(input_at_fault("property Manifest: document 1"), Some("Manifest"));
+        assert_eq!(input_at_fault("IAM GetRole on role x failed: AccessDenied"), None);
+        assert_eq!(input_at_fault("no colon"), None);
+    }
+
+    #[test]
+    fn an_interruption_says_what_was_done_and_how_to_finish_or_undo() {
+        let record = progress::Record {
+            step: Some("applying 24 objects to cluster sales".into()),
+            changes: vec![
+                "applied Namespace keda".into(),
+                "applied CustomResourceDefinition.apiextensions.k8s.io scaledobjects.keda.sh".into(),
+            ],
+        };
+        let message = interruption("SIGINT", &record);
+        assert!(message.starts_with("interrupted by SIGINT while applying 24 objects to cluster sales. Done before the interruption (2): applied Namespace keda, applied"), "{message}");
+        assert!(
+            message.contains("run the same command again") && message.contains("uninstall or delete"),
+            "{message}"
+        );
+        assert_eq!(
+            interruption("SIGTERM", &progress::Record::default()),
+            "interrupted by SIGTERM: nothing was applied or deleted."
+        );
     }
 }

@@ -90,12 +90,17 @@ fn parse_kubernetes_version(text: &str) -> Result<kedaform::sim::hpa::Kubernetes
     kedaform::sim::hpa::KubernetesVersion::parse(text).map_err(|e| e.to_string())
 }
 
+/// The largest `--traffic csv:` file read (a day a second is about 1 MiB).
+const MAX_TRAFFIC_BYTES: usize = 16 * 1024 * 1024;
+
 /// `--traffic`, checked by clap so that a bad one is a usage error (exit 2).
 fn parse_traffic(spec: &str) -> Result<kedaform::sim::model::Traffic, String> {
     use kedaform::sim::model::Traffic;
     let parsed = match spec.strip_prefix("csv:") {
         Some(file) => {
-            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+            let bytes = kedaform::fetch::read_bounded(std::path::Path::new(file), MAX_TRAFFIC_BYTES)
+                .map_err(|why| format!("{file} {why}"))?;
+            let text = String::from_utf8(bytes).map_err(|_| format!("{file} is not UTF-8 text"))?;
             Traffic::from_csv(&text)
         }
         None => Traffic::parse(spec),

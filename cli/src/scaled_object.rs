@@ -18,7 +18,7 @@ pub struct ScaledObjectCommand {
 
 #[derive(Debug, Args)]
 struct ScaledObjectArgs {
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cluster_flag)]
     cluster: String,
     #[arg(long)]
     namespace: String,

@@ -13,7 +13,7 @@ use crate::Context;
 
 #[derive(Debug, Args)]
 pub struct TokenCommand {
-    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    #[arg(long, value_parser = crate::cluster_flag)]
     cluster: String,
 }
 

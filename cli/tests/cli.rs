@@ -592,8 +592,13 @@ fn plan_emits_the_chosen_settings_as_properties_a_scaled_object_and_parameters()
         json!(chosen["queue_length"].to_string())
     );
     let missing = kedaform(&[&plan[..], &["--emit", "scaled-object"]].concat());
-    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
-    assert!(stderr(&missing).contains("--queue-url"), "{}", stderr(&missing));
+    assert_eq!(missing.status.code(), Some(2), "{}", stdout(&missing));
+    // With --output json a usage error is a JSON object on stdout.
+    let error: Value = serde_json::from_str(&stdout(&missing)).unwrap();
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("--queue-url"),
+        "{error}"
+    );
 
     let (chosen, command) = emit("parameters", &[]);
     let line = command.lines().find(|l| l.starts_with("sam deploy")).unwrap();
@@ -606,4 +611,256 @@ fn plan_emits_the_chosen_settings_as_properties_a_scaled_object_and_parameters()
     assert_eq!(pairs["QueueLength"], chosen["queue_length"].to_string());
     assert_eq!(pairs["MaxReplicas"], chosen["max_replicas"].to_string());
     assert!(pairs.contains_key("ScaleDownStabilizationSeconds"), "{line}");
+}
+
+/// A CloudFormation request for a `Custom::KubernetesManifest` of one namespace, as a file.
+fn namespace_event(name: &str) -> std::path::PathBuf {
+    let event = std::env::temp_dir().join(format!("kedaform-{name}-{}.json", std::process::id()));
+    let request = json!({"RequestType": "Create", "ResponseURL": "https://example.invalid/", "StackId": "stack",
+        "RequestId": "r1", "ResourceType": "Custom::KubernetesManifest", "LogicalResourceId": "Namespace",
+        "ResourceProperties": {"ServiceToken": "x", "ClusterName": "sales",
+                               "Manifest": format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}")}});
+    std::fs::write(&event, request.to_string()).unwrap();
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_calls_go_through_https_proxy_unless_no_proxy_names_the_server() {
+    let api = FakeApiServer::start(Behaviour::default()).await;
+    let eks = fake_eks("sales", &api.server.url).await;
+    let proxy = kedaform_tests::proxy::ConnectProxy::start().await;
+    let server = api.server.url.trim_start_matches("http://").to_owned();
+    let run = |name: &str, proxy_url: &str, no_proxy: &str| {
+        let event = namespace_event(name);
+        let (eks_url, proxy_url, no_proxy) = (eks.url.clone(), proxy_url.to_owned(), no_proxy.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let output = Command::new(env!("CARGO_BIN_EXE_kedaform"))
+                .args(["invoke", "--event", event.to_str().unwrap()])
+                .env("AWS_ENDPOINT_URL_EKS", eks_url)
+                .env("HTTPS_PROXY", proxy_url)
+                .env("NO_PROXY", no_proxy)
+                .output()
+                .unwrap();
+            std::fs::remove_file(&event).unwrap();
+            output
+        })
+    };
+    let proxied = run("proxied", &proxy.url, "").await.unwrap();
+    assert!(proxied.status.success(), "{}{}", stdout(&proxied), stderr(&proxied));
+    assert!(
+        proxy.targets().contains(&server),
+        "tunnelled to the API server: {:?}",
+        proxy.targets()
+    );
+    let tunnels = proxy.targets().iter().filter(|t| **t == server).count();
+
+    let direct = run("direct", &proxy.url, "example.com,127.0.0.1").await.unwrap();
+    assert!(direct.status.success(), "{}{}", stdout(&direct), stderr(&direct));
+    assert_eq!(
+        proxy.targets().iter().filter(|t| **t == server).count(),
+        tunnels,
+        "NO_PROXY names the server: no tunnel"
+    );
+    assert!(api.objects().contains_key("/api/v1/namespaces/direct"));
+
+    let malformed = run("malformed", "ftp://user:hunter2@proxy", "").await.unwrap();
+    let reason = stdout(&malformed);
+    assert_eq!(malformed.status.code(), Some(1), "{reason}");
+    assert!(
+        reason.contains("environment variable HTTPS_PROXY is not an http:// or https:// proxy"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("hunter2") && !reason.contains("ClusterName"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_malformed_kubeconfig_is_named_by_line_or_field_and_never_quoted() {
+    let dir = std::env::temp_dir().join(format!("kedaform-kubeconfig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let head = "apiVersion: v1\nkind: Config\ncurrent-context: c\n";
+    let user = "- name: u\n  user:\n    token: SECRETTOKEN123\n    client-key-data: SECRETKEYDATA456\n";
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..10 {
+        bomb.push_str(&format!(
+            "a{level}: &a{level} [{}]\n",
+            vec![format!("*a{}", level - 1); 10].join(", ")
+        ));
+    }
+    let cases = [
+        (format!("{head}users:\n{user}  bad: [unclosed\n"), "is not valid YAML: "),
+        (
+            format!("{head}users:\n{user}    exec: SECRETEXEC789\n"),
+            "users[0].user.exec: expected",
+        ),
+        (
+            format!("{head}users:\n- name: u\n  user: {{token: [SECRETTOKEN123]}}\n"),
+            "users[0].user.token: expected a string, found a list",
+        ),
+        (format!("{head}users:\n{user}  - x: SECRETX\n"), "is not valid YAML: "),
+        (bomb, "is not valid YAML: "),
+    ];
+    let keda = [
+        "keda",
+        "install",
+        "--cluster",
+        "sales",
+        "--operator-role",
+        "arn:aws:iam::123456789012:role/k",
+    ];
+    for (index, (text, expected)) in cases.iter().enumerate() {
+        let path = dir.join(format!("kubeconfig-{index}"));
+        std::fs::write(&path, text).unwrap();
+        let mut arguments = vec!["--kubeconfig", path.to_str().unwrap()];
+        arguments.extend(keda);
+        let output = kedaform(&arguments);
+        let error = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{error}");
+        assert!(error.contains(&format!("kubeconfig {}: ", path.display())), "{error}");
+        assert!(error.contains(expected), "case {index}: {error}");
+        assert!(!error.contains("SECRET"), "case {index}: {error}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let mut arguments = vec!["--kubeconfig", "/dev/zero"];
+    arguments.extend(keda);
+    let zeros = kedaform(&arguments);
+    assert!(
+        stderr(&zeros).contains("kubeconfig /dev/zero: is larger than 4 MiB"),
+        "{}",
+        stderr(&zeros)
+    );
+}
+
+#[test]
+fn local_files_and_pipes_are_read_up_to_their_limit() {
+    let manifest = kedaform(&[
+        "keda",
+        "render",
+        "--operator-role",
+        "arn:aws:iam::123456789012:role/k",
+        "--manifest",
+        "/dev/zero",
+    ]);
+    assert_eq!(manifest.status.code(), Some(1));
+    assert!(
+        stderr(&manifest).contains("/dev/zero is larger than 16 MiB"),
+        "{}",
+        stderr(&manifest)
+    );
+    let traffic = kedaform(&["plan", "--traffic", "csv:/dev/zero"]);
+    assert_eq!(traffic.status.code(), Some(2));
+    assert!(
+        stderr(&traffic).contains("/dev/zero is larger than 16 MiB"),
+        "{}",
+        stderr(&traffic)
+    );
+}
+
+#[test]
+fn cluster_names_and_operator_roles_are_checked_alike_everywhere() {
+    for cluster in [
+        "sales\nprod",
+        "sales\u{7}",
+        "sales\u{1b}[31m",
+        "../x",
+        &"a".repeat(300),
+        "sales\u{202e}",
+    ] {
+        for command in [
+            vec!["token", "--cluster", cluster],
+            vec![
+                "keda",
+                "install",
+                "--cluster",
+                cluster,
+                "--operator-role",
+                "arn:aws:iam::123456789012:role/k",
+            ],
+        ] {
+            let output = kedaform(&command);
+            assert_eq!(output.status.code(), Some(2), "{command:?}: {}", stderr(&output));
+            assert!(stderr(&output).contains("--cluster"), "{}", stderr(&output));
+            assert!(stderr(&output).contains("the cluster name"), "{}", stderr(&output));
+        }
+    }
+    for role in ["not-an-arn", "", "arn:aws:iam::123456789012:role/k\nx"] {
+        let render = kedaform(&["keda", "render", "--helm-values", "--operator-role", role]);
+        assert_eq!(render.status.code(), Some(1), "{role:?}: {}", stdout(&render));
+        assert!(stderr(&render).contains("--operator-role: "), "{}", stderr(&render));
+    }
+}
+
+#[test]
+fn with_output_json_a_failure_is_a_json_object_on_stdout() {
+    let usage = kedaform(&["--output", "json", "token", "--cluster", "a b"]);
+    assert_eq!(usage.status.code(), Some(2));
+    let error: Value = serde_json::from_str(&stdout(&usage)).unwrap();
+    assert_eq!(error["error"]["input"], "--cluster");
+    assert_eq!(error["error"]["exitCode"], 2);
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("the cluster name"),
+        "{error}"
+    );
+
+    let failed = kedaform(&[
+        "keda",
+        "render",
+        "--helm-values",
+        "--operator-role",
+        "nope",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(failed.status.code(), Some(1));
+    let error: Value = serde_json::from_str(&stdout(&failed)).unwrap();
+    assert_eq!(error["error"]["input"], "--operator-role");
+    assert_eq!(error["error"]["exitCode"], 1);
+    assert!(
+        stderr(&failed).is_empty() || !stderr(&failed).contains("error:"),
+        "{}",
+        stderr(&failed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_install_says_what_it_applied_and_how_to_finish_or_undo() {
+    let api = FakeApiServer::start(Behaviour {
+        never_ready: Some("Deployment"),
+        ..Behaviour::default()
+    })
+    .await;
+    let eks = fake_eks("sales", &api.server.url).await;
+    let manifest = std::fs::read_to_string(keda_fixture()).unwrap();
+    let mirror = LocalServer::start(move |_, _| Reply::new(200, "application/yaml", manifest.clone())).await;
+    let child = Command::new(env!("CARGO_BIN_EXE_kedaform"))
+        .args(["keda", "install", "--cluster", "sales", "--operator-role"])
+        .arg(format!("arn:aws:iam::{ACCOUNT}:role/keda-operator"))
+        .args(["--manifest", &format!("{}/keda.yaml", mirror.url)])
+        .env("AWS_ENDPOINT_URL_EKS", &eks.url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupted once it is waiting for KEDA's Deployments.
+    for _ in 0..300 {
+        if api.objects().len() >= 24 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let error = stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{error}");
+    assert!(error.contains("interrupted by SIGINT while waiting for"), "{error}");
+    assert!(error.contains("applied Namespace keda"), "{error}");
+    assert!(error.contains("uninstall"), "{error}");
 }

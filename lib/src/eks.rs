@@ -77,6 +77,35 @@ pub fn token(credentials: &Credentials, region: &str, cluster: &str, at: SystemT
     Ok(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(url)))
 }
 
+/// The longest cluster name: EKS allows 100 characters.
+pub const MAX_CLUSTER_NAME: usize = 100;
+
+/// Checks a cluster name before any call: 1 to 100 ASCII letters, digits, `-` and `_` (an EKS
+/// cluster), or `.`, `:` and `@` as well (a kubeconfig's cluster, such as eksctl's
+/// `name.region.eksctl.io`), starting with a letter or digit. The error does not repeat the
+/// name.
+pub fn check_cluster_name(name: &str) -> Result<(), Error> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@');
+    let why = if name.is_empty() {
+        "is empty".to_owned()
+    } else if name.chars().count() > MAX_CLUSTER_NAME {
+        format!("is {} characters long", name.chars().count())
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        "does not start with a letter or digit".to_owned()
+    } else if let Some(bad) = name.chars().find(|c| !allowed(*c)) {
+        format!("has the character U+{:04X}", u32::from(bad))
+    } else {
+        return Ok(());
+    };
+    Err(Error::input(
+        Input::Cluster,
+        format!(
+            "the cluster name {why}: expected 1 to {MAX_CLUSTER_NAME} letters, digits, '-' or '_' (an EKS cluster), \
+             or '.', ':' or '@' too (a kubeconfig's cluster), starting with a letter or digit"
+        ),
+    ))
+}
+
 /// What kedaform needs of a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
@@ -259,6 +288,8 @@ pub async fn kube_client(cluster: &Cluster, bearer: &Bearer) -> Result<::kube::C
         "current-context": "kedaform",
     }))
     .map_err(|e| Error::Token(format!("in-memory kubeconfig: {e}")))?;
+    // kube reads HTTPS_PROXY too, and would blame the cluster for a malformed one.
+    crate::kube::proxy::from_env()?;
     let options = ::kube::config::KubeConfigOptions::default();
     let mut config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
@@ -268,6 +299,7 @@ pub async fn kube_client(cluster: &Cluster, bearer: &Bearer) -> Result<::kube::C
                 format!("cluster {} endpoint or CA unusable: {e}", cluster.name),
             )
         })?;
+    crate::kube::proxy::route(&mut config, None)?;
     crate::kube::identify(&mut config);
     let builder = ::kube::client::ClientBuilder::try_from(config).map_err(|e| {
         Error::input(
@@ -336,6 +368,34 @@ mod tests {
         let last = bearer.current();
         tokio::time::sleep(Duration::from_millis(900)).await;
         assert_eq!(last, bearer.current(), "no refresh once dropped");
+    }
+
+    #[test]
+    fn cluster_names_are_checked_without_being_repeated() {
+        for good in [
+            "sales",
+            "Sales_2-prod",
+            "sales.us-east-1.eksctl.io",
+            "admin@kind-kind",
+            &"a".repeat(100),
+        ] {
+            check_cluster_name(good).unwrap();
+        }
+        for (bad, why) in [
+            ("", "is empty"),
+            (&"a".repeat(101), "is 101 characters long"),
+            ("../etc", "does not start with a letter or digit"),
+            ("sales prod", "has the character U+0020"),
+            ("sales\u{202e}x", "has the character U+202E"),
+            ("sales\n", "has the character U+000A"),
+            ("a/b", "has the character U+002F"),
+        ] {
+            let message = check_cluster_name(bad).unwrap_err().to_string();
+            assert!(
+                message.starts_with(&format!("the cluster name {why}:")),
+                "{bad:?}: {message}"
+            );
+        }
     }
 
     #[test]

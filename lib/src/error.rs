@@ -169,6 +169,15 @@ pub enum Error {
         users: Vec<String>,
     },
 
+    /// An environment variable kedaform reads is unusable.
+    #[error("environment variable {variable} {message}")]
+    Environment {
+        /// The variable.
+        variable: String,
+        /// What is wrong and what to do, without the value.
+        message: String,
+    },
+
     /// A wait ran out of time; says what it was waiting for.
     #[error("the deadline passed while {0}")]
     DeadlineExceeded(String),

@@ -21,6 +21,22 @@ pub const MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
 /// Redirects followed before giving up.
 const MAX_REDIRECTS: usize = 5;
 
+/// Reads at most `limit` bytes of a local file, device or pipe: one that has more fails as soon
+/// as the byte after the limit is read, so `/dev/zero` or an endless pipe costs `limit` bytes
+/// of memory at most. The error says why, without the path (the caller names it).
+pub fn read_bounded(path: &std::path::Path, limit: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if bytes.len() > limit {
+        return Err(format!("is larger than {} MiB", limit / (1024 * 1024)));
+    }
+    Ok(bytes)
+}
+
 /// Where a manifest URL points, once it passed the rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -314,6 +330,14 @@ impl Fetcher {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_local_read_stops_after_its_limit() {
+        let zeros = super::read_bounded(std::path::Path::new("/dev/zero"), 1024 * 1024);
+        assert_eq!(zeros, Err("is larger than 1 MiB".to_owned()));
+        let missing = super::read_bounded(std::path::Path::new("/nonexistent/kedaform"), 1024).unwrap_err();
+        assert!(missing.starts_with("cannot be read: "), "{missing}");
+    }
+
     use super::*;
 
     fn refused(url: &str) -> String {

@@ -38,6 +38,7 @@ pub mod fetch;
 pub mod iam;
 pub mod keda;
 pub mod kube;
+mod redact;
 pub mod resources;
 pub mod retry;
 pub mod sim;

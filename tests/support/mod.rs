@@ -3,6 +3,7 @@
 
 pub mod apiserver;
 pub mod iam;
+pub mod proxy;
 pub mod template;
 
 use std::convert::Infallible;

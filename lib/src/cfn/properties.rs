@@ -115,7 +115,10 @@ impl std::error::Error for Problem {}
 
 impl de::Error for Problem {
     fn custom<T: std::fmt::Display>(message: T) -> Self {
-        Self(message.to_string())
+        Self(crate::redact::parser_message(
+            &message.to_string(),
+            crate::redact::Stage::Decode,
+        ))
     }
 
     fn invalid_type(found: Unexpected<'_>, expected: &dyn de::Expected) -> Self {

@@ -43,7 +43,7 @@ pub fn parse_manifest(yaml: &str) -> Result<Vec<DynamicObject>, Error> {
                 format!(
                     "document {index} is not a Kubernetes object: {}: {}",
                     e.path(),
-                    without_value(&e.inner().to_string())
+                    crate::redact::parser_message(&e.inner().to_string(), crate::redact::Stage::Decode)
                 ),
             )
         })?;
@@ -56,14 +56,6 @@ pub fn parse_manifest(yaml: &str) -> Result<Vec<DynamicObject>, Error> {
         objects.push(object);
     }
     Ok(objects)
-}
-
-/// Serde's "invalid type: string \"…\", expected a map" without the value it quotes.
-fn without_value(message: &str) -> String {
-    match message.split_once(", expected ") {
-        Some((_, expected)) => format!("expected {expected}"),
-        None => message.to_owned(),
-    }
 }
 
 /// Apply rank by kind: what others depend on first, custom resources last.
@@ -370,13 +362,50 @@ metadata: {name: sales}
         let wrong_type = message("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  labels: hunter2-password\n");
         assert_eq!(
             wrong_type,
-            "property Manifest: document 1 is not a Kubernetes object: metadata.labels: expected a map"
+            "property Manifest: document 1 is not a Kubernetes object: metadata.labels: expected a map, found a string"
         );
         let wrong_name = message("apiVersion: v1\nkind: Secret\nmetadata:\n  name: [hunter2-password]\n");
         assert_eq!(
             wrong_name,
-            "property Manifest: document 1 is not a Kubernetes object: metadata.name: expected a string"
+            "property Manifest: document 1 is not a Kubernetes object: metadata.name: expected a string, found a list"
         );
+    }
+
+    /// Malformed documents with a secret in a value, in each form a parser reports differently:
+    /// YAML syntax, YAML tags, typed fields with their own parsers (timestamps, integers).
+    const MALFORMED: [&str; 18] = [
+        "metadata:\n  name: s\n  creationTimestamp: 2024-01-01T00:00:00ZSECRET\n",
+        "metadata:\n  name: s\n  managedFields:\n  - time: 2024-01-01T00:00:00Z SECRET\n",
+        "metadata: {name: s, deletionTimestamp: SECRET}\n",
+        "metadata: {name: s, generation: SECRET}\n",
+        "metadata: {name: s, labels: {a: [SECRET]}}\n",
+        "metadata: {name: s}\nstringData:\n  password: !!int SECRET\n",
+        "metadata: {name: s}\nstringData:\n  password: !!float SECRET\n",
+        "metadata: {name: s}\nstringData:\n  password: !!bool SECRET\n",
+        "metadata: {name: s}\nstringData:\n  password: !!null SECRET\n",
+        "metadata: {name: s}\nstringData:\n  password: !custom SECRET\n",
+        "metadata: {name: s}\nstringData:\n  password: \"SECRET\n",
+        "metadata: {name: s}\nstringData:\n  password: SECRET: x: y\n",
+        "metadata: {name: s}\nstringData:\n  password: SECRET\n\tq: 1\n",
+        "metadata: {name: s}\nstringData:\n  password: SECRET\n  - x\n",
+        "metadata: {name: s}\ndata: {p: \"\\qSECRET\"}\n",
+        "metadata: {name: s}\ndata: {p: !!int 99999999999999999999SECRET}\n",
+        "metadata: {name: s}\ndata: {p: SECRET, q: [}\n",
+        "metadata: {name: s, uid: {SECRET: 1}, resourceVersion: [SECRET]}\n",
+    ];
+
+    proptest::proptest! {
+        #[test]
+        fn no_parser_error_quotes_a_value(secret in "[A-Z][a-z0-9]{11,24}", form in 0..MALFORMED.len(), secret_in_second in proptest::bool::ANY) {
+            let document = format!("apiVersion: v1\nkind: Secret\n{}", MALFORMED[form].replace("SECRET", &secret));
+            let manifest = if secret_in_second {
+                format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: a}}\n---\n{document}")
+            } else {
+                document
+            };
+            let message = parse_manifest(&manifest).unwrap_err().to_string();
+            proptest::prop_assert!(!message.contains(&secret[..6]), "{message}");
+        }
     }
 
     #[test]

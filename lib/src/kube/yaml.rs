@@ -10,17 +10,20 @@ use serde_json::{Map, Value};
 
 /// Nodes (scalars, lists, maps, keys) a manifest may have after alias expansion: KEDA's
 /// release manifest has about 15,000.
-pub const MAX_NODES: usize = 1_000_000;
+pub(crate) const MAX_NODES: usize = 1_000_000;
 
 /// Every document of `text`, `None` for an empty one; the error names the document (from 1)
 /// and what is wrong, never the content.
-pub fn documents(text: &str, max_nodes: usize) -> Result<Vec<Value>, (usize, String)> {
+pub(crate) fn documents(text: &str, max_nodes: usize) -> Result<Vec<Value>, (usize, String)> {
     let budget = Cell::new(max_nodes);
     let mut values = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = Node(&budget)
-            .deserialize(document)
-            .map_err(|e| (index + 1, e.to_string()))?;
+        let value = Node(&budget).deserialize(document).map_err(|e| {
+            (
+                index + 1,
+                crate::redact::parser_message(&e.to_string(), crate::redact::Stage::Yaml),
+            )
+        })?;
         values.push(value);
     }
     Ok(values)

@@ -71,6 +71,7 @@ impl Desired {
     /// The objects when the properties alone give them (parsed or rendered once, which is also
     /// their check); `None` for KEDA's, which are fetched, after their own checks.
     fn local_objects(&self) -> Result<Option<Vec<DynamicObject>>, Error> {
+        crate::eks::check_cluster_name(self.cluster())?;
         match self {
             Self::Manifest(p) => p.objects().map(Some),
             Self::Keda(p) => p.validate().map(|()| None),
@@ -172,6 +173,11 @@ impl Kubernetes {
     }
 
     async fn remove(&self, invocation: &Invocation, desired: &Desired) -> Result<(), Error> {
+        if crate::eks::check_cluster_name(desired.cluster()).is_err() {
+            // Its Create failed on this name before any call: nothing was made anywhere.
+            tracing::info!("the cluster name is not one; nothing was ever applied");
+            return Ok(());
+        }
         let Some(applier) = self.access.applier(invocation, desired.cluster()).await? else {
             tracing::info!(
                 cluster = desired.cluster(),

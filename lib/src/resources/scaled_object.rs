@@ -137,11 +137,33 @@ fn dns_label(property: &str, value: &str) -> Result<(), Error> {
     }
 }
 
+/// A Kubernetes object name (RFC 1123 subdomain): dot-separated labels, 253 characters at most.
+fn dns_subdomain(property: &str, value: &str) -> Result<(), Error> {
+    let valid = (1..=253).contains(&value.len())
+        && value.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            property,
+            "is not a Kubernetes object name (lower-case letters, digits, '-' and '.', 253 at most)",
+        ))
+    }
+}
+
 impl ScaledObjectProperties {
     /// Every check that needs no call: the reason names the property.
     pub fn validate(&self) -> Result<String, Error> {
         dns_label("Namespace", &self.namespace)?;
         dns_label("Name", &self.name)?;
+        dns_subdomain("ScaleTargetName", &self.scale_target_name)?;
         let region = queue_region(&self.queue_url)?;
         if let Some(given) = &self.aws_region
             && *given != region
@@ -395,6 +417,14 @@ mod tests {
             (
                 json!({"Name": "Consumer_1"}),
                 "property Name: \"Consumer_1\" is not a Kubernetes name",
+            ),
+            (
+                json!({"ScaleTargetName": "../consumer"}),
+                "property ScaleTargetName: is not a Kubernetes object name",
+            ),
+            (
+                json!({"ScaleTargetName": format!("a b\u{202e}{}", "c".repeat(300))}),
+                "property ScaleTargetName: is not a Kubernetes object name",
             ),
             (
                 json!({"ScaleTargetKind": "Job"}),
