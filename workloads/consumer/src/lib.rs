@@ -46,6 +46,13 @@ pub const MAX_BATCH_PAYLOAD: usize = 256 * 1024;
 /// Batches in a row that found the bucket or the queue unusable before the consumer stops:
 /// going on would only let the redrive policy move valid events to the dead-letter queue.
 pub const MAX_UNUSABLE_BATCHES: u32 = 3;
+/// SQS's limit on one message, body and attributes together (1 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The longest reason a dead letter carries.
+pub const MAX_REASON_BYTES: usize = 1024;
+/// Message attribute on a dead letter whose body had to be cut to fit [`MAX_MESSAGE_BYTES`]: the
+/// body's original length in bytes.
+pub const DLQ_TRUNCATED_ATTRIBUTE: &str = "dlq_body_truncated_from";
 /// The object the start-up check writes (and rewrites) to prove the bucket takes writes; the
 /// leading underscore makes Athena, Glue and Spark skip it.
 pub const WRITE_CHECK_KEY: &str = "_consumer_write_check";
@@ -146,6 +153,10 @@ pub enum ConsumerError {
     /// Batch after batch failed (bucket or queue gone).
     #[error("stopped after {MAX_UNUSABLE_BATCHES} batches in a row failed: {0}")]
     Unusable(String),
+    /// A poller panicked (a defect): the consumer stopped the others; the batches in hand come
+    /// back after their visibility timeout.
+    #[error("{0} poller(s) panicked (a defect: see the panic message above); the consumer stopped")]
+    Panicked(usize),
 }
 
 /// Counters, logged periodically and returned at the end.
@@ -663,15 +674,46 @@ async fn dead_letter_url(sqs: &Sqs, arn: &str) -> Result<String, ConsumerError> 
         .map_err(|e| sqs_error("GetQueueUrl", arn, e))
 }
 
-/// The invalid message as the dead-letter queue gets it: its body and attributes, and why.
-fn dead_letter_entry(index: usize, message: &Message, reason: &str) -> SendEntry {
+/// The first `limit` bytes of `text`, cut at a character boundary.
+fn cut(text: &str, limit: usize) -> &str {
+    let mut end = limit.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The invalid message as the dead-letter queue gets it: its body and attributes, and why (at
+/// most [`MAX_REASON_BYTES`]). One that would pass [`MAX_MESSAGE_BYTES`] with its reason keeps
+/// the reason and as much of the body as fits, marked with [`DLQ_TRUNCATED_ATTRIBUTE`]: a
+/// dead letter without its reason, or none at all, would be worse.
+pub fn dead_letter_entry(index: usize, message: &Message, reason: &str) -> SendEntry {
     let mut message_attributes = message.message_attributes.clone();
-    message_attributes.insert(DLQ_REASON_ATTRIBUTE.into(), AttributeValue::string(reason));
-    SendEntry {
+    message_attributes.insert(
+        DLQ_REASON_ATTRIBUTE.into(),
+        AttributeValue::string(cut(reason, MAX_REASON_BYTES)),
+    );
+    let mut entry = SendEntry {
         id: index.to_string(),
         message_body: message.body.clone(),
         message_attributes,
+    };
+    let over = payload_size(&entry).saturating_sub(MAX_MESSAGE_BYTES);
+    if over > 0 {
+        let original = message.body.len();
+        entry.message_attributes.insert(
+            DLQ_TRUNCATED_ATTRIBUTE.into(),
+            AttributeValue {
+                data_type: "Number".into(),
+                string_value: Some(original.to_string()),
+                binary_value: None,
+            },
+        );
+        let marker_size = DLQ_TRUNCATED_ATTRIBUTE.len() + "Number".len() + original.to_string().len();
+        let keep = original.saturating_sub(over + marker_size);
+        entry.message_body = cut(&message.body, keep).to_owned();
     }
+    entry
 }
 
 /// An entry's size as SQS counts it against the batch limit: body, and each attribute's name,
@@ -735,6 +777,19 @@ fn sqs_error(action: &'static str, queue: &str, source: RequestError) -> Consume
     }
 }
 
+/// Waits for every poller to end; one that panicked stops the others (`stop`). Returns how
+/// many panicked, so that a defect ends the process with an error, never as if done.
+async fn join_pollers(pollers: &mut JoinSet<()>, stop: &CancellationToken) -> usize {
+    let mut panics = 0;
+    while let Some(joined) = pollers.join_next().await {
+        if joined.is_err_and(|e| e.is_panic()) {
+            panics += 1;
+            stop.cancel();
+        }
+    }
+    panics
+}
+
 /// Runs `config.concurrency` pollers until `config.total` messages are done or `shutdown` is
 /// cancelled; after a shutdown, waits at most `config.shutdown_grace` for batches in hand.
 pub async fn run(
@@ -759,9 +814,9 @@ pub async fn run(
             }
         })
     };
-    let grace_over = tokio::select! {
-        () = async { while pollers.join_next().await.is_some() {} } => false,
-        () = async { shutdown.cancelled().await; tokio::time::sleep(config.shutdown_grace).await } => true,
+    let (grace_over, panics) = tokio::select! {
+        panics = join_pollers(&mut pollers, &stop) => (false, panics),
+        () = async { shutdown.cancelled().await; tokio::time::sleep(config.shutdown_grace).await } => (true, 0),
     };
     if grace_over {
         tracing::warn!(grace = ?config.shutdown_grace, "grace period over with batches in hand; SQS will redeliver them");
@@ -778,6 +833,7 @@ pub async fn run(
         .take();
     match fatal {
         Some(why) => Err(ConsumerError::Unusable(why)),
+        None if panics > 0 => Err(ConsumerError::Panicked(panics)),
         None => Ok(stats),
     }
 }
@@ -785,6 +841,53 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_poller_stops_the_others_and_is_counted() {
+        let stop = CancellationToken::new();
+        let mut pollers = JoinSet::new();
+        let waiting = stop.clone();
+        pollers.spawn(async move { waiting.cancelled().await });
+        pollers.spawn(async { panic!("a defect") });
+        let panics = tokio::time::timeout(Duration::from_secs(5), join_pollers(&mut pollers, &stop))
+            .await
+            .expect("the other poller stopped");
+        assert_eq!(panics, 1);
+        assert!(stop.is_cancelled());
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_a_bounded_reason_and_fits_one_message() {
+        let mut message = Message {
+            body: "é".repeat(MAX_MESSAGE_BYTES / 2 - 10),
+            ..Message::default()
+        };
+        message
+            .message_attributes
+            .insert("event_type".into(), AttributeValue::string("sale_event"));
+        let entry = dead_letter_entry(3, &message, &"why ".repeat(100_000));
+        assert_eq!(entry.id, "3");
+        let reason = entry.message_attributes[DLQ_REASON_ATTRIBUTE]
+            .string_value
+            .clone()
+            .unwrap();
+        assert!(reason.len() <= MAX_REASON_BYTES && reason.starts_with("why why"));
+        assert!(payload_size(&entry) <= MAX_MESSAGE_BYTES, "{}", payload_size(&entry));
+        assert_eq!(
+            entry.message_attributes[DLQ_TRUNCATED_ATTRIBUTE]
+                .string_value
+                .as_deref(),
+            Some(message.body.len().to_string().as_str())
+        );
+        assert!(message.body.starts_with(&entry.message_body));
+        let small = Message {
+            body: "{}".into(),
+            ..Message::default()
+        };
+        let entry = dead_letter_entry(0, &small, "missing field request_id");
+        assert_eq!(entry.message_body, "{}");
+        assert!(!entry.message_attributes.contains_key(DLQ_TRUNCATED_ATTRIBUTE));
+    }
 
     #[test]
     fn backoff_doubles_to_the_ceiling() {

@@ -221,3 +221,67 @@ async fn large_invalid_messages_over_the_batch_limit_all_reach_the_dead_letter_q
         assert!(message.body().unwrap().len() > 200_000);
     }
 }
+
+#[tokio::test]
+async fn an_impossible_date_and_an_oversized_reason_are_dead_lettered_and_the_rest_stored() {
+    let aws = moto().await;
+    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
+    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("dates-"), 30, 0, 10)
+        .await
+        .unwrap();
+    let bucket = unique("dates-");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let year_10000 = valid_event(900).replace("2026-11-28T10:00:00.000Z", "9999-12-31T23:30:00-01:00");
+    // A category just under SQS's 1 MiB: its reason quoting it would have pushed the dead
+    // letter over the limit.
+    let huge = valid_event(901).replace("\"Books\"", &format!("\"{}\"", "b".repeat(1_040_000)));
+    let bodies = [valid_event(1), year_10000, valid_event(2), huge, valid_event(3)];
+    for body in &bodies {
+        sqs.send_message()
+            .queue_url(&pair.url)
+            .message_body(body)
+            .message_attributes("event_type", event_type("sale_event"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut config = config(&pair.url, &bucket);
+    config.max_batch = 10;
+    config.total = 5;
+    let stats = tokio::time::timeout(
+        Duration::from_secs(60),
+        consumer::run(&config, &aws, &CancellationToken::new()),
+    )
+    .await
+    .expect("done within a minute")
+    .expect("no panic, no error");
+    assert_eq!((stats.stored, stats.invalid, stats.done), (3, 2, 5), "{stats:?}");
+    let dead = kedaform::aws::receive_all(&sqs, &pair.dead_letter_url).await.unwrap();
+    let mut reasons: Vec<String> = dead
+        .iter()
+        .map(|m| {
+            let attributes = m.message_attributes().unwrap();
+            let reason = attributes[DLQ_REASON_ATTRIBUTE].string_value().unwrap().to_owned();
+            let size = m.body().unwrap().len()
+                + attributes
+                    .iter()
+                    .map(|(n, v)| n.len() + v.data_type().len() + v.string_value().unwrap_or_default().len())
+                    .sum::<usize>();
+            assert!(size <= consumer::MAX_MESSAGE_BYTES, "{size} bytes");
+            reason
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2);
+    assert!(
+        reasons[0].starts_with("field category is bbbb"),
+        "{}",
+        &reasons[0][..80]
+    );
+    assert!(reasons[0].len() < 200, "{} bytes", reasons[0].len());
+    assert!(
+        reasons[1].starts_with("field ts should be an RFC 3339 timestamp"),
+        "{}",
+        reasons[1]
+    );
+}

@@ -69,7 +69,7 @@ impl EventType {
         Self::ALL
             .into_iter()
             .find(|t| t.as_str() == text)
-            .ok_or_else(|| ValidationError::EventType(text.to_owned()))
+            .ok_or_else(|| ValidationError::EventType(quoted(text)))
     }
 }
 
@@ -155,6 +155,20 @@ pub enum ValidationError {
     MissingEventType,
 }
 
+/// The most of a value a reason quotes: a reason travels as a message attribute, and SQS
+/// counts it against the message's size.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// `value` as a reason quotes it: its first [`MAX_QUOTED_CHARS`] characters, then how many more.
+fn quoted(value: &str) -> String {
+    let count = value.chars().count();
+    if count <= MAX_QUOTED_CHARS {
+        return value.to_owned();
+    }
+    let head: String = value.chars().take(MAX_QUOTED_CHARS).collect();
+    format!("{head}… ({} more characters)", count - MAX_QUOTED_CHARS)
+}
+
 /// Reads and checks one message: body and `event_type` attribute.
 pub fn validate(body: &str, event_type: Option<&str>) -> Result<(EventType, Event), ValidationError> {
     let event_type = EventType::parse(event_type.ok_or(ValidationError::MissingEventType)?)?;
@@ -175,7 +189,7 @@ pub fn validate(body: &str, event_type: Option<&str>) -> Result<(EventType, Even
     if !CATEGORIES.contains(&category) {
         return Err(ValidationError::OutOfRange {
             field: "category",
-            value: category.to_owned(),
+            value: quoted(category),
             allowed: "the 16 categories",
         });
     }
@@ -252,7 +266,7 @@ impl Fields<'_> {
         } else {
             Err(ValidationError::OutOfRange {
                 field,
-                value: value.to_string(),
+                value: quoted(&value.to_string()),
                 allowed,
             })
         }
@@ -276,7 +290,7 @@ impl Fields<'_> {
         } else {
             Err(ValidationError::OutOfRange {
                 field,
-                value: value.to_string(),
+                value: quoted(&value.to_string()),
                 allowed,
             })
         }
@@ -286,19 +300,25 @@ impl Fields<'_> {
 /// `ts` as an instant: RFC 3339, or a date-time without offset as the seed's producer writes it
 /// (`datetime.now().isoformat()`: `2026-11-29T18:15:57.405282`, or without the fraction when
 /// it is zero), which is read as UTC.
+///
+/// The instant is returned in UTC; a time whose UTC instant is past the year 9999
+/// (`9999-12-31T23:30:00-01:00` is in year 10000) is no timestamp.
 pub fn timestamp(ts: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(ts, &Rfc3339).ok().or_else(|| {
-        let naive = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]");
-        PrimitiveDateTime::parse(ts, naive)
-            .ok()
-            .map(PrimitiveDateTime::assume_utc)
-    })
+    OffsetDateTime::parse(ts, &Rfc3339)
+        .ok()
+        .or_else(|| {
+            let naive = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]");
+            PrimitiveDateTime::parse(ts, naive)
+                .ok()
+                .map(PrimitiveDateTime::assume_utc)
+        })
+        .and_then(|t| t.checked_to_offset(time::UtcOffset::UTC))
 }
 
 /// The partition day of an event: the UTC day of its timestamp, whatever offset it was
 /// written with, so that events of one instant share a partition.
 pub fn utc_day(ts: &str) -> Option<Date> {
-    timestamp(ts).map(|t| t.to_offset(time::UtcOffset::UTC).date())
+    timestamp(ts).map(OffsetDateTime::date)
 }
 
 /// `[prefix/]<event_type>/dt=YYYY-MM-DD/<request_id>.json`, dated by the UTC day of the
@@ -539,6 +559,34 @@ mod tests {
             timestamp("2026-11-29T18:15:57.405282"),
             Some(time::macros::datetime!(2026-11-29 18:15:57.405282 UTC))
         );
+    }
+
+    #[test]
+    fn reasons_quote_at_most_a_bounded_part_of_a_value() {
+        let mut body = valid();
+        body["category"] = serde_json::json!("x".repeat(700_000));
+        let reason = validate(&body.to_string(), Some("sale_event")).unwrap_err().to_string();
+        assert!(reason.len() < 200, "{} bytes", reason.len());
+        assert!(reason.contains("(699936 more characters)"), "{reason}");
+        let reason = validate(&valid().to_string(), Some(&"e".repeat(10_000)))
+            .unwrap_err()
+            .to_string();
+        assert!(reason.len() < 200, "{} bytes", reason.len());
+    }
+
+    #[test]
+    fn a_time_whose_utc_instant_is_out_of_range_is_invalid_not_a_panic() {
+        for ts in ["9999-12-31T23:30:00-01:00", "9999-12-31T23:59:59.999-23:59"] {
+            assert_eq!(utc_day(ts), None, "{ts}");
+            let mut body = valid();
+            body["ts"] = serde_json::json!(ts);
+            let error = validate(&body.to_string(), Some("sale_event")).unwrap_err();
+            assert!(
+                matches!(error, ValidationError::WrongType { field: "ts", .. }),
+                "{error}"
+            );
+        }
+        assert_eq!(utc_day("9999-12-31T22:30:00-01:00").unwrap().year(), 9999);
     }
 
     #[test]
