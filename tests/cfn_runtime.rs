@@ -342,6 +342,34 @@ async fn oversized_error_text_is_cut_to_fit_keeping_its_head() {
 }
 
 #[tokio::test]
+async fn ids_longer_than_cloudformations_are_refused_within_the_response_limit() {
+    let server = LocalServer::cloudformation().await;
+    let (runtime, calls) = runtime();
+    let long_id = "p".repeat(10_000);
+    let mut request = cfn_request(
+        "Delete",
+        &server.url,
+        json!({"Name": "h", "Count": "1"}),
+        Some(&long_id),
+        None,
+    );
+    request["LogicalResourceId"] = json!("L".repeat(5_000));
+    runtime.handle(request, in_secs(10)).await;
+    let sent = server.only_request();
+    assert!(sent.body.len() <= MAX_BODY_BYTES, "{} bytes", sent.body.len());
+    let body = sent.json();
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("PhysicalResourceId is 10000 bytes; CloudFormation's ids are 1024 bytes at most"),
+        "{body}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler never ran");
+}
+
+#[tokio::test]
 async fn response_endpoint_failing_twice_then_succeeding_gets_three_identical_puts() {
     let server = LocalServer::start(|n, _| {
         if n < 2 {

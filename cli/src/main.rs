@@ -145,22 +145,21 @@ async fn interrupted() -> &'static str {
 
 /// What an interrupted command leaves, and how to finish or undo it.
 fn interruption(signal: &str, record: &progress::Record) -> String {
-    let mut message = format!("interrupted by {signal}");
-    if let Some(step) = &record.step {
-        message.push_str(&format!(" while {step}"));
-    }
+    let during = record
+        .step
+        .as_ref()
+        .map(|step| format!(" while {step}"))
+        .unwrap_or_default();
     if record.changes.is_empty() {
-        message.push_str(": nothing was applied or deleted.");
-        return message;
+        return format!("interrupted by {signal}{during}: nothing was applied or deleted.");
     }
-    message.push_str(&format!(
-        ". Done before the interruption ({}): {}. Nothing else was changed. To finish, run the same command \
-         again (an apply takes up where it stopped); to undo an install or apply, run its uninstall or delete \
-         with the same flags (it removes only what kedaform applied).",
+    format!(
+        "interrupted by {signal}{during}. Done before the interruption ({}): {}. Nothing else was changed. To \
+         finish, run the same command again (an apply takes up where it stopped); to undo an install or apply, \
+         run its uninstall or delete with the same flags (it removes only what kedaform applied).",
         record.changes.len(),
         record.changes.join(", ")
-    ));
-    message
+    )
 }
 
 /// The flag or property a message names first (`--cluster: …`, `property Manifest: …`).

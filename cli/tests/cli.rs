@@ -1,6 +1,7 @@
 //! The `kedaform` binary: trust and invoke against moto, keda and scaledobject against the fake
 //! API server, token, render, and the exit codes.
 
+use std::fmt::Write as _;
 use std::process::{Command, Output};
 
 use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
@@ -684,10 +685,11 @@ fn a_malformed_kubeconfig_is_named_by_line_or_field_and_never_quoted() {
     let user = "- name: u\n  user:\n    token: SECRETTOKEN123\n    client-key-data: SECRETKEYDATA456\n";
     let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for level in 1..10 {
-        bomb.push_str(&format!(
-            "a{level}: &a{level} [{}]\n",
+        let _ = writeln!(
+            bomb,
+            "a{level}: &a{level} [{}]",
             vec![format!("*a{}", level - 1); 10].join(", ")
-        ));
+        );
     }
     let cases = [
         (format!("{head}users:\n{user}  bad: [unclosed\n"), "is not valid YAML: "),
@@ -863,4 +865,71 @@ async fn an_interrupted_install_says_what_it_applied_and_how_to_finish_or_undo()
     assert!(error.contains("interrupted by SIGINT while waiting for"), "{error}");
     assert!(error.contains("applied Namespace keda"), "{error}");
     assert!(error.contains("uninstall"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeconfig_exec_plugin_runs_when_the_client_is_built_not_per_request() {
+    let api = FakeApiServer::start(Behaviour::default()).await;
+    let dir = std::env::temp_dir().join(format!("kedaform-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let runs = dir.join("runs");
+    let plugin = dir.join("plugin.sh");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\necho run >> {}\necho '{{\"kind\": \"ExecCredential\", \"apiVersion\": \"client.authentication.k8s.io/v1beta1\", \"status\": {{\"token\": \"t\"}}}}'\n",
+            runs.display()
+        ),
+    )
+    .unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{{name: sales, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: u, user: {{exec: {{apiVersion: client.authentication.k8s.io/v1beta1, command: sh, args: [\"{}\"]}}}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: sales, user: u}}}}]\n",
+            api.server.url,
+            plugin.display()
+        ),
+    )
+    .unwrap();
+    let event = namespace_event("exec");
+    // Ten namespaces: twenty requests or more.
+    let mut request: Value = serde_json::from_str(&std::fs::read_to_string(&event).unwrap()).unwrap();
+    request["ResourceProperties"]["Manifest"] = json!(
+        (0..10)
+            .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: exec-{n}}}"))
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
+    std::fs::write(&event, request.to_string()).unwrap();
+    let arguments = vec![
+        "--kubeconfig".to_owned(),
+        kubeconfig.display().to_string(),
+        "invoke".to_owned(),
+        "--event".to_owned(),
+        event.display().to_string(),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_kedaform"))
+            .args(arguments)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    assert!(
+        api.requests()
+            .iter()
+            .all(|r| r.header("authorization") == Some("Bearer t"))
+    );
+    assert!(api.requests().len() >= 20, "{}", api.requests().len());
+    // kube-rs asks the plugin when it builds the client (for the token, and twice for a TLS
+    // identity); kedaform builds one client per command, so the runs do not grow with requests.
+    let count = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert!((1..=3).contains(&count), "{count} runs");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&event).unwrap();
 }

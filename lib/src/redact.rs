@@ -72,8 +72,8 @@ fn shape(problem: &str, stage: Stage) -> String {
     }
 }
 
-/// The kind of value serde's `Unexpected` describes (`string "…"`, `integer `5``), never the
-/// value itself.
+/// The kind of value serde's `Unexpected` describes (a string, an integer…), never the value
+/// itself.
 fn kind(found: &str) -> &'static str {
     match found.split([' ', '`']).next().unwrap_or_default() {
         "string" => "a string",

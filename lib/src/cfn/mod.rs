@@ -370,7 +370,10 @@ impl<H: CustomResource> Runtime<H> {
     /// Computes the response for a request without sending it: the handler's work and every
     /// way it can fail, mapped to SUCCESS or FAILED.
     pub async fn respond(&self, payload: Value, deadline: Instant) -> Response {
-        let response = Self::skeleton(&payload);
+        let mut response = Self::skeleton(&payload);
+        if let Some(reason) = oversized_ids(&mut response) {
+            return failed(response, reason);
+        }
         let request: Request<Value, Value> = match serde_json::from_value(payload) {
             Ok(request) => request,
             Err(error) => return failed(response, format!("malformed custom-resource request: {error}")),
@@ -480,6 +483,37 @@ fn succeeded(mut response: Response, outcome: Outcome) -> Response {
     response.physical_resource_id = outcome.physical_id;
     response.data = outcome.data.into_iter().collect();
     response
+}
+
+/// The longest id CloudFormation sends (a physical id is 1,024 bytes at most).
+pub const MAX_ID_BYTES: usize = 1024;
+
+/// Refuses a request whose ids are longer than CloudFormation's, cutting them in the response
+/// to at most 256 bytes each so that it stays within the 4,096-byte limit; the reason names
+/// the id.
+fn oversized_ids(response: &mut Response) -> Option<String> {
+    let ids = [
+        ("PhysicalResourceId", &mut response.physical_resource_id),
+        ("StackId", &mut response.stack_id),
+        ("RequestId", &mut response.request_id),
+        ("LogicalResourceId", &mut response.logical_resource_id),
+    ];
+    let mut named = None;
+    for (name, id) in ids {
+        if id.len() > MAX_ID_BYTES {
+            named.get_or_insert(format!(
+                "{name} is {} bytes; CloudFormation's ids are {MAX_ID_BYTES} bytes at most, so this request was not \
+                 sent by CloudFormation and nothing was done",
+                id.len()
+            ));
+            let mut end = 256;
+            while !id.is_char_boundary(end) {
+                end -= 1;
+            }
+            id.truncate(end);
+        }
+    }
+    named
 }
 
 fn failed(mut response: Response, reason: String) -> Response {

@@ -102,13 +102,12 @@ fn in_range(address: std::net::IpAddr, network: std::net::IpAddr, bits: u32) -> 
 /// Sets `config`'s proxy as kubectl would: `own` (a kubeconfig cluster's `proxy-url`) when
 /// given, else `HTTPS_PROXY` unless `NO_PROXY` exempts the API server.
 pub fn route(config: &mut ::kube::Config, own: Option<http::Uri>) -> Result<(), Error> {
-    config.proxy_url = match own {
-        Some(own) => Some(own),
-        None => {
-            let host = config.cluster_url.host().unwrap_or_default().to_owned();
-            let exempted = first_set(NO_PROXY_VARIABLES).is_some_and(|(_, list)| exempt(&list, &host));
-            if exempted { None } else { from_env()? }
-        }
+    config.proxy_url = if let Some(own) = own {
+        Some(own)
+    } else {
+        let host = config.cluster_url.host().unwrap_or_default().to_owned();
+        let exempted = first_set(NO_PROXY_VARIABLES).is_some_and(|(_, list)| exempt(&list, &host));
+        if exempted { None } else { from_env()? }
     };
     Ok(())
 }

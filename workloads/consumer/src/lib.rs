@@ -711,7 +711,7 @@ pub fn dead_letter_entry(index: usize, message: &Message, reason: &str) -> SendE
         );
         let marker_size = DLQ_TRUNCATED_ATTRIBUTE.len() + "Number".len() + original.to_string().len();
         let keep = original.saturating_sub(over + marker_size);
-        entry.message_body = cut(&message.body, keep).to_owned();
+        cut(&message.body, keep).clone_into(&mut entry.message_body);
     }
     entry
 }
