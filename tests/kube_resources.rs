@@ -721,6 +721,47 @@ async fn a_replacing_scaled_object_update_deletes_nothing() {
     }
 }
 
+#[tokio::test]
+async fn a_deployer_limited_to_kinds_and_namespaces_refuses_the_rest_before_any_call() {
+    let api = FakeApiServer::start(Behaviour::default()).await;
+    let eks_server = fake_eks(CLUSTER, &api.server.url).await;
+    let aws = moto().await;
+    let eks = aws_sdk_eks::Client::from_conf(
+        aws_sdk_eks::config::Builder::from(&aws)
+            .endpoint_url(&eks_server.url)
+            .build(),
+    );
+    let access = ClusterAccess::new(&aws, eks, kedaform::aws::s3(&aws))
+        .unwrap()
+        .with_scope(kedaform::kube::scope::Scope::new("", "sales"));
+    let runtime = Runtime::new(Resources::default().with_kubernetes(access));
+    let admin = json!({"ClusterName": CLUSTER, "Manifest": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: everyone-admin}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}"});
+    let refused = round_trip(&runtime, MANIFEST_TYPE, ("Create", "Admin"), admin, None, 60).await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    assert!(
+        refused["Reason"].as_str().unwrap().starts_with(
+            "ClusterRoleBinding.rbac.authorization.k8s.io everyone-admin is outside what this deployer may apply"
+        ),
+        "{refused}"
+    );
+    assert!(
+        eks_server.requests().is_empty() && api.requests().is_empty(),
+        "no call at all"
+    );
+    let allowed = round_trip(
+        &runtime,
+        MANIFEST_TYPE,
+        ("Create", "Sales"),
+        namespace_and_config(false),
+        None,
+        60,
+    )
+    .await;
+    assert_eq!(allowed["Status"], "SUCCESS", "{allowed}");
+}
+
+const MANIFEST_TYPE: &str = "Custom::KubernetesManifest";
+
 /// Files directly in the temporary directory that hold an EKS token.
 fn token_files() -> Vec<std::path::PathBuf> {
     std::fs::read_dir(std::env::temp_dir())

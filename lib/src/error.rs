@@ -122,6 +122,18 @@ pub enum Error {
         holder: crate::kube::plan::Holder,
     },
 
+    /// An object the deployer is not allowed to apply (its kind or namespace allow-list).
+    #[error(
+        "{object} is outside what this deployer may apply: {rule} (the deployer stack's AllowedKinds and \
+         AllowedNamespaces set these); nothing was applied"
+    )]
+    OutOfScope {
+        /// The object.
+        object: String,
+        /// The rule it breaks.
+        rule: String,
+    },
+
     /// An object did not become ready (or failed) before the deadline.
     #[error("{object} is not ready: {reason}")]
     NotReady {

@@ -1,6 +1,7 @@
 //! Lambda behind `Custom::KedaInstall`, `Custom::KedaScaledObject` and `Custom::KubernetesManifest`.
 
 use kedaform::cfn::Runtime;
+use kedaform::kube::scope::Scope;
 use kedaform::resources::{ClusterAccess, Resources};
 use lambda_runtime::{Error, service_fn};
 
@@ -8,7 +9,8 @@ use lambda_runtime::{Error, service_fn};
 async fn main() -> Result<(), Error> {
     kedaform::telemetry::init();
     let config = kedaform::aws::load().await;
-    let access = ClusterAccess::new(&config, aws_sdk_eks::Client::new(&config), kedaform::aws::s3(&config))?;
+    let access = ClusterAccess::new(&config, aws_sdk_eks::Client::new(&config), kedaform::aws::s3(&config))?
+        .with_scope(Scope::from_env());
     let runtime = &Runtime::new(Resources::default().with_kubernetes(access));
     lambda_runtime::run(service_fn(move |event| runtime.invoke(event))).await
 }

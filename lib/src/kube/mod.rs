@@ -5,6 +5,7 @@ pub mod apply;
 pub mod plan;
 pub mod proxy;
 pub mod readiness;
+pub mod scope;
 mod yaml;
 
 use std::path::Path;

@@ -8,6 +8,7 @@ use crate::eks;
 use crate::fetch::Fetcher;
 use crate::kube::Kubeconfig;
 use crate::kube::apply::Applier;
+use crate::kube::scope::Scope;
 use crate::{Error, Input};
 
 /// Reaches clusters by name: `DescribeCluster`, a token minted in process, a client.
@@ -17,6 +18,7 @@ pub struct ClusterAccess {
     credentials: SharedCredentialsProvider,
     region: String,
     kubeconfig: Option<Kubeconfig>,
+    scope: Scope,
 }
 
 impl std::fmt::Debug for ClusterAccess {
@@ -24,6 +26,7 @@ impl std::fmt::Debug for ClusterAccess {
         f.debug_struct("ClusterAccess")
             .field("region", &self.region)
             .field("kubeconfig", &self.kubeconfig)
+            .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
@@ -47,6 +50,7 @@ impl ClusterAccess {
                 .map(ToString::to_string)
                 .ok_or_else(|| Error::Token("no AWS region is configured".into()))?,
             kubeconfig: None,
+            scope: Scope::any(),
         })
     }
 
@@ -56,6 +60,18 @@ impl ClusterAccess {
     pub fn with_kubeconfig(mut self, kubeconfig: Kubeconfig) -> Self {
         self.kubeconfig = Some(kubeconfig);
         self
+    }
+
+    /// Only what `scope` allows is applied: every object is checked before the first apply.
+    #[must_use]
+    pub fn with_scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// What may be applied.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     /// An applier for the cluster, or None when the cluster does not exist.

@@ -139,11 +139,18 @@ impl Kubernetes {
     ) -> Result<Outcome, Error> {
         // Checked (and, but for KEDA's, parsed) before any request: a 16 MiB manifest once.
         let local = desired.local_objects()?;
+        if let Some(objects) = &local {
+            self.access.scope().check(objects)?;
+        }
         let owner = plan::owner(&invocation.stack_id, &invocation.logical_resource_id);
         let applier = self.access.require(invocation, desired.cluster()).await?;
         let objects = match local {
             Some(objects) => objects,
-            None => desired.objects(&self.access, invocation).await?,
+            None => {
+                let objects = desired.objects(&self.access, invocation).await?;
+                self.access.scope().check(&objects)?;
+                objects
+            }
         };
         invocation.step(format!(
             "applying {} objects to cluster {}",
