@@ -345,6 +345,69 @@ async fn kedaform_takes_back_a_field_another_manager_changed_and_leaves_objects_
         namespaces.get_opt(&namespace).await.unwrap().is_some(),
         "so does their namespace"
     );
+
+    // Their namespace in a manifest: refused, then adopted when allowed, and left by Delete.
+    let with_namespace = |adopt: bool| {
+        json!({"ClusterName": CLUSTER, "AdoptExisting": adopt.to_string(),
+               "Manifest": format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}, labels: {{tier: web}}}}\n---\n{}",
+                                   SETTINGS.replace("NAMESPACE", &namespace))})
+    };
+    let refused = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Create",
+            "Claim",
+            with_namespace(false),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    assert!(
+        refused["Reason"].as_str().unwrap().starts_with(&format!(
+            "Namespace {namespace} already exists and was not created by this resource"
+        )),
+        "{refused}"
+    );
+    assert!(
+        configs.get_opt("settings").await.unwrap().is_none(),
+        "nothing after it was applied"
+    );
+    let adopted = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Create",
+            "Claim",
+            with_namespace(true),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(adopted["Status"], "SUCCESS", "{adopted}");
+    let theirs = namespaces.get(&namespace).await.unwrap();
+    let labels = theirs.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("tier").map(String::as_str), Some("web"), "applied");
+    assert!(!labels.contains_key("kedaform.io/owner"), "not labelled as kedaform's");
+    let deleted = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Delete",
+            "Claim",
+            with_namespace(true),
+            None,
+            60,
+        )
+        .await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    assert!(
+        configs.get_opt("settings").await.unwrap().is_none(),
+        "its own ConfigMap went"
+    );
+    let theirs = namespaces.get(&namespace).await.unwrap();
+    assert!(
+        theirs.metadata.deletion_timestamp.is_none(),
+        "the adopted namespace stayed"
+    );
     namespaces.delete(&namespace, &DeleteParams::default()).await.unwrap();
 }
 
@@ -554,13 +617,17 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
     );
 
     // A queue that does not exist: KEDA's scaler fails, and so does the resource, with KEDA's reason.
+    // In the consumer's namespace, which is the "Consumer" resource's: no Namespace document.
+    let other_manifest = json!({"ClusterName": CLUSTER,
+                                "Manifest": CONSUMER.replace("consumer", "other").replace("NAMESPACE", &namespace)});
     let other = rig
-        .manifest_request(
+        .send(
+            "Custom::KubernetesManifest",
             "Create",
             "Other",
-            &namespace,
-            &[&CONSUMER.replace("consumer", "other")],
+            other_manifest.clone(),
             None,
+            120,
         )
         .await;
     assert_eq!(other["Status"], "SUCCESS", "{other}");
@@ -619,7 +686,16 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
         )
         .await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
-    let deleted = rig.manifest_request("Delete", "Other", &namespace, &[], None).await;
+    let deleted = rig
+        .send(
+            "Custom::KubernetesManifest",
+            "Delete",
+            "Other",
+            other_manifest,
+            None,
+            120,
+        )
+        .await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
     rig.remove_consumer_and_keda(&namespace, install).await;
     assert!(crds.get_opt("scaledobjects.keda.sh").await.unwrap().is_none());

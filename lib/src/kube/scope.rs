@@ -67,7 +67,7 @@ impl Scope {
                 object: key.to_string(),
                 rule,
             };
-            if !self.kinds.is_empty() && !self.kinds.iter().any(|k| *k == qualified) {
+            if !self.kinds.is_empty() && !self.kinds.contains(&qualified) {
                 return Err(refuse(format!("kind {qualified} is not in {ALLOWED_KINDS_VARIABLE}")));
             }
             if self.namespaces.is_empty() {

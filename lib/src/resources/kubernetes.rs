@@ -144,13 +144,12 @@ impl Kubernetes {
         }
         let owner = plan::owner(&invocation.stack_id, &invocation.logical_resource_id);
         let applier = self.access.require(invocation, desired.cluster()).await?;
-        let objects = match local {
-            Some(objects) => objects,
-            None => {
-                let objects = desired.objects(&self.access, invocation).await?;
-                self.access.scope().check(&objects)?;
-                objects
-            }
+        let objects = if let Some(objects) = local {
+            objects
+        } else {
+            let objects = desired.objects(&self.access, invocation).await?;
+            self.access.scope().check(&objects)?;
+            objects
         };
         invocation.step(format!(
             "applying {} objects to cluster {}",
