@@ -346,6 +346,24 @@ async fn kedaform_takes_back_a_field_another_manager_changed_and_leaves_objects_
         "so does their namespace"
     );
 
+    namespaces.delete(&namespace, &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_namespace_kedaform_did_not_make_is_refused_then_adopted_and_left_by_delete() {
+    let rig = rig().await;
+    let namespace = namespace("theirs-");
+    let namespaces: Api<Namespace> = Api::all(rig.client.clone());
+    let theirs_namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+    namespaces
+        .patch(
+            &namespace,
+            &PatchParams::apply("kubectl"),
+            &Patch::Apply(&theirs_namespace),
+        )
+        .await
+        .unwrap();
+    let configs = rig.namespaced::<ConfigMap>(&namespace);
     // Their namespace in a manifest: refused, then adopted when allowed, and left by Delete.
     let with_namespace = |adopt: bool| {
         json!({"ClusterName": CLUSTER, "AdoptExisting": adopt.to_string(),
