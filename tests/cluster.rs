@@ -94,6 +94,17 @@ impl Rig {
         .await
     }
 
+    /// `namespace`, created by someone else (field manager `kubectl`); the namespaces' API.
+    async fn their_namespace(&self, namespace: &str) -> Api<Namespace> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let theirs = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+        namespaces
+            .patch(namespace, &PatchParams::apply("kubectl"), &Patch::Apply(&theirs))
+            .await
+            .unwrap();
+        namespaces
+    }
+
     fn namespaced<K>(&self, namespace: &str) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
@@ -262,16 +273,7 @@ async fn kedaform_takes_back_a_field_another_manager_changed_and_leaves_objects_
     let rig = rig().await;
     // Someone else's namespace; kedaform manages one ConfigMap in it.
     let namespace = namespace("conflict-");
-    let namespaces: Api<Namespace> = Api::all(rig.client.clone());
-    let theirs_namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
-    namespaces
-        .patch(
-            &namespace,
-            &PatchParams::apply("kubectl"),
-            &Patch::Apply(&theirs_namespace),
-        )
-        .await
-        .unwrap();
+    let namespaces = rig.their_namespace(&namespace).await;
     let properties = json!({"ClusterName": CLUSTER, "Manifest": SETTINGS.replace("NAMESPACE", &namespace)});
     let send = |kind: &'static str, old: Option<Value>| {
         rig.send(
@@ -353,16 +355,7 @@ async fn kedaform_takes_back_a_field_another_manager_changed_and_leaves_objects_
 async fn a_namespace_kedaform_did_not_make_is_refused_then_adopted_and_left_by_delete() {
     let rig = rig().await;
     let namespace = namespace("theirs-");
-    let namespaces: Api<Namespace> = Api::all(rig.client.clone());
-    let theirs_namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
-    namespaces
-        .patch(
-            &namespace,
-            &PatchParams::apply("kubectl"),
-            &Patch::Apply(&theirs_namespace),
-        )
-        .await
-        .unwrap();
+    let namespaces = rig.their_namespace(&namespace).await;
     let configs = rig.namespaced::<ConfigMap>(&namespace);
     // Their namespace in a manifest: refused, then adopted when allowed, and left by Delete.
     let with_namespace = |adopt: bool| {

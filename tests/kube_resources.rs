@@ -24,21 +24,22 @@ fn fixture() -> String {
 
 struct Rig {
     api: FakeApiServer,
-    _eks: LocalServer,
+    eks: LocalServer,
     runtime: Runtime<Resources>,
     manifest_url: String,
 }
 
 async fn rig(behaviour: Behaviour) -> Rig {
-    rig_with(behaviour, false).await
+    rig_with(behaviour, |access| access).await
 }
 
 /// As the CLI and the benchmarks use it: plain http:// allowed (the Lambdas never allow it).
 async fn rig_with_plain_http() -> Rig {
-    rig_with(Behaviour::default(), true).await
+    rig_with(Behaviour::default(), ClusterAccess::allow_plain_http).await
 }
 
-async fn rig_with(behaviour: Behaviour, plain_http: bool) -> Rig {
+/// The fakes, moto's KEDA mirror, and a runtime over the cluster access `configure` returns.
+async fn rig_with(behaviour: Behaviour, configure: impl FnOnce(ClusterAccess) -> ClusterAccess) -> Rig {
     let api = FakeApiServer::start(behaviour).await;
     let eks_server = fake_eks(CLUSTER, &api.server.url).await;
     let aws = moto().await;
@@ -57,13 +58,10 @@ async fn rig_with(behaviour: Behaviour, plain_http: bool) -> Rig {
         .send()
         .await
         .unwrap();
-    let mut access = ClusterAccess::new(&aws, eks, s3).unwrap();
-    if plain_http {
-        access = access.allow_plain_http();
-    }
+    let access = configure(ClusterAccess::new(&aws, eks, s3).unwrap());
     Rig {
         api,
-        _eks: eks_server,
+        eks: eks_server,
         runtime: Runtime::new(Resources::default().with_kubernetes(access))
             .with_response_margin(Duration::from_millis(500)),
         manifest_url: format!("s3://{bucket}/keda-2.20.2.yaml"),
@@ -74,6 +72,22 @@ impl Rig {
     /// One request of `resource_type` through the runtime; the response CloudFormation got.
     async fn send(&self, resource_type: &str, kind: &str, properties: Value, old: Option<Value>, secs: u64) -> Value {
         round_trip(&self.runtime, resource_type, (kind, "Resource"), properties, old, secs).await
+    }
+
+    /// A `Custom::KubernetesManifest` of namespace `sales` and a `ConfigMap` in it
+    /// ([`namespace_and_config`]), adopting or not; `old` adopting or not, for an Update.
+    async fn sales(&self, kind: &str, adopt: bool, old: Option<bool>) -> Value {
+        let old = old.map(namespace_and_config);
+        self.send(MANIFEST_TYPE, kind, namespace_and_config(adopt), old, 60)
+            .await
+    }
+
+    /// KEDA from moto's mirror, installed and ready.
+    async fn install_keda(&self) {
+        let keda = self
+            .send("Custom::KedaInstall", "Create", install(&self.manifest_url), None, 120)
+            .await;
+        assert_eq!(keda["Status"], "SUCCESS", "{keda}");
     }
 
     fn patched(&self) -> Vec<String> {
@@ -547,15 +561,7 @@ async fn an_object_that_exists_and_is_not_the_resources_is_refused_and_never_del
     let theirs =
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sales", "labels": {"team": "sales"}}});
     rig.api.insert(SALES_NAMESPACE, theirs.clone());
-    let refused = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Create",
-            namespace_and_config(false),
-            None,
-            60,
-        )
-        .await;
+    let refused = rig.sales("Create", false, None).await;
     assert_eq!(refused["Status"], "FAILED", "{refused}");
     let reason = refused["Reason"].as_str().unwrap();
     assert!(
@@ -566,15 +572,7 @@ async fn an_object_that_exists_and_is_not_the_resources_is_refused_and_never_del
     assert!(reason.contains("AdoptExisting"), "{reason}");
     assert!(rig.patched().is_empty(), "nothing applied: {:?}", rig.patched());
     // CloudFormation deletes a resource whose Create failed: the namespace stays.
-    let deleted = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Delete",
-            namespace_and_config(false),
-            None,
-            60,
-        )
-        .await;
+    let deleted = rig.sales("Delete", false, None).await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
     assert_eq!(rig.api.objects()[SALES_NAMESPACE], theirs, "untouched");
 }
@@ -586,15 +584,7 @@ async fn an_adopted_object_is_applied_but_left_by_delete_and_prune() {
         SALES_NAMESPACE,
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sales"}}),
     );
-    let created = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Create",
-            namespace_and_config(true),
-            None,
-            60,
-        )
-        .await;
+    let created = rig.sales("Create", true, None).await;
     assert_eq!(created["Status"], "SUCCESS", "{created}");
     let objects = rig.api.objects();
     let namespace = &objects[SALES_NAMESPACE]["metadata"];
@@ -609,25 +599,9 @@ async fn an_adopted_object_is_applied_but_left_by_delete_and_prune() {
         "its own object: {config}"
     );
     // A second Update without AdoptExisting keeps applying what it adopted.
-    let updated = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Update",
-            namespace_and_config(false),
-            Some(namespace_and_config(true)),
-            60,
-        )
-        .await;
+    let updated = rig.sales("Update", false, Some(true)).await;
     assert_eq!(updated["Status"], "SUCCESS", "{updated}");
-    let deleted = rig
-        .send(
-            "Custom::KubernetesManifest",
-            "Delete",
-            namespace_and_config(false),
-            None,
-            60,
-        )
-        .await;
+    let deleted = rig.sales("Delete", false, None).await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
     let left: Vec<String> = rig.api.objects().into_keys().collect();
     assert_eq!(
@@ -640,10 +614,7 @@ async fn an_adopted_object_is_applied_but_left_by_delete_and_prune() {
 #[tokio::test]
 async fn another_resources_object_is_refused_even_with_adoption_and_keeps_its_owner() {
     let rig = rig(Behaviour::default()).await;
-    let keda = rig
-        .send("Custom::KedaInstall", "Create", install(&rig.manifest_url), None, 120)
-        .await;
-    assert_eq!(keda["Status"], "SUCCESS", "{keda}");
+    rig.install_keda().await;
     let keda_namespace = rig.api.objects()["/api/v1/namespaces/keda"].clone();
     let owner = keda_namespace["metadata"]["labels"]["kedaform.io/owner"].clone();
     let mut other = json!({"ClusterName": CLUSTER, "AdoptExisting": "true",
@@ -687,10 +658,7 @@ async fn another_resources_object_is_refused_even_with_adoption_and_keeps_its_ow
 #[tokio::test]
 async fn a_replacing_scaled_object_update_deletes_nothing() {
     let rig = rig(Behaviour::default()).await;
-    let keda = rig
-        .send("Custom::KedaInstall", "Create", install(&rig.manifest_url), None, 120)
-        .await;
-    assert_eq!(keda["Status"], "SUCCESS", "{keda}");
+    rig.install_keda().await;
     let created = rig.send(SO, "Create", scaled_object(), None, 60).await;
     assert_eq!(created["Status"], "SUCCESS", "{created}");
     let mut renamed = scaled_object();
@@ -723,20 +691,12 @@ async fn a_replacing_scaled_object_update_deletes_nothing() {
 
 #[tokio::test]
 async fn a_deployer_limited_to_kinds_and_namespaces_refuses_the_rest_before_any_call() {
-    let api = FakeApiServer::start(Behaviour::default()).await;
-    let eks_server = fake_eks(CLUSTER, &api.server.url).await;
-    let aws = moto().await;
-    let eks = aws_sdk_eks::Client::from_conf(
-        aws_sdk_eks::config::Builder::from(&aws)
-            .endpoint_url(&eks_server.url)
-            .build(),
-    );
-    let access = ClusterAccess::new(&aws, eks, kedaform::aws::s3(&aws))
-        .unwrap()
-        .with_scope(kedaform::kube::scope::Scope::new("", "sales"));
-    let runtime = Runtime::new(Resources::default().with_kubernetes(access));
+    let rig = rig_with(Behaviour::default(), |access| {
+        access.with_scope(kedaform::kube::scope::Scope::new("", "sales"))
+    })
+    .await;
     let admin = json!({"ClusterName": CLUSTER, "Manifest": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: everyone-admin}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}"});
-    let refused = round_trip(&runtime, MANIFEST_TYPE, ("Create", "Admin"), admin, None, 60).await;
+    let refused = round_trip(&rig.runtime, MANIFEST_TYPE, ("Create", "Admin"), admin, None, 60).await;
     assert_eq!(refused["Status"], "FAILED", "{refused}");
     assert!(
         refused["Reason"].as_str().unwrap().starts_with(
@@ -745,11 +705,11 @@ async fn a_deployer_limited_to_kinds_and_namespaces_refuses_the_rest_before_any_
         "{refused}"
     );
     assert!(
-        eks_server.requests().is_empty() && api.requests().is_empty(),
+        rig.eks.requests().is_empty() && rig.api.requests().is_empty(),
         "no call at all"
     );
     let allowed = round_trip(
-        &runtime,
+        &rig.runtime,
         MANIFEST_TYPE,
         ("Create", "Sales"),
         namespace_and_config(false),
@@ -789,15 +749,7 @@ async fn the_eks_token_goes_in_each_request_and_never_to_disk() {
         seen
     };
     let request = async {
-        let response = rig
-            .send(
-                "Custom::KubernetesManifest",
-                "Create",
-                namespace_and_config(false),
-                None,
-                60,
-            )
-            .await;
+        let response = rig.sales("Create", false, None).await;
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         response
     };

@@ -176,21 +176,20 @@ async fn a_queue_deleted_while_running_stops_the_consumer_naming_it() {
     );
 }
 
-#[tokio::test]
-async fn large_invalid_messages_over_the_batch_limit_all_reach_the_dead_letter_queue_with_their_reason() {
+/// A queue with its dead-letter queue and a bucket on moto, `bodies` sent as sale events, and
+/// one consumer run (batches of 10) until it has handled them all: its counters, the queues.
+async fn consume(
+    prefix: &str,
+    bodies: &[String],
+) -> (consumer::StatsSnapshot, aws_sdk_sqs::Client, kedaform::aws::QueuePair) {
     let aws = moto().await;
     let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("large-"), 30, 0, 10)
+    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique(prefix), 30, 0, 10)
         .await
         .unwrap();
-    let bucket = unique("large-");
+    let bucket = unique(prefix);
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    // Ten invalid events of 200 KB: 2 MB in one receive, over any SQS batch limit.
-    for n in 0..10 {
-        let body = format!(
-            r#"{{"request_id": "not-a-uuid-{n}", "padding": "{}"}}"#,
-            "x".repeat(200_000)
-        );
+    for body in bodies {
         sqs.send_message()
             .queue_url(&pair.url)
             .message_body(body)
@@ -201,14 +200,29 @@ async fn large_invalid_messages_over_the_batch_limit_all_reach_the_dead_letter_q
     }
     let mut config = config(&pair.url, &bucket);
     config.max_batch = 10;
-    config.total = 10;
+    config.total = u64::try_from(bodies.len()).unwrap();
     let stats = tokio::time::timeout(
         Duration::from_secs(60),
         consumer::run(&config, &aws, &CancellationToken::new()),
     )
     .await
     .expect("done within a minute")
-    .unwrap();
+    .expect("no panic, no error");
+    (stats, sqs, pair)
+}
+
+#[tokio::test]
+async fn large_invalid_messages_over_the_batch_limit_all_reach_the_dead_letter_queue_with_their_reason() {
+    // Ten invalid events of 200 KB: 2 MB in one receive, over any SQS batch limit.
+    let bodies: Vec<String> = (0..10)
+        .map(|n| {
+            format!(
+                r#"{{"request_id": "not-a-uuid-{n}", "padding": "{}"}}"#,
+                "x".repeat(200_000)
+            )
+        })
+        .collect();
+    let (stats, sqs, pair) = consume("large-", &bodies).await;
     assert_eq!((stats.invalid, stats.done), (10, 10), "{stats:?}");
     let dead = kedaform::aws::receive_all(&sqs, &pair.dead_letter_url).await.unwrap();
     assert_eq!(dead.len(), 10);
@@ -224,37 +238,12 @@ async fn large_invalid_messages_over_the_batch_limit_all_reach_the_dead_letter_q
 
 #[tokio::test]
 async fn an_impossible_date_and_an_oversized_reason_are_dead_lettered_and_the_rest_stored() {
-    let aws = moto().await;
-    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("dates-"), 30, 0, 10)
-        .await
-        .unwrap();
-    let bucket = unique("dates-");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let year_10000 = valid_event(900).replace("2026-11-28T10:00:00.000Z", "9999-12-31T23:30:00-01:00");
     // A category just under SQS's 1 MiB: its reason quoting it would have pushed the dead
     // letter over the limit.
     let huge = valid_event(901).replace("\"Books\"", &format!("\"{}\"", "b".repeat(1_040_000)));
     let bodies = [valid_event(1), year_10000, valid_event(2), huge, valid_event(3)];
-    for body in &bodies {
-        sqs.send_message()
-            .queue_url(&pair.url)
-            .message_body(body)
-            .message_attributes("event_type", event_type("sale_event"))
-            .send()
-            .await
-            .unwrap();
-    }
-    let mut config = config(&pair.url, &bucket);
-    config.max_batch = 10;
-    config.total = 5;
-    let stats = tokio::time::timeout(
-        Duration::from_secs(60),
-        consumer::run(&config, &aws, &CancellationToken::new()),
-    )
-    .await
-    .expect("done within a minute")
-    .expect("no panic, no error");
+    let (stats, sqs, pair) = consume("dates-", &bodies).await;
     assert_eq!((stats.stored, stats.invalid, stats.done), (3, 2, 5), "{stats:?}");
     let dead = kedaform::aws::receive_all(&sqs, &pair.dead_letter_url).await.unwrap();
     let mut reasons: Vec<String> = dead
