@@ -845,13 +845,15 @@ async fn an_interrupted_install_says_what_it_applied_and_how_to_finish_or_undo()
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupted once it is waiting for KEDA's Deployments.
+    // Interrupted once it is waiting for KEDA's Deployments: all 28 objects applied, and the
+    // moment it takes to go from the last apply to the wait.
     for _ in 0..300 {
-        if api.objects().len() >= 24 {
+        if api.objects().len() >= 28 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
