@@ -1,4 +1,4 @@
-.PHONY: test demo bench fmt cluster cluster-stop
+.PHONY: test demo bench rehearse fmt cluster cluster-stop
 SHELL := /bin/bash
 
 ## Every check: fmt, clippy, cfn-lint, unit and integration tests against a local moto.
@@ -12,6 +12,11 @@ demo:
 ## Benchmarks: prints a table and writes target/bench.json.
 bench:
 	scripts/bench.sh
+
+## `sam deploy` of infra/ rehearsed on this machine: CloudFormation's life cycle of the template,
+## the zips under AWS's Lambda emulator, IAM enforced by moto, EKS auth by aws-iam-authenticator.
+rehearse:
+	scripts/rehearse.sh full
 
 fmt:
 	cargo fmt --all

@@ -49,6 +49,9 @@ echo "{\"seconds\": $seconds, \"peak_rss_kib\": $rss, \"requests\": $requests,
   \"nodes_seconds\": $nodes_seconds, \"nodes_peak_rss_kib\": $nodes_rss}" > "$TARGET/cluster-bench.json"
 scripts/cluster.sh down
 
+echo "== make rehearse (its own cluster)"
+KEDAFORM_REHEARSAL_REPORT=$TARGET/rehearsal-bench.json scripts/rehearse.sh full
+
 start_moto
 start_elasticmq
 start_gofakes3
@@ -60,6 +63,7 @@ KEDAFORM_BENCH_JSON=$TARGET/bench.json \
 KEDAFORM_CONSUMER_BIN=$TARGET/workload/consumer \
 KEDAFORM_MOTO_PID=$MOTO_PID \
 KEDAFORM_CLUSTER_BENCH=$TARGET/cluster-bench.json \
+KEDAFORM_REHEARSAL_BENCH=$TARGET/rehearsal-bench.json \
 KEDAFORM_PYTHON=$VENV/bin/python \
 KEDAFORM_ELASTICMQ_URL=$ELASTICMQ_URL \
 KEDAFORM_GOFAKES3_URL=$GOFAKES3_URL \

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the local control plane from upstream Go modules, pinned by cluster/*/go.mod and go.sum:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the KEDA operator, metrics
-# API server and admission webhooks. Each component is built once
-# into $KEDAFORM_CACHE/cluster/bin and rebuilt only when its go.mod, go.sum or flags change.
-#   scripts/cluster-build.sh [COMPONENT...]   components: etcd k8s kwok keda (default: all)
+# API server and admission webhooks; for `make rehearse`, AWS's Lambda Runtime Interface Emulator
+# and aws-iam-authenticator. Each component is built once into $KEDAFORM_CACHE/cluster/bin and
+# rebuilt only when its go.mod, go.sum or flags change.
+#   scripts/cluster-build.sh [COMPONENT...]
+#   components: etcd k8s kwok keda (the default), rie authenticator
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}
@@ -59,6 +61,9 @@ for component in "${components[@]}"; do
       keda-operator=github.com/kedacore/keda/v2/cmd/operator \
       keda-adapter=github.com/kedacore/keda/v2/cmd/adapter \
       keda-admission-webhooks=github.com/kedacore/keda/v2/cmd/webhooks ;;
-    *) echo "unknown component $component (etcd k8s kwok keda)" >&2; exit 2 ;;
+    rie) build rie "-s -w" aws-lambda-rie=github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie ;;
+    authenticator) build authenticator "-s -w" \
+      aws-iam-authenticator=sigs.k8s.io/aws-iam-authenticator/cmd/aws-iam-authenticator ;;
+    *) echo "unknown component $component (etcd k8s kwok keda rie authenticator)" >&2; exit 2 ;;
   esac
 done

@@ -12,6 +12,11 @@
 # (RFC 2544's benchmarking range), which is made local to that namespace, so that the
 # aggregation layer can reach the KEDA metrics API server at a pod's Endpoints address (the API
 # server refuses 127.0.0.0/8 there) while no packet leaves the namespace.
+# Settings make rehearse uses: $KEDAFORM_APISERVER_ARGS (more kube-apiserver flags: its token
+# webhook), $KEDAFORM_SERVICE_ACCOUNT_ISSUER (the issuer of service-account tokens, an EKS-style
+# OIDC issuer URL), $KEDAFORM_POD_ENV (more NAME=value settings for the pods' processes) and
+# KEDAFORM_CLUSTER_MOTO=external (the AWS the pods see listens on 127.0.0.1:5000 but is not
+# started here).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}
@@ -192,13 +197,13 @@ EOF
     --advertise-client-urls http://127.0.0.1:2379 --listen-peer-urls http://127.0.0.1:2380 \
     --initial-advertise-peer-urls http://127.0.0.1:2380 --initial-cluster default=http://127.0.0.1:2380 \
     --unsafe-no-fsync
-  start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p 5000
+  [ "${KEDAFORM_CLUSTER_MOTO:-}" = external ] || start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p 5000
   start kube-apiserver "$BIN/kube-apiserver" --etcd-servers http://127.0.0.1:2379 \
     --bind-address 127.0.0.1 --secure-port 6443 --advertise-address 198.19.0.1 \
     --endpoint-reconciler-type none --service-cluster-ip-range "$SERVICE_CIDR" \
     --tls-cert-file "$RUN/pki/apiserver.crt" --tls-private-key-file "$RUN/pki/apiserver.key" \
     --client-ca-file "$RUN/pki/ca.crt" --authorization-mode RBAC \
-    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-issuer "${KEDAFORM_SERVICE_ACCOUNT_ISSUER:-https://kubernetes.default.svc}" \
     --service-account-key-file "$RUN/pki/sa.pub" --service-account-signing-key-file "$RUN/pki/sa.key" \
     --enable-aggregator-routing=true \
     --requestheader-client-ca-file "$RUN/pki/front-proxy-ca.crt" \
@@ -206,7 +211,8 @@ EOF
     --requestheader-group-headers X-Remote-Group --requestheader-extra-headers-prefix X-Remote-Extra- \
     --proxy-client-cert-file "$RUN/pki/front-proxy-client.crt" \
     --proxy-client-key-file "$RUN/pki/front-proxy-client.key" \
-    --audit-policy-file "$RUN/audit-policy.yaml" --audit-log-path "$RUN/audit.log" --audit-log-maxsize 200
+    --audit-policy-file "$RUN/audit-policy.yaml" --audit-log-path "$RUN/audit.log" --audit-log-maxsize 200 \
+    ${KEDAFORM_APISERVER_ARGS:-}
   until_ok kube-apiserver 120 "$RUN/kube-apiserver.log" apiserver_ready
   start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$RUN/kubeconfig" \
     --authentication-kubeconfig "$RUN/kubeconfig" --authorization-kubeconfig "$RUN/kubeconfig" \
@@ -220,13 +226,14 @@ EOF
   stages=$(printf ',%s' "$BIN"/kwok-stages/*.yaml)
   start kwok "$BIN/kwok" --kubeconfig "$RUN/kubeconfig" --manage-all-nodes=true \
     --config "${stages#,}" --cidr 198.18.0.1/16 --node-ip 198.19.0.2 --node-lease-duration-seconds 40
+  # shellcheck disable=SC2086 # KEDAFORM_POD_ENV is a list of NAME=value words
   start podrunner env AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 \
-    AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+    AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true ${KEDAFORM_POD_ENV:-} \
     "$VENV/bin/python" "$ROOT/scripts/podrunner.py" --run "$RUN" --images "$RUN/images.json"
   node | api POST /api/v1/nodes -H 'Content-Type: application/json' --data-binary @- > /dev/null
   until_ok "node kwok-node-0" 60 "$RUN/kwok.log" node_ready
   until_ok "the default service account" 60 "$RUN/kube-controller-manager.log" default_account
-  until_ok moto 30 "$RUN/moto.log" moto_ready
+  [ "${KEDAFORM_CLUSTER_MOTO:-}" = external ] || until_ok moto 30 "$RUN/moto.log" moto_ready
   echo "local cluster up in $((SECONDS - started)) s: Kubernetes $("$BIN/kube-apiserver" --version | cut -d' ' -f2), network namespace $NETNS"
   echo "kubeconfig: $RUN/kubeconfig"
   echo "reach it from the namespace: scripts/cluster.sh exec COMMAND (ip netns exec $NETNS with KUBECONFIG and moto's AWS settings)"

@@ -34,8 +34,10 @@ POLL_SECONDS = 1.0
 # A kubelet backs off to 5 minutes; a local cluster for tests wants its pods back sooner.
 RESTART_BACKOFF_CAP = 10
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
-# What the pods see of AWS: the cluster's moto, through the standard settings only.
-AWS_PASSTHROUGH = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED")
+# What the pods see of AWS: the cluster's moto, through the standard settings only; in the
+# rehearsal, also its STS endpoint and the CA that signs it.
+AWS_PASSTHROUGH = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_REGION", "AWS_DEFAULT_REGION",
+                   "AWS_EC2_METADATA_DISABLED", "SSL_CERT_FILE")
 
 
 def log(message):

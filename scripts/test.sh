@@ -33,6 +33,9 @@ echo "producer and consumer: none (cargo tree -e normal, what their images build
 step "cargo doc (every public item documented, no broken link)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --lib --no-deps --locked
 
+step "the rehearsal driver's own checks (scripts/rehearsal)"
+(cd scripts && AWS_DEFAULT_REGION=us-east-1 "$VENV/bin/python" -m unittest -q rehearsal.test_rehearsal)
+
 step "cfn-lint"
 "$VENV/bin/cfn-lint" infra/*.yaml
 
@@ -110,3 +113,6 @@ scripts/cluster.sh down
 
 step "make demo, 30 s: real KEDA and HPA controller scale the consumers on the local cluster"
 DEMO_SECONDS=30 scripts/demo.sh
+
+step "rehearsal, short: a failed Create rolled back and a Create IAM refuses (make rehearse runs it all)"
+KEDAFORM_SAM_BUILD=$SAM_BUILD scripts/rehearse.sh short

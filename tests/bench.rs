@@ -5,7 +5,8 @@
 //! `KEDAFORM_LAMBDA_BINARIES` (the folder with the release binaries of those zips) and
 //! `KEDAFORM_BENCH_JSON` (where to write the table as JSON), `KEDAFORM_CONSUMER_BIN` (the release
 //! consumer), `KEDAFORM_MOTO_PID` (the moto server it started, whose CPU time is read too) and
-//! `KEDAFORM_CLUSTER_BENCH` (what it measured of `Custom::KedaInstall` on the local cluster).
+//! `KEDAFORM_CLUSTER_BENCH` (what it measured of `Custom::KedaInstall` on the local cluster),
+//! `KEDAFORM_REHEARSAL_BENCH` (what `make rehearse` measured).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -896,6 +897,48 @@ fn print(rows: &[Row]) {
     }
 }
 
+/// What `make rehearse` measured (scripts/rehearse.sh --report): the whole life cycle's
+/// duration, requests per custom-resource type, peak RSS per function against its `MemorySize`.
+fn rehearsal(path: &Path) -> anyhow::Result<Rows> {
+    let measured: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).with_context(|| path.display().to_string())?)?;
+    let seconds = measured["seconds"]
+        .as_f64()
+        .with_context(|| format!("seconds in {}", path.display()))?;
+    let mut rows = vec![Row {
+        benchmark: "make rehearse: the stack's whole life cycle".into(),
+        value: seconds,
+        unit: "s",
+        target: None,
+        how: "sam package to moto, then Create, Update in place, a failed Update rolled back, Delete, a failed Create \
+              rolled back and a Create IAM refuses, the functions' zips under the Lambda Runtime Interface Emulator \
+              on the local cluster (scripts/rehearse.sh)"
+            .into(),
+    }];
+    for (kind, count) in measured["requests"].as_object().into_iter().flatten() {
+        rows.push(Row {
+            benchmark: format!("make rehearse: requests CloudFormation sent to {kind}"),
+            value: count.as_f64().unwrap_or_default(),
+            unit: "requests",
+            target: None,
+            how: "each Create, Update, rollback and Delete request of that type over the whole rehearsal".into(),
+        });
+    }
+    for (function, numbers) in measured["functions"].as_object().into_iter().flatten() {
+        let memory = numbers["memory_size_mib"].as_f64().unwrap_or_default();
+        rows.push(Row {
+            benchmark: format!("make rehearse: {function} peak RSS"),
+            value: numbers["peak_rss_mib"].as_f64().unwrap_or_default(),
+            unit: "MiB",
+            target: Some(("≤", memory)),
+            how: format!(
+                "VmHWM of its bootstrap under the emulator, any invocation; the template's MemorySize is {memory} MiB"
+            ),
+        });
+    }
+    Ok(rows)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut rows = zip_sizes(&env_path("KEDAFORM_LAMBDA_DIR")?)?;
@@ -907,6 +950,7 @@ async fn main() -> anyhow::Result<()> {
     rows.extend(keep_alive_cpu().await?);
     rows.extend(elasticmq_throughput().await?);
     rows.extend(cluster_install(&env_path("KEDAFORM_CLUSTER_BENCH")?)?);
+    rows.extend(rehearsal(&env_path("KEDAFORM_REHEARSAL_BENCH")?)?);
     print(&rows);
     let json: Vec<Value> = rows
         .iter()

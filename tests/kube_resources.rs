@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use kedaform::cfn::Runtime;
+use kedaform::cfn::{FAILED_CREATE_PREFIX, Runtime};
 use kedaform::resources::{ClusterAccess, Resources};
 use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
-use kedaform_tests::{LocalServer, Reply, moto, round_trip, unique};
+use kedaform_tests::{LocalServer, Reply, cfn_request, moto, round_trip, unique};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -88,6 +88,22 @@ impl Rig {
             .send("Custom::KedaInstall", "Create", install(&self.manifest_url), None, 120)
             .await;
         assert_eq!(keda["Status"], "SUCCESS", "{keda}");
+    }
+
+    /// The Delete CloudFormation's rollback sends after a failed Create, whose answer named
+    /// `marker`; the response it got.
+    async fn delete_failed_create(&self, resource_type: &str, properties: Value, marker: &str) -> Value {
+        assert!(marker.starts_with(FAILED_CREATE_PREFIX), "{marker}");
+        let endpoint = LocalServer::cloudformation().await;
+        let mut delete = cfn_request("Delete", &endpoint.url, properties, Some(marker), None);
+        delete["ResourceType"] = json!(resource_type);
+        delete["LogicalResourceId"] = json!("Resource");
+        self.runtime
+            .handle(delete, Instant::now() + Duration::from_secs(60))
+            .await;
+        let answer = endpoint.only_request().json();
+        assert_eq!(answer["PhysicalResourceId"], marker);
+        answer
     }
 
     fn patched(&self) -> Vec<String> {
@@ -362,7 +378,9 @@ async fn keda_install_refuses_a_manifest_whose_hash_differs_before_touching_the_
     let rig = rig(Behaviour::default()).await;
     let mut properties = install(&rig.manifest_url);
     properties["ManifestSha256"] = json!("00".repeat(32));
-    let response = rig.send("Custom::KedaInstall", "Create", properties, None, 60).await;
+    let response = rig
+        .send("Custom::KedaInstall", "Create", properties.clone(), None, 60)
+        .await;
     assert_eq!(response["Status"], "FAILED");
     assert!(
         response["Reason"]
@@ -372,10 +390,20 @@ async fn keda_install_refuses_a_manifest_whose_hash_differs_before_touching_the_
         "{response}"
     );
     assert!(rig.patched().is_empty());
+    // Its rollback's Delete finds the same digest: nothing was applied, nothing to do.
+    let answer = rig
+        .delete_failed_create(
+            "Custom::KedaInstall",
+            properties,
+            response["PhysicalResourceId"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    assert!(rig.api.requests().iter().all(|r| r.method == "GET"), "only reads");
 }
 
 #[tokio::test]
-async fn keda_install_that_never_becomes_ready_fails_before_the_deadline_naming_the_deployment() {
+async fn keda_install_that_never_becomes_ready_fails_naming_the_deployment_and_its_rollback_takes_what_it_applied() {
     let rig = rig(Behaviour {
         never_ready: Some("Deployment"),
         ..Behaviour::default()
@@ -389,6 +417,19 @@ async fn keda_install_that_never_becomes_ready_fails_before_the_deadline_naming_
     assert_eq!(response["Status"], "FAILED");
     let reason = response["Reason"].as_str().unwrap();
     assert!(reason.starts_with("Deployment.apps keda/keda-admission is not ready: 0 of 1 replicas updated, 0 available; events: FailedCreate"), "{reason}");
+
+    // It had applied KEDA's objects; the rollback's Delete of the failed Create takes them.
+    assert!(rig.api.objects().len() >= 28);
+    let answer = rig
+        .delete_failed_create(
+            "Custom::KedaInstall",
+            install(&rig.manifest_url),
+            response["PhysicalResourceId"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    let left: Vec<String> = rig.api.objects().into_keys().collect();
+    assert!(left.is_empty(), "left on the cluster: {left:?}");
 }
 
 fn scaled_object() -> Value {

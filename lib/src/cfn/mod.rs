@@ -123,8 +123,10 @@ impl Invocation {
 /// **A failed Create.** When `create` fails (error, panic or timeout), the runtime answers
 /// FAILED with the physical id [`FAILED_CREATE_PREFIX`] + the request id. CloudFormation's
 /// rollback then sends a Delete for that id, which the runtime answers SUCCESS without calling
-/// `delete`: nothing was created under it, and something of the same name may belong to
-/// another stack.
+/// `delete` (something of the same name may belong to another stack), unless
+/// [`deletes_after_failed_create`](CustomResource::deletes_after_failed_create) says the
+/// resource's `delete` removes only what this resource made: then it runs, and takes what the
+/// failed Create made before it failed (a cut-off Create can leave things behind).
 ///
 /// **Update never deletes.** An `update` that returns a new physical id is a replacement:
 /// CloudFormation sends a Delete for the old id once the stack update has succeeded, and none
@@ -219,6 +221,14 @@ pub trait CustomResource: Send + Sync + 'static {
         physical_id: &str,
         properties: Self::Properties,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Whether the rollback's Delete of a failed Create of `resource_type` calls
+    /// [`delete`](Self::delete): true only where `delete` can tell what this stack's resource
+    /// made from what others did (the Kubernetes resources, by owner label). Default: false.
+    fn deletes_after_failed_create(&self, resource_type: &str) -> bool {
+        let _ = resource_type;
+        false
+    }
 }
 
 /// Runs one handler for every request of a Lambda's lifetime: decodes each request, runs the
@@ -416,7 +426,10 @@ impl<H: CustomResource> Runtime<H> {
                     Err(error) => Err(error_chain(&error)),
                 }
             }
-            Request::Delete(delete) if delete.physical_resource_id.starts_with(FAILED_CREATE_PREFIX) => {
+            Request::Delete(delete)
+                if delete.physical_resource_id.starts_with(FAILED_CREATE_PREFIX)
+                    && !handler.deletes_after_failed_create(&delete.resource_type) =>
+            {
                 tracing::info!(physical_id = %delete.physical_resource_id, "its Create failed: nothing to delete");
                 Ok(None)
             }

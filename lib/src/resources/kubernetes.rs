@@ -8,7 +8,7 @@ use super::keda_install::KedaInstallProperties;
 use super::kube_manifest::ManifestProperties;
 use super::scaled_object::ScaledObjectProperties;
 use super::{ClusterAccess, KEDA_INSTALL, MANIFEST, SCALED_OBJECT};
-use crate::cfn::{CustomResource, Invocation, Outcome, UnknownKeys, decode_properties};
+use crate::cfn::{CustomResource, FAILED_CREATE_PREFIX, Invocation, Outcome, UnknownKeys, decode_properties};
 use crate::kube::apply::Applier;
 use crate::kube::plan::{self, Adoption};
 use crate::{Error, Input};
@@ -259,10 +259,37 @@ impl CustomResource for Kubernetes {
             .map_err(|e| e.named(&desired.names()))
     }
 
-    async fn delete(&self, invocation: &Invocation, _physical_id: &str, properties: Value) -> Result<(), Error> {
-        let desired = Desired::decode(&invocation.resource_type, &properties, UnknownKeys::Ignore)?;
-        self.remove(invocation, &desired)
-            .await
-            .map_err(|e| e.named(&desired.names()))
+    async fn delete(&self, invocation: &Invocation, physical_id: &str, properties: Value) -> Result<(), Error> {
+        // A failed Create checked its properties (and KEDA's manifest) before applying anything:
+        // if they do not pass now, it applied nothing.
+        let failed_create = physical_id.starts_with(FAILED_CREATE_PREFIX);
+        let refused = |error: &Error| {
+            failed_create
+                && matches!(
+                    error,
+                    Error::InvalidProperty { .. } | Error::Invalid { .. } | Error::UnknownProperties(_)
+                )
+        };
+        let desired = match Desired::decode(&invocation.resource_type, &properties, UnknownKeys::Ignore) {
+            Err(error) if refused(&error) => {
+                tracing::info!("its Create failed on its properties: nothing was applied");
+                return Ok(());
+            }
+            decoded => decoded?,
+        };
+        match self.remove(invocation, &desired).await {
+            Err(error) if refused(&error) => {
+                tracing::info!("its Create failed on its properties: nothing was applied");
+                Ok(())
+            }
+            removed => removed.map_err(|e| e.named(&desired.names())),
+        }
+    }
+
+    /// A Create that applied objects and then failed (a readiness wait, an expired token, its
+    /// deadline) leaves them labelled with this resource's owner; the rollback's Delete removes
+    /// those and only those.
+    fn deletes_after_failed_create(&self, _resource_type: &str) -> bool {
+        true
     }
 }

@@ -83,6 +83,7 @@ trait Handler: Send + Sync + std::fmt::Debug {
         old: Value,
     ) -> Answer<'a, Outcome>;
     fn delete<'a>(&'a self, invocation: &'a Invocation, physical_id: &'a str, properties: Value) -> Answer<'a, ()>;
+    fn deletes_after_failed_create(&self, resource_type: &str) -> bool;
 }
 
 impl Handler for TrustPolicy {
@@ -113,6 +114,10 @@ impl Handler for TrustPolicy {
             CustomResource::delete(self, invocation, physical_id, properties).await
         })
     }
+
+    fn deletes_after_failed_create(&self, resource_type: &str) -> bool {
+        CustomResource::deletes_after_failed_create(self, resource_type)
+    }
 }
 
 impl Handler for Kubernetes {
@@ -132,6 +137,10 @@ impl Handler for Kubernetes {
 
     fn delete<'a>(&'a self, invocation: &'a Invocation, physical_id: &'a str, properties: Value) -> Answer<'a, ()> {
         Box::pin(CustomResource::delete(self, invocation, physical_id, properties))
+    }
+
+    fn deletes_after_failed_create(&self, resource_type: &str) -> bool {
+        CustomResource::deletes_after_failed_create(self, resource_type)
     }
 }
 
@@ -200,6 +209,11 @@ impl CustomResource for Resources {
         self.handler(&invocation.resource_type)?
             .delete(invocation, physical_id, properties)
             .await
+    }
+
+    fn deletes_after_failed_create(&self, resource_type: &str) -> bool {
+        self.handler(resource_type)
+            .is_ok_and(|handler| handler.deletes_after_failed_create(resource_type))
     }
 }
 
