@@ -76,12 +76,10 @@ class DescribeCluster:
     functions)."""
 
     def __init__(self, cluster, account):
-        self.calls = 0
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
-                owner.calls += 1
                 status, body, kind = owner.answer(self)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -6,7 +6,6 @@ own, as Lambda scales out; an idle one is reused (a warm start). Asynchronous in
 CloudFormation invokes custom resources) are retried twice on a function error, as Lambda does."""
 
 import io
-import json
 import os
 import shutil
 import socket
@@ -21,7 +20,7 @@ import zipfile
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 
 
-def _free_port():
+def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -50,8 +49,8 @@ class Environment:
     """One execution environment: an emulator process with the function's bootstrap."""
 
     def __init__(self, function, index):
-        self.port = _free_port()
-        runtime_port = _free_port()
+        self.port = free_port()
+        runtime_port = free_port()
         self.log = open(os.path.join(function.directory, f"..{os.sep}{function.name}-{index}.log"), "ab")
         self.process = subprocess.Popen(
             [function.runtime.emulator, "--log-level", "error",
@@ -213,10 +212,3 @@ class Lambdas:
         """Per function's logical id: peak RSS (MiB) of any of its environments, and MemorySize."""
         return {logical: (self.peaks.get(logical, 0) / 1024, self.memory.get(logical)) for logical in self.peaks}
 
-
-def describe(body):
-    try:
-        value = json.loads(body)
-        return value.get("errorMessage") or value.get("errorType") or str(value)[:200]
-    except ValueError:
-        return body[:200].decode(errors="replace")

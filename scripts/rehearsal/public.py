@@ -19,7 +19,6 @@ own, which the authenticator and the functions trust (SSL_CERT_FILE):
 
 import base64
 import datetime
-import fnmatch
 import hashlib
 import hmac
 import json
@@ -37,6 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.x509.oid import NameOID
+
+from . import trust
 
 STS_HOSTS = ("sts.amazonaws.com",)
 GITHUB_HOSTS = ("github.com",)
@@ -203,7 +204,7 @@ class PublicEndpoints:
             role = iam_backends[self.account]["global"].get_role_by_arn(role_arn)
         except ServiceException:
             return _sts_error(403, "AccessDenied", f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}")
-        if not _trusts_caller(json.loads(urllib.parse.unquote(role.assume_role_policy_document)), caller, self.account):
+        if not trust.caller_allowed(json.loads(urllib.parse.unquote(role.assume_role_policy_document)), caller, self.account):
             return _sts_error(403, "AccessDenied", f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}")
         assumed = sts_backends[self.account]["global"].assume_role(
             region_name=self.region, role_session_name=form.get("RoleSessionName", "session"), role_arn=role_arn,
@@ -248,7 +249,7 @@ class PublicEndpoints:
         if audience is None:
             return _sts_error(400, "InvalidIdentityToken", "Incorrect token audience")
         context = {f"{issuer}:sub": claims.get("sub", ""), f"{issuer}:aud": audience}
-        if not _trusts(json.loads(urllib.parse.unquote(role.assume_role_policy_document)), provider_arn, context):
+        if not trust.web_identity_allowed(json.loads(urllib.parse.unquote(role.assume_role_policy_document)), provider_arn, context):
             return _sts_error(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
         assumed = sts_backends[self.account]["global"].assume_role_with_web_identity(
             region_name=self.region, role_session_name=form.get("RoleSessionName", "session"), role_arn=role_arn,
@@ -310,58 +311,3 @@ class PublicEndpoints:
                 return 200, open(file, "rb").read(), "application/octet-stream"
         return 404, b"Not Found", "text/plain"
 
-
-def _trusts(document, provider_arn, context):
-    """Whether a trust policy lets `provider_arn`'s tokens assume the role, with `context`'s
-    condition keys. An explicit Deny or a condition operator not modelled here refuses."""
-    statements = document.get("Statement", [])
-    allowed = False
-    for statement in [statements] if isinstance(statements, dict) else statements:
-        actions = statement.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else actions
-        if not any(fnmatch.fnmatchcase("sts:AssumeRoleWithWebIdentity", action) for action in actions):
-            continue
-        federated = (statement.get("Principal") or {}).get("Federated", [])
-        if provider_arn not in ([federated] if isinstance(federated, str) else federated):
-            continue
-        holds = True
-        for operator, pairs in (statement.get("Condition") or {}).items():
-            for key, expected in pairs.items():
-                expected = [expected] if isinstance(expected, str) else expected
-                actual = context.get(key)
-                if operator == "StringEquals":
-                    holds &= actual in expected
-                elif operator == "StringLike":
-                    holds &= actual is not None and any(fnmatch.fnmatchcase(actual, pattern) for pattern in expected)
-                else:
-                    holds = False
-        if holds and statement.get("Effect") == "Deny":
-            return False
-        allowed |= holds and statement.get("Effect") == "Allow"
-    return allowed
-
-
-def _trusts_caller(document, caller, account):
-    """Whether a trust policy lets `caller` (an IAM user's ARN or an assumed-role session's)
-    call sts:AssumeRole: a role's ARN covers its sessions, the account's root or id covers all
-    of the account. Conditions are not modelled: a statement with one refuses."""
-    principals = {caller, f"arn:aws:iam::{account}:root", account, "*"}
-    if ":assumed-role/" in caller:
-        name = caller.split(":assumed-role/", 1)[1].split("/", 1)[0]
-        principals.add(f"arn:aws:iam::{account}:role/{name}")
-    statements = document.get("Statement", [])
-    allowed = False
-    for statement in [statements] if isinstance(statements, dict) else statements:
-        actions = statement.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else actions
-        if not any(fnmatch.fnmatchcase("sts:AssumeRole", action) for action in actions):
-            continue
-        principal = statement.get("Principal")
-        aws = principal if principal == "*" else (principal or {}).get("AWS", []) if isinstance(principal, dict) else []
-        aws = [aws] if isinstance(aws, str) else aws
-        if not principals & set(aws):
-            continue
-        if statement.get("Effect") == "Deny":
-            return False
-        allowed |= statement.get("Effect") == "Allow" and not statement.get("Condition")
-    return allowed

@@ -26,6 +26,17 @@ def _check(resource, properties, known):
         raise TemplateError(resource.logical, unknown[0], f"is a {resource.type} property the rehearsal does not apply")
 
 
+def _create_with(provider, stack, resource, properties):
+    """`provider.create` for `properties` (a replacement, or an update that is a re-create),
+    the resource's recorded properties left to the engine."""
+    old = resource.properties
+    resource.properties = properties
+    try:
+        return provider.create(stack, resource)
+    finally:
+        resource.properties = old
+
+
 def _tags(properties):
     return {tag["Key"]: tag["Value"] for tag in properties.get("Tags", [])}
 
@@ -84,8 +95,7 @@ class AccessEntry:
 
     def update(self, stack, resource, properties):
         self.delete(stack, resource)
-        resource.properties = properties
-        return self.create(stack, resource)
+        return _create_with(self, stack, resource, properties)
 
     def delete(self, stack, resource):
         cluster, principal = resource.physical.split("|", 1)
@@ -120,12 +130,7 @@ class Queue:
     def update(self, stack, resource, properties):
         _check(resource, properties, self.ATTRIBUTES + ["QueueName", "Tags"])
         if properties.get("QueueName") != resource.properties.get("QueueName"):
-            old = resource.properties
-            resource.properties = properties
-            try:
-                return self.create(stack, resource)
-            finally:
-                resource.properties = old
+            return _create_with(self, stack, resource, properties)
         stack.world.client("sqs").set_queue_attributes(QueueUrl=resource.physical, Attributes=self._attributes(properties))
         return resource.physical, resource.attributes
 
@@ -191,8 +196,7 @@ class BucketPolicy:
         return properties["Bucket"], {}
 
     def update(self, stack, resource, properties):
-        resource.properties = properties
-        return self.create(stack, resource)
+        return _create_with(self, stack, resource, properties)
 
     def delete(self, stack, resource):
         stack.world.client("s3").delete_bucket_policy(Bucket=resource.physical)
@@ -236,12 +240,7 @@ class Role:
     def update(self, stack, resource, properties):
         _check(resource, properties, self.KNOWN)
         if properties.get("RoleName") != resource.properties.get("RoleName") or properties.get("Path") != resource.properties.get("Path"):
-            old = resource.properties
-            resource.properties = properties
-            try:
-                return self.create(stack, resource)
-            finally:
-                resource.properties = old
+            return _create_with(self, stack, resource, properties)
         iam = stack.world.client("iam")
         iam.update_assume_role_policy(RoleName=resource.physical, PolicyDocument=_document(properties["AssumeRolePolicyDocument"]))
         old_inline = {policy["PolicyName"]: None for policy in resource.properties.get("Policies", [])}
@@ -268,12 +267,7 @@ class OidcProvider:
 
     def update(self, stack, resource, properties):
         if properties["Url"] != resource.properties["Url"]:
-            old = resource.properties
-            resource.properties = properties
-            try:
-                return self.create(stack, resource)
-            finally:
-                resource.properties = old
+            return _create_with(self, stack, resource, properties)
         return resource.physical, resource.attributes
 
     def delete(self, stack, resource):

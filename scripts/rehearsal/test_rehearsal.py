@@ -10,7 +10,8 @@ import unittest
 
 from .custom import stringify
 from .errors import TemplateError
-from .public import _trusts, _trusts_caller, presigned_signature
+from .public import presigned_signature
+from .trust import caller_allowed, service_allowed, web_identity_allowed
 from .resources import Providers
 from .stack import Stack, StackFailed
 from .template import parse
@@ -214,10 +215,10 @@ class Trust(unittest.TestCase):
     def test_a_role_arn_covers_its_sessions_and_nothing_else(self):
         policy = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": self.KEDA}, "Action": "sts:AssumeRole"}]}
         session = f"arn:aws:sts::{self.ACCOUNT}:assumed-role/keda-operator/1700000000"
-        self.assertTrue(_trusts_caller(policy, session, self.ACCOUNT))
-        self.assertFalse(_trusts_caller(policy, f"arn:aws:sts::{self.ACCOUNT}:assumed-role/other/1", self.ACCOUNT))
+        self.assertTrue(caller_allowed(policy, session, self.ACCOUNT))
+        self.assertFalse(caller_allowed(policy, f"arn:aws:sts::{self.ACCOUNT}:assumed-role/other/1", self.ACCOUNT))
         denied = {"Statement": policy["Statement"] + [{"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sts:*"}]}
-        self.assertFalse(_trusts_caller(denied, session, self.ACCOUNT))
+        self.assertFalse(caller_allowed(denied, session, self.ACCOUNT))
 
     def test_web_identity_needs_the_provider_and_the_conditions(self):
         provider = f"arn:aws:iam::{self.ACCOUNT}:oidc-provider/oidc.example/id/X"
@@ -225,9 +226,14 @@ class Trust(unittest.TestCase):
                                  "Condition": {"StringEquals": {"oidc.example/id/X:sub": "system:serviceaccount:keda:keda-operator",
                                                                 "oidc.example/id/X:aud": "sts.amazonaws.com"}}}]}
         context = {"oidc.example/id/X:sub": "system:serviceaccount:keda:keda-operator", "oidc.example/id/X:aud": "sts.amazonaws.com"}
-        self.assertTrue(_trusts(policy, provider, context))
-        self.assertFalse(_trusts(policy, provider, dict(context, **{"oidc.example/id/X:sub": "system:serviceaccount:keda:other"})))
-        self.assertFalse(_trusts(policy, provider.replace("X", "Y"), context))
+        self.assertTrue(web_identity_allowed(policy, provider, context))
+        self.assertFalse(web_identity_allowed(policy, provider, dict(context, **{"oidc.example/id/X:sub": "system:serviceaccount:keda:other"})))
+        self.assertFalse(web_identity_allowed(policy, provider.replace("X", "Y"), context))
+
+    def test_only_the_named_service_may_assume_a_function_role(self):
+        policy = {"Statement": {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}}
+        self.assertTrue(service_allowed(policy, "lambda.amazonaws.com"))
+        self.assertFalse(service_allowed(policy, "ec2.amazonaws.com"))
 
 
 if __name__ == "__main__":

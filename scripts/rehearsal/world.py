@@ -11,27 +11,14 @@ import urllib.parse
 import boto3
 from botocore.config import Config
 
+from . import trust
 from .custom import CustomResources
 from .eks import DescribeCluster, LocalCluster
 from .events import Events
-from .lambdas import Lambdas
+from .lambdas import Lambdas, free_port
 from .resources import Providers
 
 ACCOUNT = "123456789012"
-
-
-def _trusts_lambda(document):
-    statements = document.get("Statement", [])
-    statements = [statements] if isinstance(statements, dict) else statements
-    for statement in statements:
-        principal = statement.get("Principal", {})
-        services = principal.get("Service", []) if isinstance(principal, dict) else []
-        services = [services] if isinstance(services, str) else services
-        actions = statement.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else actions
-        if statement.get("Effect") == "Allow" and "lambda.amazonaws.com" in services and "sts:AssumeRole" in actions:
-            return True
-    return False
 
 
 class World:
@@ -48,7 +35,7 @@ class World:
         self.exports, self.stacks, self.stand_ins = {}, [], set()
         self.events = Events()
         self.providers = Providers()
-        self.moto = ThreadedMotoServer("127.0.0.1", moto_port or _free_port(), verbose=False)
+        self.moto = ThreadedMotoServer("127.0.0.1", moto_port or free_port(), verbose=False)
         self.moto.start()
         self.moto_url = f"http://127.0.0.1:{self.moto._port}"
         settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
@@ -96,7 +83,7 @@ class World:
         role = self.client("iam").get_role(RoleName=name)["Role"]
         document = role["AssumeRolePolicyDocument"]
         document = json.loads(urllib.parse.unquote(document)) if isinstance(document, str) else document
-        if not _trusts_lambda(document):
+        if not trust.service_allowed(document, "lambda.amazonaws.com"):
             raise RuntimeError(f"{function}: The role defined for the function cannot be assumed by Lambda.")
         assumed = sts_backends[self.account]["global"].assume_role(
             region_name=self.region, role_session_name=function, role_arn=role_arn, policy=None,
@@ -129,10 +116,3 @@ class World:
         self.eks.close()
         self.moto.stop()
 
-
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
