@@ -1,4 +1,4 @@
-.PHONY: test demo bench rehearse fmt cluster cluster-stop
+.PHONY: test demo bench rehearse docs fmt cluster cluster-stop
 SHELL := /bin/bash
 
 ## Every check: fmt, clippy, cfn-lint, unit and integration tests against a local moto.
@@ -17,6 +17,10 @@ bench:
 ## the zips under AWS's Lambda emulator, IAM enforced by moto, EKS auth by aws-iam-authenticator.
 rehearse:
 	scripts/rehearse.sh full
+
+## The docs book (docs/): built into target/book, every link inside it checked.
+docs:
+	scripts/docs.sh
 
 fmt:
 	cargo fmt --all

@@ -7,6 +7,7 @@ cd "$ROOT"
 
 ensure_venv
 ensure_venv_at "$SAM_VENV" "$ROOT/scripts/requirements-sam.txt"
+ensure_keda_release
 # cargo-lambda and zig come with the SAM CLI's venv, the same pins `sam build` uses; its
 # python first, because cargo-lambda finds zig through `python3 -m ziglang`.
 export PATH=$SAM_VENV/bin:$VENV/bin:$PATH
@@ -26,7 +27,7 @@ scripts/cluster.sh down > /dev/null
 scripts/cluster.sh up
 run=$KEDAFORM_CLUSTER_DIR
 scripts/cluster.sh exec "$VENV/bin/aws" s3api create-bucket --bucket keda-mirror > /dev/null
-scripts/cluster.sh exec "$VENV/bin/aws" s3 cp --quiet ../shared/fixtures/keda/keda-2.20.2.yaml s3://keda-mirror/keda.yaml
+scripts/cluster.sh exec "$VENV/bin/aws" s3 cp --quiet "$KEDAFORM_KEDA_MIRROR/keda-$KEDA_VERSION.yaml" s3://keda-mirror/keda.yaml
 # The CLI runs the handler the kube Lambda runs (same library path, no Lambda runtime around it).
 /usr/bin/time -f '%e %M' -o "$run/install.time" scripts/cluster.sh exec "$TARGET/release/kedaform" \
   --kubeconfig "$run/kubeconfig" keda install --cluster local \
@@ -35,7 +36,7 @@ read -r seconds rss < "$run/install.time"
 requests=$(jq -c 'select(.userAgent // "" | startswith("kedaform/"))' "$run/audit.log" | wc -l)
 # The largest manifests accepted: 16 MiB of bytes (installed), 1,000,000 nodes (parsed and
 # rendered: its ConfigMaps are as big as etcd takes).
-python3 scripts/largest-manifests.py ../shared/fixtures/keda/keda-2.20.2.yaml "$run"
+python3 scripts/largest-manifests.py "$KEDAFORM_KEDA_MIRROR/keda-$KEDA_VERSION.yaml" "$run"
 scripts/cluster.sh exec "$VENV/bin/aws" s3 cp --quiet "$run/bytes.yaml" s3://keda-mirror/bytes.yaml
 /usr/bin/time -f '%e %M' -o "$run/bytes.time" scripts/cluster.sh exec "$TARGET/release/kedaform" \
   --kubeconfig "$run/kubeconfig" keda install --cluster local \
@@ -59,7 +60,7 @@ start_gofakes3
 echo "== benchmarks"
 KEDAFORM_LAMBDA_DIR=$TARGET/lambda \
 KEDAFORM_LAMBDA_BINARIES=$TARGET/x86_64-unknown-linux-gnu/release \
-KEDAFORM_BENCH_JSON=$TARGET/bench.json \
+KEDAFORM_BENCH_JSON=$TARGET/bench-rows.json \
 KEDAFORM_CONSUMER_BIN=$TARGET/workload/consumer \
 KEDAFORM_MOTO_PID=$MOTO_PID \
 KEDAFORM_CLUSTER_BENCH=$TARGET/cluster-bench.json \
@@ -69,3 +70,17 @@ KEDAFORM_ELASTICMQ_URL=$ELASTICMQ_URL \
 KEDAFORM_GOFAKES3_URL=$GOFAKES3_URL \
 KEDAFORM_GOFAKES3_PID=$GOFAKES3_PID \
   cargo bench --package kedaform-tests --bench bench
+
+echo "== the benchmarks page (docs/src/benchmarks.md) from target/bench.json"
+python3 - "$TARGET/bench-rows.json" "$TARGET/bench.json" "$(git rev-parse --short HEAD)" << 'PY'
+import datetime, json, os, sys
+rows, out, commit = sys.argv[1:4]
+cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "unknown CPU")
+memory = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+json.dump({"command": "make bench", "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "commit": commit, "machine": {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": round(memory / 1024 / 1024)},
+           "rows": json.load(open(rows))}, open(out, "w"), indent=1)
+PY
+python3 scripts/docs/benchmarks.py "$TARGET/bench.json" docs/src/benchmarks.md
+echo "written: $TARGET/bench.json, docs/src/benchmarks.md"
+

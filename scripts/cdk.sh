@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CDK construct library (integrations/cdk): its pinned packages, the compile, its tests, and
-# a `cdk synth` of the example app (the seed's system on an existing cluster) with the Lambdas
+# a `cdk synth` of the example app (scale-eks-with-keda's system on an existing cluster) with the Lambdas
 # `sam build` wrote, linted as the templates are.
 #   scripts/cdk.sh DIR   (DIR: where sam build wrote the deployer stack's functions, <build-dir>/Deployer)
 set -euo pipefail
@@ -15,9 +15,9 @@ rm -rf cdk.out
 KEDAFORM_TRUST_POLICY_CODE=$SAM_BUILD/TrustPolicyFunction KEDAFORM_KUBERNETES_CODE=$SAM_BUILD/DeployerFunction \
   CDK_DISABLE_CLI_TELEMETRY=true npx cdk synth --no-notices --quiet > /dev/null
 # CDK writes DependsOn beside the GetAtt that already orders a function after its role (W3005).
-"$VENV/bin/cfn-lint" --ignore-checks W3005 -- cdk.out/KedaformSeed.template.json
+"$VENV/bin/cfn-lint" --ignore-checks W3005 -- cdk.out/KedaformExample.template.json
 node -e '
-const t = require("./cdk.out/KedaformSeed.template.json").Resources;
+const t = require("./cdk.out/KedaformExample.template.json").Resources;
 const types = Object.values(t).map((r) => r.Type);
 for (const type of ["Custom::KedaTrustPolicy", "Custom::KedaInstall", "Custom::KubernetesManifest", "Custom::KedaScaledObject"]) {
   if (!types.includes(type)) { console.error(`the example has no ${type}`); process.exit(1); }

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the local control plane from upstream Go modules, pinned by cluster/*/go.mod and go.sum:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the KEDA operator, metrics
-# API server and admission webhooks; for `make rehearse`, AWS's Lambda Runtime Interface Emulator
+# API server and admission webhooks, AWS's EKS pod identity webhook; for `make rehearse`, AWS's Lambda Runtime Interface Emulator
 # and aws-iam-authenticator. Each component is built once into $KEDAFORM_CACHE/cluster/bin and
 # rebuilt only when its go.mod, go.sum or flags change.
 #   scripts/cluster-build.sh [COMPONENT...]
-#   components: etcd k8s kwok keda (the default), rie authenticator
+#   components: etcd k8s kwok keda pod-identity-webhook (the default), rie authenticator
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}
@@ -30,7 +30,7 @@ build() {
     return 0
   fi
   started=$SECONDS
-  echo "building $component from its Go module (first time only; see README for times)"
+  echo "building $component from its Go module (first time only; docs/src/testing/local-cluster.md has the times)"
   for pair in "$@"; do
     echo "  go build ${pair#*=} -> $BIN/${pair%%=*}"
     (cd "$dir" && CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags "$ldflags" \
@@ -41,7 +41,7 @@ build() {
 }
 
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(etcd k8s kwok keda)
+[ ${#components[@]} -gt 0 ] || components=(etcd k8s kwok keda pod-identity-webhook)
 for component in "${components[@]}"; do
   case $component in
     etcd) build etcd "-s -w" etcd=go.etcd.io/etcd/server/v3 ;;
@@ -64,6 +64,8 @@ for component in "${components[@]}"; do
     rie) build rie "-s -w" aws-lambda-rie=github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie ;;
     authenticator) build authenticator "-s -w" \
       aws-iam-authenticator=sigs.k8s.io/aws-iam-authenticator/cmd/aws-iam-authenticator ;;
-    *) echo "unknown component $component (etcd k8s kwok keda rie authenticator)" >&2; exit 2 ;;
+    pod-identity-webhook) build pod-identity-webhook "-s -w" \
+      amazon-eks-pod-identity-webhook=github.com/aws/amazon-eks-pod-identity-webhook ;;
+    *) echo "unknown component $component (etcd k8s kwok keda pod-identity-webhook rie authenticator)" >&2; exit 2 ;;
   esac
 done

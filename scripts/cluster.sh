@@ -27,6 +27,9 @@ VENV=${KEDAFORM_VENV:-$ROOT/.venv}
 POD_CIDR=198.18.0.0/16
 SERVICE_CIDR=198.19.0.0/16
 APISERVER=https://127.0.0.1:6443
+# The pod identity webhook's ports: clear of the ports KEDA's pods listen on at their own IPs.
+WEBHOOK_PORT=10443
+WEBHOOK_METRICS_PORT=10999
 
 in_netns() { ip netns exec "$NETNS" "$@"; }
 
@@ -66,6 +69,7 @@ pki() {
   cert apiserver "/CN=kube-apiserver" \
     "IP:127.0.0.1,IP:198.19.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
   cert admin "/O=system:masters/CN=kedaform-admin"
+  cert pod-identity-webhook "/CN=pod-identity-webhook" "IP:127.0.0.1"
   cert front-proxy-client "/CN=front-proxy-client" "" front-proxy-ca
   openssl genrsa -out "$RUN/pki/sa.key" 2048 2> /dev/null
   openssl rsa -in "$RUN/pki/sa.key" -pubout -out "$RUN/pki/sa.pub" 2> /dev/null
@@ -116,11 +120,12 @@ until_ok() {
 }
 
 apiserver_ready() { api GET /readyz; }
+webhook_ready() { in_netns curl -sf --cacert "$RUN/pki/ca.crt" "https://127.0.0.1:$WEBHOOK_PORT/healthz"; }
 node_ready() { api GET /api/v1/nodes/kwok-node-0 | jq -e '.status.conditions[] | select(.type == "Ready" and .status == "True")'; }
 default_account() { api GET /api/v1/namespaces/default/serviceaccounts/default; }
 moto_ready() { in_netns curl -sf http://127.0.0.1:5000/moto-api/; }
 
-# The KEDA v2.20.2 images of ../shared/fixtures/keda/keda-2.20.2.yaml and what runs for them:
+# The KEDA v2.20.2 images of KEDA's release manifest (keda-2.20.2.yaml) and what runs for them:
 # the pod's own args plus what a container would not need (its own bind address, the
 # kubeconfig a mounted service-account token would replace, the operator's address that DNS
 # would give).
@@ -157,6 +162,20 @@ node() {
 EOF
 }
 
+# The webhook's registration, as EKS's (upstream deploy/mutatingwebhook.yaml), reached by URL
+# instead of a service, failing closed: a pod created without its AWS settings would fail later,
+# far from the cause.
+pod_identity_webhook() {
+  jq -n --arg url "https://127.0.0.1:$WEBHOOK_PORT/mutate" --arg ca "$(base64 -w0 "$RUN/pki/ca.crt")" '{
+    apiVersion: "admissionregistration.k8s.io/v1", kind: "MutatingWebhookConfiguration",
+    metadata: {name: "pod-identity-webhook"},
+    webhooks: [{name: "pod-identity-webhook.amazonaws.com", failurePolicy: "Fail",
+      clientConfig: {url: $url, caBundle: $ca},
+      objectSelector: {matchExpressions: [{key: "eks.amazonaws.com/skip-pod-identity-webhook", operator: "DoesNotExist"}]},
+      rules: [{operations: ["CREATE"], apiGroups: [""], apiVersions: ["v1"], resources: ["pods"]}],
+      sideEffects: "None", admissionReviewVersions: ["v1beta1"]}]}'
+}
+
 up() {
   need_root
   if [ -f "$RUN/pids" ]; then
@@ -164,7 +183,8 @@ up() {
     exit 1
   fi
   "$ROOT/scripts/cluster-build.sh"
-  [ -x "$VENV/bin/moto_server" ] || { echo "no moto in $VENV: run make test or make demo once (they install it)" >&2; exit 1; }
+  # moto and the pod runner's Python come from the project's venv, made here on a fresh checkout.
+  bash -c 'source "$1/scripts/common.sh" && ensure_venv' _ "$ROOT"
   local started=$SECONDS
   rm -rf "$RUN"
   mkdir -p "$RUN"
@@ -214,6 +234,16 @@ EOF
     --audit-policy-file "$RUN/audit-policy.yaml" --audit-log-path "$RUN/audit.log" --audit-log-maxsize 200 \
     ${KEDAFORM_APISERVER_ARGS:-}
   until_ok kube-apiserver 120 "$RUN/kube-apiserver.log" apiserver_ready
+  # AWS's EKS pod identity webhook, as EKS runs it: a pod whose service account carries
+  # eks.amazonaws.com/role-arn gets AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE and the projected
+  # service-account token for sts.amazonaws.com, which the pod runner then mounts.
+  start pod-identity-webhook "$BIN/amazon-eks-pod-identity-webhook" --in-cluster=false \
+    --kubeconfig "$RUN/kubeconfig" --tls-cert "$RUN/pki/pod-identity-webhook.crt" \
+    --tls-key "$RUN/pki/pod-identity-webhook.key" --port "$WEBHOOK_PORT" --metrics-port "$WEBHOOK_METRICS_PORT" \
+    --aws-default-region us-east-1 --sts-regional-endpoint=true
+  until_ok pod-identity-webhook 30 "$RUN/pod-identity-webhook.log" webhook_ready
+  pod_identity_webhook | api POST /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations \
+    -H 'Content-Type: application/json' --data-binary @- > /dev/null
   start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$RUN/kubeconfig" \
     --authentication-kubeconfig "$RUN/kubeconfig" --authorization-kubeconfig "$RUN/kubeconfig" \
     --leader-elect=false --bind-address 127.0.0.1 --secure-port 10257 \

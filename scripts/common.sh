@@ -134,3 +134,30 @@ start_gofakes3() {
   GOFAKES3_URL=http://127.0.0.1:$port
   wait_started gofakes3 "$GOFAKES3_PID" "$log" "^listening on" "$GOFAKES3_URL"
 }
+
+# KEDA 2.20.2's release files the tests, the demo and the rehearsal read: the directory
+# $KEDAFORM_KEDA_MIRROR when set, else a copy downloaded once into the cache from KEDA's release
+# and tag. Each file's SHA-256 is checked either way; exports KEDAFORM_KEDA_MIRROR.
+KEDA_VERSION=2.20.2
+KEDA_FILES=(
+  "keda-$KEDA_VERSION.yaml 9bae123eb64fab8f96c67bbd576bb5819e4794df346c5aaa402a01c68b0557ab https://github.com/kedacore/keda/releases/download/v$KEDA_VERSION/keda-$KEDA_VERSION.yaml"
+  "keda.sh_scaledobjects.yaml af35555862a83933b074af14ad439c4b4ceabaf4daa3e9338e9b23e36d308d80 https://raw.githubusercontent.com/kedacore/keda/v$KEDA_VERSION/config/crd/bases/keda.sh_scaledobjects.yaml"
+  "keda.sh_triggerauthentications.yaml 275307b4cb19ca8f0f506a879282aa4c67587ac16ec757f494d6585c5c185d65 https://raw.githubusercontent.com/kedacore/keda/v$KEDA_VERSION/config/crd/bases/keda.sh_triggerauthentications.yaml"
+)
+ensure_keda_release() {
+  local mirror=${KEDAFORM_KEDA_MIRROR:-${KEDAFORM_CACHE:-$HOME/.cache/kedaform}/keda-$KEDA_VERSION} entry name sha url
+  for entry in "${KEDA_FILES[@]}"; do
+    read -r name sha url <<< "$entry"
+    if [ ! -f "$mirror/$name" ]; then
+      [ -z "${KEDAFORM_KEDA_MIRROR:-}" ] || { echo "$mirror has no $name: KEDAFORM_KEDA_MIRROR must hold KEDA $KEDA_VERSION's ${KEDA_FILES[*]%% *}" >&2; return 1; }
+      mkdir -p "$mirror"
+      curl -fsSL -o "$mirror/$name.part" "$url" || {
+        echo "cannot download $url: point KEDAFORM_KEDA_MIRROR at a directory holding $name" >&2; return 1; }
+      mv "$mirror/$name.part" "$mirror/$name"
+    fi
+    echo "$sha  $mirror/$name" | sha256sum -c --quiet - 2>/dev/null || {
+      echo "$mirror/$name: its SHA-256 is $(sha256sum "$mirror/$name" | cut -d' ' -f1), the tests expect $sha" >&2; return 1; }
+  done
+  KEDAFORM_KEDA_MIRROR=$(cd "$mirror" && pwd)
+  export KEDAFORM_KEDA_MIRROR
+}

@@ -17,7 +17,7 @@ if [ "${1:-}" = "--fast" ]; then
 fi
 
 # A namespace and run directory of the demo's own; the first run builds the control plane
-# from its Go modules (about 11 minutes on 2 cores, once; see README).
+# from its Go modules (about 11 minutes on 2 cores, once; see docs/src/testing/local-cluster.md).
 export KEDAFORM_NETNS=kedaform-demo KEDAFORM_CLUSTER_DIR=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}/cluster/demo-run
 images=$(mktemp)
 echo "{\"kedaform/consumer:local\": {\"binary\": \"$TARGET/debug/consumer\"}}" > "$images"

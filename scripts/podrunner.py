@@ -4,11 +4,13 @@
 kwok makes pods Running and gives them an IP from the namespace-local pod range; it runs
 nothing. For each Running pod whose container image is in the image map, this runs the mapped
 binary the way a kubelet and a container runtime would: the container's args, its env (values,
-field references), its secret and emptyDir volumes as directories (mount paths in the args are
-rewritten to them, secrets kept in sync), a service-account token from the TokenRequest API as a
-kubeconfig, and, as EKS's pod identity webhook does, AWS_ROLE_ARN plus a web-identity token for
-pods whose service account carries `eks.amazonaws.com/role-arn`. A pod that goes away gets
-SIGTERM, then SIGKILL after its grace period; a process that exits is restarted with back-off.
+field references), its secret, emptyDir and projected service-account-token volumes as
+directories (mount paths in the args and env values are rewritten to them, secrets kept in sync,
+tokens from the TokenRequest API renewed as a kubelet does), and its own service-account token as
+a kubeconfig. IRSA's settings are not made here: AWS's pod identity webhook
+(scripts/cluster.sh) adds them to the pod as on EKS, and this mounts the token it asks for.
+A pod that goes away gets SIGTERM, then SIGKILL after its grace period; a process that exits is
+restarted with back-off.
 
   podrunner.py --run DIR --images FILE.json
 The image map: {"image": {"binary": PATH, "args": [extra args], "env": {NAME: value}}}; in
@@ -33,7 +35,8 @@ import urllib.request
 POLL_SECONDS = 1.0
 # A kubelet backs off to 5 minutes; a local cluster for tests wants its pods back sooner.
 RESTART_BACKOFF_CAP = 10
-IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+# A kubelet renews a projected token once 80 % of its lifetime has passed.
+TOKEN_RENEWAL = 0.8
 # What the pods see of AWS: the cluster's moto, through the standard settings only; in the
 # rehearsal, also its STS endpoint and the CA that signs it.
 AWS_PASSTHROUGH = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_REGION", "AWS_DEFAULT_REGION",
@@ -109,7 +112,8 @@ def write_if_changed(path, data):
 
 
 def sync_volumes(api, pod, container):
-    """Secret and emptyDir volumes as directories; False while a required secret is missing."""
+    """Secret, emptyDir and projected service-account-token volumes as directories; False while
+    a required secret is missing."""
     namespace = pod.pod["metadata"]["namespace"]
     volumes = {v["name"]: v for v in pod.pod["spec"].get("volumes", [])}
     for mount in container.get("volumeMounts", []):
@@ -124,7 +128,22 @@ def sync_volumes(api, pod, container):
                 continue
             for name, value in (secret.get("data") or {}).items():
                 write_if_changed(f"{target}/{name}", base64.b64decode(value))
+        for source in (volume.get("projected") or {}).get("sources", []):
+            wanted = source.get("serviceAccountToken")
+            if wanted:
+                project_token(api, pod, f"{target}/{wanted['path']}", wanted)
     return True
+
+
+def project_token(api, pod, path, wanted):
+    """A projected service-account token at `path`, renewed once most of its lifetime passed."""
+    lifetime = wanted.get("expirationSeconds", 3600)
+    try:
+        if time.time() - os.path.getmtime(path) < lifetime * TOKEN_RENEWAL:
+            return
+    except FileNotFoundError:
+        pass
+    write_if_changed(path, token(api, pod, wanted.get("audience"), lifetime).encode())
 
 
 def service_address(api, reference):
@@ -144,12 +163,12 @@ def service_address(api, reference):
     return None
 
 
-def kubeconfig(api, pod, audience=None):
-    """A token for the pod's service account, bound to the pod, as a kubeconfig (or raw)."""
+def token(api, pod, audience, lifetime):
+    """A token for the pod's service account, bound to the pod (TokenRequest API)."""
     meta = pod.pod["metadata"]
     account = pod.pod["spec"].get("serviceAccountName", "default")
     spec = {
-        "expirationSeconds": 86400,
+        "expirationSeconds": lifetime,
         "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
     }
     if audience:
@@ -159,15 +178,17 @@ def kubeconfig(api, pod, audience=None):
         f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token",
         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
     )
-    token = review["status"]["token"]
-    if audience:
-        return token
+    return review["status"]["token"]
+
+
+def kubeconfig(api, pod):
+    """The pod's own service-account token, as a kubeconfig for the API server."""
     run = os.path.dirname(os.path.dirname(pod.dir))
     return json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "pod",
         "clusters": [{"name": "local", "cluster": {"server": api.base, "certificate-authority": f"{run}/pki/ca.crt"}}],
-        "users": [{"name": "pod", "user": {"token": token}}],
-        "contexts": [{"name": "pod", "context": {"cluster": "local", "user": "pod", "namespace": meta["namespace"]}}],
+        "users": [{"name": "pod", "user": {"token": token(api, pod, None, 86400)}}],
+        "contexts": [{"name": "pod", "context": {"cluster": "local", "user": "pod", "namespace": pod.pod["metadata"]["namespace"]}}],
     })
 
 
@@ -190,18 +211,11 @@ def environment(api, pod, container):
     config = f"{pod.dir}/kubeconfig"
     write_if_changed(config, kubeconfig(api, pod).encode())
     env["KUBECONFIG"] = config
-    account = api.get(
-        f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{pod.pod['spec'].get('serviceAccountName', 'default')}"
-    )
-    role = ((account or {}).get("metadata", {}).get("annotations") or {}).get(IRSA_ANNOTATION)
-    if role:
-        token = f"{pod.dir}/mounts/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
-        write_if_changed(token, kubeconfig(api, pod, audience="sts.amazonaws.com").encode())
-        env.update({"AWS_ROLE_ARN": role, "AWS_WEB_IDENTITY_TOKEN_FILE": token, "AWS_STS_REGIONAL_ENDPOINTS": "regional"})
+    rewrite = mount_paths(pod, container)
     for variable in container.get("env", []):
         source = variable.get("valueFrom")
         if source is None:
-            env[variable["name"]] = variable.get("value", "")
+            env[variable["name"]] = rewrite(variable.get("value", ""))
         elif "fieldRef" in source:
             env[variable["name"]] = field(pod.pod, source["fieldRef"]["fieldPath"])
         elif "secretKeyRef" in source or "configMapKeyRef" in source:
@@ -214,17 +228,20 @@ def environment(api, pod, container):
     return env
 
 
-def command(api, pod, container):
-    """The container's command line with mount paths rewritten, plus the map's extra args; None
-    while a referenced service has no ready endpoint."""
+def mount_paths(pod, container):
+    """A function rewriting the container's mount paths in an arg or env value (`/path/...` or
+    `--flag=/path/...`) to where they are in the pod's directory."""
     mounts = sorted((m["mountPath"] for m in container.get("volumeMounts", [])), key=len, reverse=True)
     # One pass, longest mount path first: a rewritten path (under the pod's own directory, which
     # may itself start with a mount path such as /tmp) is never rewritten again.
     pattern = re.compile(rf"(^|=)({'|'.join(map(re.escape, mounts))})(?=/|$)") if mounts else None
+    return lambda text: pattern.sub(lambda m: m.group(1) + pod.mount(m.group(2)), text) if pattern else text
 
-    def rewrite(arg):
-        return pattern.sub(lambda m: m.group(1) + pod.mount(m.group(2)), arg) if pattern else arg
 
+def command(api, pod, container):
+    """The container's command line with mount paths rewritten, plus the map's extra args; None
+    while a referenced service has no ready endpoint."""
+    rewrite = mount_paths(pod, container)
     extra = [fill(api, pod, arg) for arg in pod.spec.get("args", [])]
     if None in extra:
         return None

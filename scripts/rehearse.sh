@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make rehearse`: `sam deploy` of infra/template.yaml rehearsed on this machine (README:
-# Rehearsal). What `sam build` made is packaged into the rehearsal's moto and driven through
+# `make rehearse`: `sam deploy` of infra/template.yaml rehearsed on this machine
+# (docs/src/testing/rehearsal.md). What `sam build` made is packaged into the rehearsal's moto and driven through
 # Create, Update, a failed Update and Delete, then a failed Create, by scripts/rehearsal: the
 # functions' zips run under AWS's Lambda Runtime Interface Emulator with their own roles, moto
 # enforces IAM, and the kube Lambda authenticates to the local cluster through
@@ -13,9 +13,6 @@ cd "$ROOT"
 scenario=${1:-full}
 CACHE=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}
 BIN=$CACHE/cluster/bin
-KEDA_VERSION=2.20.2
-# sha256 of https://github.com/kedacore/keda/releases/download/v2.20.2/keda-2.20.2.yaml
-KEDA_SHA256=9bae123eb64fab8f96c67bbd576bb5819e4794df346c5aaa402a01c68b0557ab
 
 ensure_venv
 ensure_venv_at "$SAM_VENV" "$ROOT/scripts/requirements-sam.txt"
@@ -27,17 +24,9 @@ if [ -z "$SAM_BUILD" ]; then
 fi
 scripts/cluster-build.sh etcd k8s kwok keda rie authenticator
 
-# KEDA's release manifest, which the kube Lambda downloads from GitHub releases: from the mirror
-# directory $KEDAFORM_KEDA_MIRROR, else downloaded once, its digest checked either way.
-mirror=${KEDAFORM_KEDA_MIRROR:-$CACHE/keda-mirror}
-manifest=$mirror/keda-$KEDA_VERSION.yaml
-if [ ! -f "$manifest" ]; then
-  mkdir -p "$mirror"
-  curl -fsSL -o "$manifest.part" "https://github.com/kedacore/keda/releases/download/v$KEDA_VERSION/keda-$KEDA_VERSION.yaml" || {
-    echo "cannot download KEDA's manifest; point KEDAFORM_KEDA_MIRROR at a directory holding keda-$KEDA_VERSION.yaml" >&2; exit 1; }
-  mv "$manifest.part" "$manifest"
-fi
-echo "$KEDA_SHA256  $manifest" | sha256sum -c --quiet - || { echo "$manifest is not KEDA $KEDA_VERSION's release manifest" >&2; exit 1; }
+# KEDA's release manifest, which the kube Lambda downloads from GitHub releases: served by the
+# rehearsal's public endpoint from the checked copy of ensure_keda_release.
+ensure_keda_release
 
 # A cluster of the rehearsal's own; its API server authenticates bearer tokens through
 # aws-iam-authenticator (the certificate and webhook kubeconfig made by its `init`) and issues
@@ -69,9 +58,21 @@ printf '127.0.0.1 localhost\n%s sts.amazonaws.com sts.us-east-1.amazonaws.com gi
 scripts/cluster.sh up
 ip netns exec "$KEDAFORM_NETNS" ip addr add "$public/32" dev lo
 
+# The CDK example app (integrations/cdk/example), synthesized as its users would for this cluster
+# and its OIDC issuer, with the functions sam build made.
+cdk_out=()
+if [ "$scenario" = full ]; then
+  command -v npm > /dev/null || { echo "npm is missing: apt-get install nodejs npm (Node.js 20 or later)" >&2; exit 1; }
+  (cd integrations/cdk && npm ci --no-audit --no-fund --loglevel=error && npx tsc \
+    && KEDAFORM_TRUST_POLICY_CODE=$SAM_BUILD/Deployer/TrustPolicyFunction KEDAFORM_KUBERNETES_CODE=$SAM_BUILD/Deployer/DeployerFunction \
+      CDK_DISABLE_CLI_TELEMETRY=true npx cdk synth --no-notices --quiet --output "$work/cdk.out" \
+      -c clusterName=kedaform-cdk -c "oidcProvider=${issuer#https://}" > /dev/null)
+  cdk_out=(--cdk-out "$work/cdk.out")
+fi
+
 scripts/cluster.sh exec env PYTHONPATH="$ROOT/scripts" "$VENV/bin/python" -m rehearsal \
   --scenario "$scenario" --sam-build "$SAM_BUILD" --sam "$SAM_VENV/bin/sam" --emulator "$BIN/aws-lambda-rie" \
   --workdir "$work" --cluster-dir "$KEDAFORM_CLUSTER_DIR" --authenticator "$BIN/aws-iam-authenticator" \
-  --authenticator-state "$state" --keda-mirror "$mirror" --public-address "$public" \
-  --ca-dir "$work/ca" --issuer "$issuer" --moto-port 5000 \
+  --authenticator-state "$state" --keda-mirror "$KEDAFORM_KEDA_MIRROR" --public-address "$public" \
+  --ca-dir "$work/ca" --issuer "$issuer" --moto-port 5000 "${cdk_out[@]}" \
   ${KEDAFORM_REHEARSAL_REPORT:+--report "$KEDAFORM_REHEARSAL_REPORT"}

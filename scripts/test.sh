@@ -10,6 +10,9 @@ step "Python tools"
 ensure_venv
 ensure_venv_at "$SAM_VENV" "$ROOT/scripts/requirements-sam.txt"
 ensure_venv_at "$CHECKOV_VENV" "$ROOT/scripts/requirements-checkov.txt"
+step "KEDA $KEDA_VERSION's release files (KEDAFORM_KEDA_MIRROR, else downloaded once; digests checked)"
+ensure_keda_release
+echo "$KEDAFORM_KEDA_MIRROR"
 export SAM_CLI_TELEMETRY=0
 
 step "cargo fmt --check"
@@ -32,6 +35,11 @@ echo "producer and consumer: none (cargo tree -e normal, what their images build
 
 step "cargo doc (every public item documented, no broken link)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --lib --no-deps --locked
+
+step "the docs book: the CLI reference from --help, mdBook, every link inside it"
+scripts/docs.sh
+git diff --quiet -- docs/src/reference/cli.md || {
+  echo "docs/src/reference/cli.md differs from the program's --help: run make docs and commit it" >&2; exit 1; }
 
 step "the rehearsal driver's own checks (scripts/rehearsal)"
 (cd scripts && AWS_DEFAULT_REGION=us-east-1 "$VENV/bin/python" -m unittest -q rehearsal.test_rehearsal)
@@ -98,7 +106,7 @@ step "cargo test (moto server)"
 cargo test --workspace --locked
 
 step "local cluster: upstream kube-apiserver, controller-manager, scheduler, kwok, KEDA 2.20.2"
-# The first run builds them from their Go modules (see README); later runs take them from the cache.
+# The first run builds them from their Go modules (docs/src/testing/local-cluster.md); later runs take them from the cache.
 # A namespace and run directory of its own, so that a `make cluster` of the developer's stays up.
 export KEDAFORM_NETNS=kedaform-test KEDAFORM_CLUSTER_DIR=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}/cluster/test-run
 trap 'scripts/cluster.sh down; stop_started' EXIT
@@ -110,6 +118,22 @@ cargo test --locked --test cluster --no-run
 # an install), the namespace controller cannot finish any namespace's deletion.
 scripts/cluster.sh exec cargo test --locked --offline --test cluster -- --test-threads=1
 scripts/cluster.sh down
+
+step "make cluster, then make cluster-stop, on a fresh clone (it makes its own venv)"
+fresh=$(mktemp -d)
+git clone --quiet "$ROOT" "$fresh/kedaform"
+fresh_make() {
+  (cd "$fresh/kedaform" && env -u KEDAFORM_VENV KEDAFORM_NETNS=kedaform-fresh KEDAFORM_CLUSTER_DIR="$fresh/cluster" make "$@")
+}
+if ! fresh_make cluster > "$fresh/cluster.log" 2>&1 || ! grep -q "^reach it from the namespace" "$fresh/cluster.log"; then
+  cat "$fresh/cluster.log" >&2
+  fresh_make cluster-stop > /dev/null 2>&1 || true
+  exit 1
+fi
+fresh_make cluster-stop > /dev/null
+if ip netns list | grep -q '^kedaform-fresh'; then echo "make cluster-stop left its network namespace" >&2; exit 1; fi
+rm -rf "$fresh"
+echo "up, healthy, and stopped"
 
 step "make demo, 30 s: real KEDA and HPA controller scale the consumers on the local cluster"
 DEMO_SECONDS=30 scripts/demo.sh

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail, ensure};
 use kedaform::cfn::{CustomResource, Invocation, Outcome, Runtime, response};
 use kedaform::iam::policy::{self, KedaTrust};
-use kedaform_tests::iam::{ACCOUNT, FAKE_IAM_ROLE, fake_iam, seed_trust, url_encoded};
+use kedaform_tests::iam::{ACCOUNT, FAKE_IAM_ROLE, account_wide_trust, fake_iam, url_encoded};
 use kedaform_tests::{LocalServer, Reply, cfn_request};
 use serde_json::{Value, json};
 
@@ -255,14 +255,14 @@ fn per_call<F: FnMut()>(iterations: u32, mut f: F) -> Duration {
 }
 
 async fn handler_overhead() -> Rows {
-    let encoded = url_encoded(&seed_trust());
+    let encoded = url_encoded(&account_wide_trust());
     let trust = KedaTrust {
         keda_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/keda"),
         external_id: None,
         exclusive: true,
     };
     let plan = per_call(20_000, || {
-        let document = policy::parse_document(std::hint::black_box(&encoded)).expect("seed policy parses");
+        let document = policy::parse_document(std::hint::black_box(&encoded)).expect("the account-wide policy parses");
         std::hint::black_box(policy::apply(&document, &trust).expect("plan"));
     });
 
@@ -359,12 +359,9 @@ async fn request_counts() -> anyhow::Result<Rows> {
     use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
     let api = FakeApiServer::start(Behaviour::default()).await;
     let eks_server = fake_eks("sales", &api.server.url).await;
-    let manifest = std::fs::read_to_string(format!(
-        "{}/../../shared/fixtures/keda/keda-2.20.2.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    ))?;
+    let manifest = kedaform_tests::keda_release_text("keda-2.20.2.yaml");
     let mirror = LocalServer::start(move |_, _| Reply::new(200, "application/yaml", manifest.clone())).await;
-    let aws = kedaform::aws::load().await;
+    let aws = kedaform_common::aws::load().await;
     let eks = aws_sdk_eks::Client::from_conf(
         aws_sdk_eks::config::Builder::from(&aws)
             .endpoint_url(&eks_server.url)
@@ -372,7 +369,7 @@ async fn request_counts() -> anyhow::Result<Rows> {
     );
     // The mirror is plain http on loopback, which only an explicit opt-in fetches.
     let runtime = Runtime::new(Kubernetes::new(
-        ClusterAccess::new(&aws, eks, kedaform::aws::s3(&aws))?.allow_plain_http(),
+        ClusterAccess::new(&aws, eks, kedaform_common::aws::s3(&aws))?.allow_plain_http(),
     ));
     let mut rows = Vec::new();
     for (resource_type, properties) in [
@@ -453,7 +450,7 @@ fn process_stat(pid: u32) -> anyhow::Result<(char, Duration)> {
     Ok((state, Duration::from_nanos(ticks * 1_000_000_000 / per_second)))
 }
 
-/// Runs a consumer (`command`: ours, or the seed's in Python) that exits after `messages`:
+/// Runs a consumer (`command`: ours, or scale-eks-with-keda's in Python) that exits after `messages`:
 /// wall time, its CPU, moto's CPU.
 async fn drain(
     command: &[PathBuf],
@@ -492,13 +489,13 @@ async fn drain(
     Ok((elapsed, consumer_cpu, moto_cpu))
 }
 
-/// The seed's consumer needs at least this many times our consumer's CPU per message.
-const SEED_CPU_RATIO_TARGET: f64 = 20.0;
+/// scale-eks-with-keda's consumer needs at least this many times our consumer's CPU per message.
+const ORIGINAL_CPU_RATIO_TARGET: f64 = 20.0;
 /// Bare requests timed for moto's floor.
 const FLOOR_REQUESTS: u32 = 1_000;
-/// Requests per message of a consumer that works as the seed's does: one `PutObject` per
+/// Requests per message of a consumer that works as scale-eks-with-keda's does: one `PutObject` per
 /// message, one receive and one delete per 10 messages.
-const SEED_REQUESTS_PER_MESSAGE: f64 = 1.2;
+const ORIGINAL_REQUESTS_PER_MESSAGE: f64 = 1.2;
 
 /// The least CPU a client can spend on one request to moto, which closes every connection:
 /// a new socket per request carrying a fixed unsigned `PutObject`, blocking I/O, no runtime,
@@ -566,23 +563,23 @@ async fn rounds(
 
 /// One consumer as its image ships it (profile `workload`) at full speed (no process delay,
 /// batches of 10) against moto, in rounds: fill the queue, then time a consumer that exits
-/// after draining it; CPU of the consumer and of moto over the drains only. The seed's
-/// consumer (`scripts/seed_consumer.py`, boto3) runs the same rounds on the same moto.
+/// after draining it; CPU of the consumer and of moto over the drains only. scale-eks-with-keda's
+/// consumer (`scripts/original_consumer.py`, boto3) runs the same rounds on the same moto.
 async fn consumer_throughput() -> anyhow::Result<Rows> {
     let binary = env_path("KEDAFORM_CONSUMER_BIN")?;
     let python = env_path("KEDAFORM_PYTHON")?;
-    let seed_script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/seed_consumer.py"));
+    let original_script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/original_consumer.py"));
     let moto_pid: u32 = std::env::var("KEDAFORM_MOTO_PID")
         .context("KEDAFORM_MOTO_PID is not set: run the benchmarks with `make bench`")?
         .parse()?;
-    let aws = kedaform::aws::load().await;
+    let aws = kedaform_common::aws::load().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let s3 = kedaform::aws::s3(&aws);
+    let s3 = kedaform_common::aws::s3(&aws);
     let name = format!("bench-{}", std::process::id());
-    let kedaform::aws::QueuePair {
+    let kedaform_common::queues::QueuePair {
         url: queue,
         dead_letter_url: dlq,
-    } = kedaform::aws::create_queue_with_dlq(&sqs, &name, 30, 0, 5).await?;
+    } = kedaform_common::queues::create_queue_with_dlq(&sqs, &name, 30, 0, 5).await?;
     s3.create_bucket().bucket(&name).send().await?;
     let env = [
         ("QUEUE_URL", queue.as_str()),
@@ -591,10 +588,10 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
     ];
     let shape = (CONSUMER_ROUNDS, CONSUMER_ROUND_MESSAGES);
     let ours = rounds(&[binary], &sqs, &env, &queue, shape, moto_pid).await?;
-    let seed = rounds(&[python, seed_script], &sqs, &env, &queue, shape, moto_pid).await?;
+    let original = rounds(&[python, original_script], &sqs, &env, &queue, shape, moto_pid).await?;
     let endpoint = std::env::var("AWS_ENDPOINT_URL").context("AWS_ENDPOINT_URL names moto")?;
     let floor = request_floor(&endpoint, &name)?;
-    let floor_per_message = floor.as_secs_f64() * SEED_REQUESTS_PER_MESSAGE;
+    let floor_per_message = floor.as_secs_f64() * ORIGINAL_REQUESTS_PER_MESSAGE;
 
     let messages = f64::from(CONSUMER_ROUNDS * CONSUMER_ROUND_MESSAGES);
     let per_thousand = |cpu: Duration| cpu.as_secs_f64() * 1_000.0 / messages;
@@ -618,17 +615,17 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
             how: how.clone(),
         },
         Row {
-            benchmark: "seed's consumer (boto3) CPU per 1,000 messages, same rounds".into(),
-            value: per_thousand(seed.consumer),
+            benchmark: "scale-eks-with-keda's consumer (boto3) CPU per 1,000 messages, same rounds".into(),
+            value: per_thousand(original.consumer),
             unit: "s",
             target: None,
-            how: "scripts/seed_consumer.py: the seed's loop (receive 10 with attributes, json.loads, one put_object \
+            how: "scripts/original_consumer.py: scale-eks-with-keda's loop (receive 10 with attributes, json.loads, one put_object \
                   of json.dumps per message, delete_message_batch), DEBUG logging off; python start-up included"
                 .into(),
         },
         Row {
-            benchmark: "seed's consumer CPU / ours, per message".into(),
-            value: seed.consumer.as_secs_f64() / ours.consumer.as_secs_f64().max(f64::EPSILON),
+            benchmark: "scale-eks-with-keda's consumer CPU / ours, per message".into(),
+            value: original.consumer.as_secs_f64() / ours.consumer.as_secs_f64().max(f64::EPSILON),
             unit: "×",
             target: None,
             how: "the rows above, same run, same moto; bounded by moto's floor (next rows)".into(),
@@ -644,12 +641,12 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
             ),
         },
         Row {
-            benchmark: "the highest seed/consumer CPU ratio moto allows".into(),
-            value: seed.consumer.as_secs_f64() / messages / floor_per_message.max(f64::EPSILON),
+            benchmark: "the highest scale-eks-with-keda/consumer CPU ratio moto allows".into(),
+            value: original.consumer.as_secs_f64() / messages / floor_per_message.max(f64::EPSILON),
             unit: "×",
             target: None,
             how: format!(
-                "the seed's CPU per message over {SEED_REQUESTS_PER_MESSAGE} floor requests per message (one \
+                "scale-eks-with-keda's CPU per message over {ORIGINAL_REQUESTS_PER_MESSAGE} floor requests per message (one \
                  PutObject each, a receive and a delete per 10): a consumer spending nothing but those requests"
             ),
         },
@@ -674,20 +671,20 @@ async fn consumer_throughput() -> anyhow::Result<Rows> {
 const KEEP_ALIVE_ROUNDS: u32 = 5;
 const KEEP_ALIVE_ROUND_MESSAGES: u32 = 1_000;
 
-/// The seed's consumer and ours on endpoints that keep connections alive, as SQS and S3 do:
+/// scale-eks-with-keda's consumer and ours on endpoints that keep connections alive, as SQS and S3 do:
 /// `ElasticMQ` for SQS, gofakes3 (`scripts/gofakes3`) for S3. The same rounds as on moto (a
 /// process per round, start-up included), 1,000 messages each since `ElasticMQ` does not scan
 /// the queue.
 async fn keep_alive_cpu() -> anyhow::Result<Rows> {
     let binary = env_path("KEDAFORM_CONSUMER_BIN")?;
     let python = env_path("KEDAFORM_PYTHON")?;
-    let seed_script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/seed_consumer.py"));
+    let original_script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/original_consumer.py"));
     let elasticmq = std::env::var("KEDAFORM_ELASTICMQ_URL")
         .context("KEDAFORM_ELASTICMQ_URL is not set: run the benchmarks with `make bench`")?;
     let gofakes3 = std::env::var("KEDAFORM_GOFAKES3_URL")
         .context("KEDAFORM_GOFAKES3_URL is not set: run the benchmarks with `make bench`")?;
     let gofakes3_pid: u32 = std::env::var("KEDAFORM_GOFAKES3_PID")?.parse()?;
-    let aws = kedaform::aws::load().await;
+    let aws = kedaform_common::aws::load().await;
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&aws)
             .endpoint_url(&elasticmq)
@@ -700,7 +697,7 @@ async fn keep_alive_cpu() -> anyhow::Result<Rows> {
             .build(),
     );
     let name = format!("keepalive-{}", std::process::id());
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &name, 30, 0, 5).await?;
+    let pair = kedaform_common::queues::create_queue_with_dlq(&sqs, &name, 30, 0, 5).await?;
     s3.create_bucket().bucket(&name).send().await?;
     let env = [
         ("QUEUE_URL", pair.url.as_str()),
@@ -713,7 +710,7 @@ async fn keep_alive_cpu() -> anyhow::Result<Rows> {
     let ours = rounds(&[binary], &sqs, &env, &pair.url, shape, gofakes3_pid)
         .await?
         .consumer;
-    let seed = rounds(&[python, seed_script], &sqs, &env, &pair.url, shape, gofakes3_pid)
+    let original = rounds(&[python, original_script], &sqs, &env, &pair.url, shape, gofakes3_pid)
         .await?
         .consumer;
     let per_thousand =
@@ -732,17 +729,17 @@ async fn keep_alive_cpu() -> anyhow::Result<Rows> {
             how: how.clone(),
         },
         Row {
-            benchmark: "seed's consumer CPU per 1,000 messages, ElasticMQ + gofakes3".into(),
-            value: per_thousand(seed),
+            benchmark: "scale-eks-with-keda's consumer CPU per 1,000 messages, ElasticMQ + gofakes3".into(),
+            value: per_thousand(original),
             unit: "s",
             target: None,
-            how: format!("scripts/seed_consumer.py, the same rounds: {how}"),
+            how: format!("scripts/original_consumer.py, the same rounds: {how}"),
         },
         Row {
-            benchmark: "seed's consumer CPU / ours, per message, ElasticMQ + gofakes3".into(),
-            value: seed.as_secs_f64() / ours.as_secs_f64().max(f64::EPSILON),
+            benchmark: "scale-eks-with-keda's consumer CPU / ours, per message, ElasticMQ + gofakes3".into(),
+            value: original.as_secs_f64() / ours.as_secs_f64().max(f64::EPSILON),
             unit: "×",
-            target: Some(("≥", SEED_CPU_RATIO_TARGET)),
+            target: Some(("≥", ORIGINAL_CPU_RATIO_TARGET)),
             how: "the two rows above, measured in the same run on the same endpoints".into(),
         },
     ])
@@ -759,17 +756,17 @@ async fn elasticmq_throughput() -> anyhow::Result<Rows> {
     let elasticmq = std::env::var("KEDAFORM_ELASTICMQ_URL")
         .context("KEDAFORM_ELASTICMQ_URL is not set: run the benchmarks with `make bench`")?;
     let moto_pid: u32 = std::env::var("KEDAFORM_MOTO_PID")?.parse()?;
-    let aws = kedaform::aws::load().await;
+    let aws = kedaform_common::aws::load().await;
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&aws)
             .endpoint_url(&elasticmq)
             .build(),
     );
-    let s3 = kedaform::aws::s3(&aws);
+    let s3 = kedaform_common::aws::s3(&aws);
     let mut rows = Vec::new();
     for concurrency in [1u32, 4, 16] {
         let name = format!("emq-{}-{concurrency}", std::process::id());
-        let pair = kedaform::aws::create_queue_with_dlq(&sqs, &name, 30, 0, 5).await?;
+        let pair = kedaform_common::queues::create_queue_with_dlq(&sqs, &name, 30, 0, 5).await?;
         s3.create_bucket().bucket(&name).send().await?;
         let fill = producer::Config {
             total: u64::from(ELASTICMQ_MESSAGES),

@@ -500,7 +500,9 @@ async fn a_request_nested_deeper_than_the_json_decoder_allows_still_gets_one_fai
         .unwrap();
     assert_eq!(
         sent.reason.as_deref(),
-        Some("unknown property: Triggers; check the spelling against the resource reference in the README")
+        Some(
+            "unknown property: Triggers; check the spelling against the resource reference (docs/src/reference/custom-resources.md)"
+        )
     );
 }
 

@@ -48,7 +48,7 @@ async fn rig() -> Rig {
     let kubeconfig = Kubeconfig::read(Path::new(&kubeconfig_path())).await.unwrap();
     let client = kubeconfig.client(CLUSTER).unwrap();
     let aws = kedaform_tests::moto().await;
-    let access = ClusterAccess::new(&aws, aws_sdk_eks::Client::new(&aws), kedaform::aws::s3(&aws))
+    let access = ClusterAccess::new(&aws, aws_sdk_eks::Client::new(&aws), kedaform_common::aws::s3(&aws))
         .unwrap()
         .with_kubeconfig(kubeconfig);
     Rig {
@@ -134,7 +134,7 @@ impl Rig {
 
     /// KEDA's release manifest in a moto bucket of its own: its `s3://` URL.
     async fn mirror_keda(&self) -> String {
-        let s3 = kedaform::aws::s3(&self.aws);
+        let s3 = kedaform_common::aws::s3(&self.aws);
         let bucket = unique("keda-mirror-");
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
         s3.put_object()
@@ -481,11 +481,7 @@ async fn an_unknown_kind_fails_naming_its_api_version_and_kind() {
 }
 
 fn fixture() -> Vec<u8> {
-    let path = format!(
-        "{}/../../shared/fixtures/keda/keda-2.20.2.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (the KEDA fixtures live in ../shared)"))
+    kedaform_tests::keda_release_text("keda-2.20.2.yaml").into_bytes()
 }
 
 const CONSUMER: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: consumer, namespace: NAMESPACE}\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: consumer}}\n  template:\n    metadata: {labels: {app: consumer}}\n    spec: {containers: [{name: consumer, image: kedaform/consumer:test}]}\n";
@@ -1029,4 +1025,54 @@ async fn the_cli_reaches_any_cluster_through_a_kubeconfig_and_only_the_one_it_na
     let (ok, response) = invoke(&event("Delete", CLUSTER));
     assert!(ok, "{response}");
     assert!(namespaces.get_opt(&namespace).await.unwrap().is_none());
+}
+
+/// What the CLI guide and `--help` promise an air-gapped team: `kedaform keda install --manifest
+/// FILE` from a mirror on disk, its digest checked, onto the cluster named by a kubeconfig; then
+/// `keda uninstall` with the same flags removes it.
+#[tokio::test]
+async fn the_cli_installs_keda_from_a_manifest_file_and_uninstalls_it() {
+    let rig = rig().await;
+    let kubeconfig = kubeconfig_path();
+    let manifest = kedaform_tests::keda_release("keda-2.20.2.yaml");
+    let kedaform = move |action: &str| {
+        let output = std::process::Command::new(kedaform_tests::cli_binary())
+            .args(["--kubeconfig", &kubeconfig, "keda", action, "--cluster", CLUSTER])
+            .args(["--operator-role", OPERATOR_ROLE, "--manifest"])
+            .arg(&manifest)
+            .args([
+                "--manifest-sha256",
+                "9bae123eb64fab8f96c67bbd576bb5819e4794df346c5aaa402a01c68b0557ab",
+            ])
+            .output()
+            .unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "keda {action}: {printed}");
+        printed
+    };
+    let (printed, kedaform) = tokio::task::spawn_blocking(move || (kedaform("install"), kedaform))
+        .await
+        .unwrap();
+    assert!(printed.contains("done: local/keda"), "{printed}");
+    let deployments: Api<Deployment> = Api::namespaced(rig.client.clone(), "keda");
+    let operator = deployments.get("keda-operator").await.unwrap();
+    assert_eq!(
+        operator.status.and_then(|s| s.ready_replicas),
+        Some(1),
+        "install returned once the operator was ready"
+    );
+    let printed = tokio::task::spawn_blocking(move || kedaform("uninstall"))
+        .await
+        .unwrap();
+    assert!(
+        printed.contains("deleting 28 objects from cluster local\n"),
+        "{printed}"
+    );
+    assert!(printed.contains("done: local/keda"), "{printed}");
+    let crds: Api<CustomResourceDefinition> = Api::all(rig.client.clone());
+    assert!(crds.get_opt("scaledobjects.keda.sh").await.unwrap().is_none());
 }

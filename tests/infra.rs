@@ -280,16 +280,16 @@ fn scaled_object_reads_the_consumers_queue_with_the_consumer_role() {
         (&json!(30), &json!(2))
     );
 
-    // The seed's settings are the defaults.
+    // scale-eks-with-keda's settings are the defaults.
     let evaluated = evaluated(&template, scaled);
-    for (property, seed) in [
+    for (property, original) in [
         ("MinReplicas", "1"),
         ("MaxReplicas", "50"),
         ("PollingInterval", "10"),
         ("CooldownPeriod", "500"),
         ("QueueLength", "10"),
     ] {
-        assert_eq!(evaluated[property], seed, "{property}");
+        assert_eq!(evaluated[property], original, "{property}");
     }
 }
 
@@ -593,49 +593,6 @@ fn every_checkov_skip_gives_its_reason() {
         }
     }
     assert!(skips > 0, "no checkov skips found: is the Metadata path right?");
-}
-
-/// `kedaform plan --emit parameters` deploys what it simulated: every setting of the planner's
-/// grid, given to the template as parameter overrides, reaches the ScaledObject's handler as
-/// the same settings, and each value is one the parameter accepts.
-#[test]
-fn the_planners_parameter_overrides_deploy_the_settings_it_simulated() {
-    use kedaform::cfn::{UnknownKeys, decode_properties as decode};
-    use kedaform::resources::scaled_object::ScaledObjectProperties;
-    use kedaform::sim::deploy::{parameter_overrides, settings};
-    let template = template();
-    let declared = template.root["Parameters"].as_object().unwrap();
-    let mut grid = kedaform::sim::plan::candidates();
-    grid.push(("KEDA defaults".into(), kedaform::sim::plan::keda_defaults()));
-    grid.push(("seed".into(), kedaform::sim::plan::seed_settings()));
-    for (name, planned) in grid {
-        let overrides = parameter_overrides(&planned).unwrap();
-        for (parameter, value) in &overrides {
-            let declaration = &declared
-                .get(*parameter)
-                .unwrap_or_else(|| panic!("{name}: the template has no parameter {parameter}"));
-            if declaration["Type"] == "Number" {
-                let least = declaration["MinValue"].as_f64().unwrap_or(f64::MIN);
-                assert!(value.parse::<f64>().unwrap() >= least, "{name}: {parameter}={value}");
-            } else {
-                assert!(
-                    value.is_empty() || (value.len() <= 4 && value.bytes().all(|b| b.is_ascii_digit())),
-                    "{name}: {parameter}={value} against {}",
-                    declaration["AllowedPattern"]
-                );
-            }
-        }
-        let given: Vec<(&str, &str)> = IMAGES
-            .iter()
-            .copied()
-            .chain(overrides.iter().map(|(k, v)| (*k, v.as_str())))
-            .collect();
-        let properties = Evaluator::new(&template, &given)
-            .eval(properties(&template, "ScaledObject"))
-            .unwrap();
-        let decoded: ScaledObjectProperties = decode(&properties, UnknownKeys::Reject).unwrap();
-        assert_eq!(settings(&decoded).unwrap(), planned, "{name}");
-    }
 }
 
 const DEPLOYER: &str = "infra/deployer.yaml";

@@ -209,7 +209,7 @@ async fn plain_aws_part_deploys_as_written_and_deletes_cleanly() {
     let config = moto().await;
     let cfn = aws_sdk_cloudformation::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let s3 = kedaform::aws::s3(&config);
+    let s3 = kedaform_common::aws::s3(&config);
     let iam = aws_sdk_iam::Client::new(&config);
     let template = Template::load("infra/template.yaml");
 

@@ -6,9 +6,7 @@ use kedaform::resources::scaled_object::ScaledObjectProperties;
 use serde_json::{Value, json};
 
 fn crd_schema(file: &str) -> Value {
-    let path = format!("{}/../../shared/fixtures/keda/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (the KEDA fixtures live in ../shared)"));
+    let text = kedaform_tests::keda_release_text(file);
     let crd: Value = serde_yaml_ng::from_str(&text).unwrap();
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }

@@ -15,8 +15,7 @@ use tokio::time::Instant;
 const TOKEN: &str = "k8s-aws-v1.dGVzdA";
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/../../shared/fixtures/keda/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (the KEDA fixtures live in ../shared)"))
+    kedaform_tests::keda_release_text(name)
 }
 
 async fn applier(fake: &FakeApiServer) -> Applier {

@@ -15,11 +15,7 @@ const CLUSTER: &str = "sales";
 const OPERATOR_ROLE: &str = "arn:aws:iam::123456789012:role/keda-operator";
 
 fn fixture() -> String {
-    let path = format!(
-        "{}/../../shared/fixtures/keda/keda-2.20.2.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (the KEDA fixtures live in ../shared)"))
+    kedaform_tests::keda_release_text("keda-2.20.2.yaml")
 }
 
 struct Rig {
@@ -48,7 +44,7 @@ async fn rig_with(behaviour: Behaviour, configure: impl FnOnce(ClusterAccess) ->
             .endpoint_url(&eks_server.url)
             .build(),
     );
-    let s3 = kedaform::aws::s3(&aws);
+    let s3 = kedaform_common::aws::s3(&aws);
     let bucket = unique("keda-mirror-");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     s3.put_object()

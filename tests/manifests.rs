@@ -116,7 +116,11 @@ fn producer_template_matches_the_producer() {
 fn consumer_template_matches_the_consumer() {
     let (env, deployment) = check("ConsumerManifest", "consumer");
     let config = consumer::Config::from_env(&env).expect("the template's settings parse");
-    assert_eq!((config.max_batch, config.total), (5, 10_000), "the seed's settings");
+    assert_eq!(
+        (config.max_batch, config.total),
+        (5, 10_000),
+        "scale-eks-with-keda's settings"
+    );
     assert_all_read("ConsumerManifest", &env);
     let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         .as_u64()

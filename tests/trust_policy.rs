@@ -8,7 +8,7 @@ use kedaform::cfn::Runtime;
 use kedaform::iam::TrustPolicies;
 use kedaform::iam::policy::KEDA_STATEMENT_SID;
 use kedaform::resources::{Resources, TRUST_POLICY};
-use kedaform_tests::iam::{ACCOUNT, FAKE_IAM_ROLE, OIDC, fake_iam, seed_trust, web_identity_statement};
+use kedaform_tests::iam::{ACCOUNT, FAKE_IAM_ROLE, OIDC, account_wide_trust, fake_iam, web_identity_statement};
 use kedaform_tests::{LocalServer, cfn_request, moto, unique};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -83,7 +83,7 @@ fn keda_statement(keda_role_arn: &str) -> Value {
 #[tokio::test]
 async fn create_leaves_only_keda_and_the_web_identity_and_repeats_are_identical() {
     let fx = Fixture::new().await;
-    let (consumer, consumer_arn) = fx.role("consumer-", &seed_trust()).await;
+    let (consumer, consumer_arn) = fx.role("consumer-", &account_wide_trust()).await;
     let keda = fx.keda_role().await;
     let props = json!({"RoleName": consumer, "KedaRoleArn": keda});
 
@@ -117,7 +117,7 @@ async fn create_leaves_only_keda_and_the_web_identity_and_repeats_are_identical(
 #[tokio::test]
 async fn the_trust_fix_example_patches_the_role_from_a_program_of_ones_own() {
     let fx = Fixture::new().await;
-    let (consumer, _) = fx.role("example-consumer-", &seed_trust()).await;
+    let (consumer, _) = fx.role("example-consumer-", &account_wide_trust()).await;
     let keda = fx.keda_role().await;
     let run = |args: &[&str]| {
         std::process::Command::new(kedaform_tests::example("trust_fix"))
@@ -147,7 +147,7 @@ async fn the_trust_fix_example_patches_the_role_from_a_program_of_ones_own() {
 #[tokio::test]
 async fn role_given_as_arn_with_external_id_and_not_exclusive() {
     let fx = Fixture::new().await;
-    let (consumer, consumer_arn) = fx.role("consumer-", &seed_trust()).await;
+    let (consumer, consumer_arn) = fx.role("consumer-", &account_wide_trust()).await;
     let keda = fx.keda_role().await;
     let created = fx
         .send(
@@ -173,7 +173,7 @@ async fn role_given_as_arn_with_external_id_and_not_exclusive() {
 #[tokio::test]
 async fn a_role_arn_of_another_account_or_partition_fails_and_the_local_namesake_is_untouched() {
     let fx = Fixture::new().await;
-    let (consumer, consumer_arn) = fx.role("consumer-", &seed_trust()).await;
+    let (consumer, consumer_arn) = fx.role("consumer-", &account_wide_trust()).await;
     let keda = fx.keda_role().await;
     let before = fx.trust_of(&consumer).await;
     for (given, why) in [
@@ -219,7 +219,7 @@ async fn a_role_arn_of_another_account_or_partition_fails_and_the_local_namesake
 #[tokio::test]
 async fn update_to_another_keda_role_replaces_the_statement_in_place() {
     let fx = Fixture::new().await;
-    let (consumer, _) = fx.role("consumer-", &seed_trust()).await;
+    let (consumer, _) = fx.role("consumer-", &account_wide_trust()).await;
     let (old_keda, new_keda) = (fx.keda_role().await, fx.keda_role().await);
     let old = json!({"RoleName": consumer, "KedaRoleArn": old_keda});
     let created = fx.send("Create", old.clone(), None, None).await;
@@ -244,8 +244,8 @@ async fn update_to_another_keda_role_replaces_the_statement_in_place() {
 #[tokio::test]
 async fn a_new_role_name_is_a_replacement_and_the_old_role_is_cleaned_by_the_delete() {
     let fx = Fixture::new().await;
-    let (first, _) = fx.role("consumer-a-", &seed_trust()).await;
-    let (second, _) = fx.role("consumer-b-", &seed_trust()).await;
+    let (first, _) = fx.role("consumer-a-", &account_wide_trust()).await;
+    let (second, _) = fx.role("consumer-b-", &account_wide_trust()).await;
     let keda = fx.keda_role().await;
     let old = json!({"RoleName": first, "KedaRoleArn": keda});
     let created = fx.send("Create", old.clone(), None, None).await;
@@ -275,7 +275,7 @@ async fn a_new_role_name_is_a_replacement_and_the_old_role_is_cleaned_by_the_del
 #[tokio::test]
 async fn delete_removes_only_our_statement_is_idempotent_and_survives_a_deleted_role() {
     let fx = Fixture::new().await;
-    let (consumer, _) = fx.role("consumer-", &seed_trust()).await;
+    let (consumer, _) = fx.role("consumer-", &account_wide_trust()).await;
     let keda = fx.keda_role().await;
     let props = json!({"RoleName": consumer, "KedaRoleArn": keda});
     let created = fx.send("Create", props.clone(), None, None).await;
@@ -301,7 +301,7 @@ async fn delete_removes_only_our_statement_is_idempotent_and_survives_a_deleted_
 #[tokio::test]
 async fn bad_input_fails_with_a_reason_naming_the_property() {
     let fx = Fixture::new().await;
-    let (consumer, _) = fx.role("consumer-", &seed_trust()).await;
+    let (consumer, _) = fx.role("consumer-", &account_wide_trust()).await;
     let keda = fx.keda_role().await;
     let cases = [
         (
@@ -341,7 +341,7 @@ async fn bad_input_fails_with_a_reason_naming_the_property() {
     }
     assert_eq!(
         statements(&fx.trust_of(&consumer).await),
-        statements(&seed_trust()),
+        statements(&account_wide_trust()),
         "failed requests change nothing"
     );
 }

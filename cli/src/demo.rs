@@ -43,7 +43,8 @@ pub struct DemoArgs {
     /// The consumer binary (default: next to this one).
     #[arg(long)]
     consumer: Option<PathBuf>,
-    /// KEDA's release manifest (file or URL; default: ../shared's copy, else the release URL).
+    /// KEDA's release manifest (file or URL; default: `keda-<version>.yaml` in the directory
+    /// `$KEDAFORM_KEDA_MIRROR`, else the release URL).
     #[arg(long)]
     keda_manifest: Option<String>,
 }
@@ -178,8 +179,8 @@ async fn deploy(
     scaled_object: &ScaledObjectProperties,
 ) -> anyhow::Result<kube::Api<Deployment>> {
     let client = kubeconfig.client(&deploy.cluster)?;
-    let access =
-        ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform::aws::s3(aws))?.with_kubeconfig(kubeconfig);
+    let access = ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform_common::aws::s3(aws))?
+        .with_kubeconfig(kubeconfig);
     let runtime = Runtime::new(Resources::default().with_kubernetes(access));
     let request = |resource_type: &str, logical: &str, properties: Value| -> anyhow::Result<Value> {
         Ok(RequestBuilder::create(resource_type, logical, &properties)?
@@ -306,7 +307,7 @@ async fn response_endpoint() -> anyhow::Result<(String, tokio::task::JoinHandle<
 
 /// Request ids in the dead-letter queue.
 async fn dead_lettered(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<HashSet<String>> {
-    Ok(kedaform::aws::receive_all(sqs, url)
+    Ok(kedaform_common::queues::receive_all(sqs, url)
         .await?
         .iter()
         .map(|message| {
@@ -316,15 +317,20 @@ async fn dead_lettered(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<H
         .collect())
 }
 
-fn keda_manifest(args: &DemoArgs) -> String {
+/// `--keda-manifest`, else the release manifest in `$KEDAFORM_KEDA_MIRROR` (a directory), else
+/// the release URL.
+fn keda_manifest(args: &DemoArgs) -> anyhow::Result<String> {
     if let Some(manifest) = &args.keda_manifest {
-        return manifest.clone();
+        return crate::keda::manifest_url(manifest);
     }
-    let shared = PathBuf::from("../shared/fixtures/keda/keda-2.20.2.yaml");
-    if shared.exists() {
-        shared.display().to_string()
-    } else {
-        install::release_url(install::DEFAULT_VERSION)
+    match std::env::var_os("KEDAFORM_KEDA_MIRROR") {
+        Some(mirror) => crate::keda::manifest_url(
+            &std::path::Path::new(&mirror)
+                .join(format!("keda-{}.yaml", install::DEFAULT_VERSION))
+                .display()
+                .to_string(),
+        ),
+        None => Ok(install::release_url(install::DEFAULT_VERSION)),
     }
 }
 
@@ -375,11 +381,11 @@ impl AwsSide {
 }
 
 /// Step 1: the queue and its dead-letter queue, the bucket, the KEDA role, and the consumer
-/// role trusting the whole account as the seed's did.
+/// role trusting the whole account as scale-eks-with-keda's did.
 async fn aws_side(aws: &aws_config::SdkConfig) -> anyhow::Result<AwsSide> {
     let (sqs, s3, iam) = (
         aws_sdk_sqs::Client::new(aws),
-        kedaform::aws::s3(aws),
+        kedaform_common::aws::s3(aws),
         aws_sdk_iam::Client::new(aws),
     );
     let name = format!("kedaform-demo-{}", std::process::id());
@@ -387,10 +393,10 @@ async fn aws_side(aws: &aws_config::SdkConfig) -> anyhow::Result<AwsSide> {
         "1. the AWS side, on the emulator at {}",
         aws.endpoint_url().unwrap_or("(the real AWS!)")
     );
-    let kedaform::aws::QueuePair {
+    let kedaform_common::queues::QueuePair {
         url: queue,
         dead_letter_url: dlq,
-    } = kedaform::aws::create_queue_with_dlq(&sqs, &name, 30, 2, 5).await?;
+    } = kedaform_common::queues::create_queue_with_dlq(&sqs, &name, 30, 2, 5).await?;
     s3.create_bucket().bucket(&name).send().await?;
     let keda_role = iam
         .create_role()
@@ -402,7 +408,7 @@ async fn aws_side(aws: &aws_config::SdkConfig) -> anyhow::Result<AwsSide> {
         .context("no role")?
         .arn;
     let account = keda_role.split(':').nth(4).unwrap_or("123456789012").to_owned();
-    let seed_trust = json!({"Version": "2012-10-17", "Statement": [
+    let account_wide_trust = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "sts:AssumeRole"},
         {"Effect": "Allow", "Principal": {"Federated": format!("arn:aws:iam::{account}:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/DEMO")},
          "Action": "sts:AssumeRoleWithWebIdentity",
@@ -410,11 +416,13 @@ async fn aws_side(aws: &aws_config::SdkConfig) -> anyhow::Result<AwsSide> {
     let consumer_role = format!("{name}-consumer");
     iam.create_role()
         .role_name(&consumer_role)
-        .assume_role_policy_document(seed_trust.to_string())
+        .assume_role_policy_document(account_wide_trust.to_string())
         .send()
         .await?;
     println!("   queue {queue} (visibility 30 s, delay 2 s), dead-letter queue {dlq}, bucket {name}");
-    println!("   consumer role {consumer_role} (trusts the whole account, as the seed's did), KEDA role {keda_role}");
+    println!(
+        "   consumer role {consumer_role} (trusts the whole account, as scale-eks-with-keda's did), KEDA role {keda_role}"
+    );
     Ok(AwsSide {
         name,
         account,
@@ -477,7 +485,7 @@ async fn render_step(
         Some(kubeconfig) => println!("\n3. onto the cluster of {} (what would go onto EKS)", kubeconfig.path),
         None => println!("\n3. what would go onto a cluster"),
     }
-    let manifest = crate::keda::read_manifest(&keda_manifest(args)).await?;
+    let manifest = crate::keda::read_manifest(&keda_manifest(args)?).await?;
     let objects = install::objects(&manifest, None, &Overlay::irsa(&side.keda_role))?;
     let per_kind = kedaform::kube::plan::count_by_kind(&kedaform::kube::plan::apply_order(objects.clone()));
     println!(
@@ -521,7 +529,7 @@ async fn start_scaling(
     let consumer_env = side.consumer_env();
     if let Some(kubeconfig) = kubeconfig {
         // A mirror bucket of its own: the events' bucket must hold only events for the verdict.
-        let s3 = kedaform::aws::s3(aws);
+        let s3 = kedaform_common::aws::s3(aws);
         let mirror = format!("{}-mirror", side.name);
         s3.create_bucket().bucket(&mirror).send().await?;
         s3.put_object()
@@ -594,7 +602,7 @@ async fn traffic(
     scaling: &mut Scaling,
 ) -> anyhow::Result<Option<Traffic>> {
     let demo = settings();
-    let (sqs, s3) = (aws_sdk_sqs::Client::new(aws), kedaform::aws::s3(aws));
+    let (sqs, s3) = (aws_sdk_sqs::Client::new(aws), kedaform_common::aws::s3(aws));
     let sent: Arc<Mutex<Vec<Message>>> = Arc::default();
     let arrivals = Arc::new(AtomicU64::new(0));
     let stop_producing = CancellationToken::new();
@@ -644,12 +652,12 @@ async fn traffic(
             stop_producing.cancel();
             println!("   producer stopped; draining the queue");
         }
-        let queue_counts = kedaform::aws::queue_counts(&sqs, &side.queue).await?;
+        let queue_counts = kedaform_common::queues::queue_counts(&sqs, &side.queue).await?;
         replicas = scaling.tick(second, replicas, queue_counts).await?;
         let total_arrivals = arrivals.load(Ordering::Relaxed);
         if second.is_multiple_of(demo.polling_interval) {
-            stored = kedaform::aws::object_keys(&s3, &side.name).await?.len() as u64;
-            let dead = kedaform::aws::queue_counts(&sqs, &side.dlq).await?.visible;
+            stored = kedaform_common::queues::object_keys(&s3, &side.name).await?.len() as u64;
+            let dead = kedaform_common::queues::queue_counts(&sqs, &side.dlq).await?.visible;
             println!(
                 "   t={second:>4}s visible={:>4} in-flight={:>4} replicas={replicas} stored={stored:>5} dlq={dead:>4}",
                 queue_counts.visible, queue_counts.in_flight
@@ -684,7 +692,7 @@ async fn verdict(
     traffic: &Traffic,
     started: Instant,
 ) -> anyhow::Result<bool> {
-    let (sqs, s3) = (aws_sdk_sqs::Client::new(aws), kedaform::aws::s3(aws));
+    let (sqs, s3) = (aws_sdk_sqs::Client::new(aws), kedaform_common::aws::s3(aws));
     let Traffic { run, summary, sent } = traffic;
     println!("\n5. verdict");
     let mut expected: HashMap<String, String> = HashMap::new();
@@ -697,10 +705,10 @@ async fn verdict(
             expected.insert(sales_events::object_key("", event_type, &event), message.body.clone());
         }
     }
-    let stored_keys = kedaform::aws::object_keys(&s3, &side.name).await?;
+    let stored_keys = kedaform_common::queues::object_keys(&s3, &side.name).await?;
     let expected_keys: HashSet<String> = expected.keys().cloned().collect();
     let dead = dead_lettered(&sqs, &side.dlq).await?;
-    let left = kedaform::aws::queue_counts(&sqs, &side.queue).await?;
+    let left = kedaform_common::queues::queue_counts(&sqs, &side.queue).await?;
     let missing = expected_keys.difference(&stored_keys).count();
     let unexpected = stored_keys.difference(&expected_keys).count();
     let bad_missing = bad.difference(&dead).count();

@@ -56,15 +56,17 @@ fn invocable(request: &Value) -> anyhow::Result<&str> {
 }
 
 /// A Create or Delete as CloudFormation would send it; the CLI's stack and logical ids make the
-/// owner label stable across runs, so `uninstall` removes what `install` applied.
+/// owner label stable across runs, so `uninstall` removes what `install` applied. A Delete
+/// carries `physical_id`, the id the Create answered with.
 pub fn request(
     kind: &str,
     resource_type: &str,
     logical_id: &str,
+    physical_id: &str,
     properties: &impl Serialize,
 ) -> anyhow::Result<Value> {
     Ok(RequestBuilder::create(resource_type, logical_id, properties)?
-        .kind(kind, &format!("kedaform-cli/{logical_id}"))?
+        .kind(kind, physical_id)?
         .stack_id("kedaform-cli")
         .request_id(&format!("cli-{}", std::process::id()))
         .build())
@@ -109,11 +111,13 @@ pub async fn respond<H: CustomResource>(handler: H, request: Value, output: Outp
 }
 
 /// The Lambdas' Kubernetes handler, but for one rule: the user typed the manifest URL, so plain
-/// http:// (a local mirror) is fetched too. Templates reach only the Lambdas, which never allow it.
+/// http:// and file:// (local mirrors) are fetched too. Templates reach only the Lambdas, which
+/// never allow either.
 pub async fn cluster_access(context: &Context) -> anyhow::Result<Resources> {
     let aws = context.aws().await;
-    let mut access =
-        ClusterAccess::new(&aws, aws_sdk_eks::Client::new(&aws), kedaform::aws::s3(&aws))?.allow_plain_http();
+    let mut access = ClusterAccess::new(&aws, aws_sdk_eks::Client::new(&aws), kedaform_common::aws::s3(&aws))?
+        .allow_plain_http()
+        .allow_local_files();
     if let Some(path) = &context.kubeconfig {
         access = access.with_kubeconfig(kedaform::kube::Kubeconfig::read(path).await?);
     }

@@ -76,11 +76,12 @@ enum KedaAction {
 }
 
 impl KedaArgs {
-    /// The `Custom::KedaInstall` properties these flags stand for.
-    fn properties(&self, cluster: &str) -> KedaInstallProperties {
-        KedaInstallProperties {
+    /// The `Custom::KedaInstall` properties these flags stand for; a local `--manifest` becomes
+    /// the `file://` URL that only the CLI's fetcher reads.
+    fn properties(&self, cluster: &str) -> anyhow::Result<KedaInstallProperties> {
+        Ok(KedaInstallProperties {
             version: self.version.clone(),
-            manifest_url: self.manifest.clone(),
+            manifest_url: self.manifest.as_deref().map(manifest_url).transpose()?,
             manifest_sha256: self.manifest_sha256.clone(),
             identity_mode: if self.pod_identity {
                 IdentityMode::PodIdentity
@@ -90,8 +91,18 @@ impl KedaArgs {
             legacy_fs_group: self.legacy_fs_group,
             adopt_existing: self.adopt_existing,
             ..KedaInstallProperties::new(cluster, &self.operator_role)
-        }
+        })
     }
+}
+
+/// `--manifest` as a URL: https://, s3:// and http:// as typed, anything else a local path.
+pub fn manifest_url(location: &str) -> anyhow::Result<String> {
+    if location.contains("://") {
+        return Ok(location.to_owned());
+    }
+    let path = std::path::absolute(location).map_err(|e| anyhow::anyhow!("{location} cannot be read: {e}"))?;
+    let url = kedaform::fetch::file_url(&path).ok_or_else(|| anyhow::anyhow!("{location} is not a file path"))?;
+    Ok(url)
 }
 
 impl KedaCommand {
@@ -106,29 +117,30 @@ impl KedaCommand {
 }
 
 async fn install(kind: &str, cluster: &str, keda: &KedaArgs, context: &Context) -> anyhow::Result<ExitCode> {
-    let request = request(kind, resources::KEDA_INSTALL, "KedaInstall", &keda.properties(cluster))?;
+    let properties = keda.properties(cluster)?;
+    let request = request(
+        kind,
+        resources::KEDA_INSTALL,
+        "KedaInstall",
+        &properties.physical_id(),
+        &properties,
+    )?;
     Ok(respond(cluster_access(context).await?, request, context.output).await)
 }
 
-/// KEDA's manifest from a URL (https://, s3://, and, because the user typed it, http://) or a
-/// local file. Only an s3:// location loads the AWS settings.
-pub async fn read_manifest(location: &str) -> anyhow::Result<Vec<u8>> {
-    if location.contains("://") {
-        let fetcher = if location.starts_with("s3://") {
-            kedaform::fetch::Fetcher::new(kedaform::aws::s3(&kedaform::aws::load().await))
-        } else {
-            kedaform::fetch::Fetcher::without_s3()
-        }
-        .allow_plain_http();
-        Ok(fetcher.fetch(location).await?)
+/// KEDA's manifest from a URL: https://, s3:// and, because the user typed it, http:// and
+/// file://. Only an s3:// location loads the AWS settings.
+pub async fn read_manifest(url: &str) -> anyhow::Result<Vec<u8>> {
+    let fetcher = if url.starts_with("s3://") {
+        kedaform::fetch::Fetcher::new(kedaform_common::aws::s3(&kedaform_common::aws::load().await))
     } else {
-        kedaform::fetch::read_bounded(std::path::Path::new(location), kedaform::fetch::MAX_MANIFEST_BYTES)
-            .map_err(|why| anyhow::anyhow!("{location} {why}"))
-    }
+        kedaform::fetch::Fetcher::without_s3()
+    };
+    Ok(fetcher.allow_plain_http().allow_local_files().fetch(url).await?)
 }
 
 async fn render(keda: &KedaArgs, helm_values: bool, output: Output) -> anyhow::Result<ExitCode> {
-    let properties = keda.properties("");
+    let properties = keda.properties("")?;
     // The same checks as `install`: what renders here installs there.
     properties.validate()?;
     if helm_values {

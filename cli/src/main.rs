@@ -91,7 +91,7 @@ impl Context {
     /// Loaded only by the commands that call AWS: the offline ones must not look for a region
     /// or credentials (the instance metadata service among the places searched).
     pub async fn aws(&self) -> aws_config::SdkConfig {
-        kedaform::aws::load().await
+        kedaform_common::aws::load().await
     }
 }
 
@@ -225,7 +225,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            let message = kedaform::error_chain(error.as_ref());
+            let message = kedaform_common::error_chain(error.as_ref());
             fail(output, &message, input_at_fault(&message), 1)
         }
     }

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use kedaform::resources::scaled_object::ScaledObjectProperties;
+use kedaform::sim::hpa::{Behavior, Rules};
+use kedaform::sim::keda::Settings;
 use serde_json::json;
 
 use crate::Output;
@@ -145,15 +147,15 @@ fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
         kills: vec![],
         kubernetes: args.kubernetes_version,
     };
-    let (best, defaults, seed) = search(&base, slo);
-    let table = comparison(args, output, best.as_ref(), &defaults, &seed)?;
+    let (best, defaults, original) = search(&base, slo);
+    let table = comparison(args, output, best.as_ref(), &defaults, &original)?;
     // With --emit, stdout carries only what deploys; the comparison goes to stderr.
     if args.emit.is_some() {
         eprint!("{table}");
     } else {
         print!("{table}");
     }
-    let chosen = best.as_ref().unwrap_or(&seed);
+    let chosen = best.as_ref().unwrap_or(&original);
     if args.csv.is_some() || args.svg.is_some() {
         let run = simulate(&Scenario {
             keda: chosen.settings.clone(),
@@ -186,13 +188,13 @@ fn plan(args: &PlanArgs, output: Output) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The table `kedaform plan` prints: the cheapest settings beside KEDA's defaults and the seed's.
+/// The table `kedaform plan` prints: the cheapest settings beside KEDA's defaults and scale-eks-with-keda's.
 fn comparison(
     args: &PlanArgs,
     output: Output,
     best: Option<&kedaform::sim::plan::Evaluation>,
     defaults: &kedaform::sim::plan::Evaluation,
-    seed: &kedaform::sim::plan::Evaluation,
+    original: &kedaform::sim::plan::Evaluation,
 ) -> anyhow::Result<String> {
     use kedaform::sim::plan::Evaluation;
     let slo = args.slo_max_age;
@@ -206,14 +208,14 @@ fn comparison(
             "{}\n",
             serde_json::to_string_pretty(
                 &json!({"slo_max_age": slo, "kubernetes_version": args.kubernetes_version.to_string(),
-                "cheapest": best.map(describe), "keda_defaults": describe(defaults), "seed": describe(seed)})
+                "cheapest": best.map(describe), "keda_defaults": describe(defaults), "scale_eks_with_keda": describe(original)})
             )?
         ),
         Output::Text => {
             let row = |label: &str, e: &Evaluation| {
                 let s = e.summary;
                 format!(
-                    "{label:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  {}\n",
+                    "{label:<19} {:>10} {:>6} {:>16} {:>7} {:>5}  {}\n",
                     s.pod_seconds,
                     s.peak_backlog,
                     format!("{}/{}/{} s", s.age_p50, s.age_p95, s.age_max),
@@ -225,13 +227,13 @@ fn comparison(
             let cheapest = match best {
                 Some(best) => row("cheapest", best),
                 None => format!(
-                    "cheapest     none of the {} settings searched meets the SLO\n",
+                    "cheapest            none of the {} settings searched meets the SLO\n",
                     kedaform::sim::plan::candidates().len()
                 ),
             };
             format!(
                 "traffic {}, {} s, Kubernetes {}; SLO: no message older than {slo} s\n\
-                 {:<12} {:>10} {:>6} {:>16} {:>7} {:>5}  settings\n{cheapest}{}{}",
+                 {:<19} {:>10} {:>6} {:>16} {:>7} {:>5}  settings\n{cheapest}{}{}",
                 args.traffic,
                 args.seconds,
                 args.kubernetes_version,
@@ -242,7 +244,7 @@ fn comparison(
                 "scales",
                 "SLO",
                 row("KEDA default", defaults),
-                row("seed", seed)
+                row("scale-eks-with-keda", original)
             )
         }
     })
@@ -287,7 +289,7 @@ fn emitted(emit: Emit, args: &PlanArgs, chosen: &kedaform::sim::plan::Evaluation
             )
         }
         Emit::Parameters => {
-            let overrides = deploy::parameter_overrides(&chosen.settings)?;
+            let overrides = parameter_overrides(&chosen.settings)?;
             // SAM reads `Name=""` as an empty value (a bare `Name=` is dropped); the values are
             // digits or empty, so single quotes around the whole list are enough for a shell.
             let pairs: Vec<String> = overrides
@@ -302,4 +304,117 @@ fn emitted(emit: Emit, args: &PlanArgs, chosen: &kedaform::sim::plan::Evaluation
             )
         }
     })
+}
+
+/// `sam deploy --parameter-overrides` for `infra/template.yaml`: its scaling parameters, and
+/// `ScaleDownStabilizationSeconds` for a behavior that differs from Kubernetes' defaults only
+/// there. Anything else the template cannot express is an error naming it.
+fn parameter_overrides(settings: &Settings) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let unsupported = |what: &str| {
+        anyhow::anyhow!(
+            "infra/template.yaml has no parameter for {what}; emit the properties instead (--emit properties)"
+        )
+    };
+    if settings.activation_queue_length != 0 {
+        return Err(unsupported("ActivationQueueLength"));
+    }
+    if !settings.scale_on_in_flight || settings.scale_on_delayed {
+        return Err(unsupported("which messages count (ScaleOnInFlight)"));
+    }
+    let window = match &settings.behavior {
+        None => String::new(),
+        Some(behavior) => {
+            let default = Behavior::default();
+            let same_but_window = behavior.scale_up == default.scale_up
+                && Rules {
+                    stabilization_seconds: default.scale_down.stabilization_seconds,
+                    ..behavior.scale_down.clone()
+                } == default.scale_down;
+            if !same_but_window {
+                return Err(unsupported("a Behavior other than a scale-down stabilization window"));
+            }
+            behavior.scale_down.stabilization_seconds.to_string()
+        }
+    };
+    Ok(vec![
+        ("QueueLength", settings.queue_length.to_string()),
+        ("MinReplicas", settings.min_replicas.to_string()),
+        ("MaxReplicas", settings.max_replicas.to_string()),
+        ("PollingInterval", settings.polling_interval.to_string()),
+        ("CooldownPeriod", settings.cooldown_period.to_string()),
+        ("ScaleDownStabilizationSeconds", window),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use kedaform::sim::hpa::{Behavior, Select};
+    use kedaform::sim::keda::Settings;
+
+    use super::parameter_overrides;
+
+    #[test]
+    fn parameter_overrides_cover_the_plans_grid_and_refuse_what_the_template_lacks() {
+        for (_, candidate) in kedaform::sim::plan::candidates() {
+            let overrides = parameter_overrides(&candidate).unwrap();
+            assert_eq!(overrides.len(), 6);
+        }
+        let mut quick = Settings::default();
+        let mut behavior = Behavior::default();
+        behavior.scale_down.stabilization_seconds = 60;
+        quick.behavior = Some(behavior.clone());
+        assert!(
+            parameter_overrides(&quick)
+                .unwrap()
+                .contains(&("ScaleDownStabilizationSeconds", "60".into()))
+        );
+        behavior.scale_up.select = Select::Min;
+        quick.behavior = Some(behavior);
+        let error = parameter_overrides(&quick).unwrap_err().to_string();
+        assert!(error.contains("emit the properties instead"), "{error}");
+    }
+
+    /// `kedaform plan --emit parameters` deploys what it simulated: every setting of the planner's
+    /// grid, given to the template as parameter overrides, reaches the ScaledObject's handler as
+    /// the same settings, and each value is one the parameter accepts.
+    #[test]
+    fn the_planners_parameter_overrides_deploy_the_settings_it_simulated() {
+        use kedaform::cfn::{UnknownKeys, decode_properties as decode};
+        use kedaform::resources::scaled_object::ScaledObjectProperties;
+        use kedaform::sim::deploy::settings;
+        use kedaform_tests::template::{Evaluator, IMAGES, Template};
+        let template = Template::load("infra/template.yaml");
+        let declared = template.root["Parameters"].as_object().unwrap();
+        let mut grid = kedaform::sim::plan::candidates();
+        grid.push(("KEDA defaults".into(), kedaform::sim::plan::keda_defaults()));
+        grid.push(("scale-eks-with-keda".into(), kedaform::sim::plan::original_settings()));
+        for (name, planned) in grid {
+            let overrides = parameter_overrides(&planned).unwrap();
+            for (parameter, value) in &overrides {
+                let declaration = &declared
+                    .get(*parameter)
+                    .unwrap_or_else(|| panic!("{name}: the template has no parameter {parameter}"));
+                if declaration["Type"] == "Number" {
+                    let least = declaration["MinValue"].as_f64().unwrap_or(f64::MIN);
+                    assert!(value.parse::<f64>().unwrap() >= least, "{name}: {parameter}={value}");
+                } else {
+                    assert!(
+                        value.is_empty() || (value.len() <= 4 && value.bytes().all(|b| b.is_ascii_digit())),
+                        "{name}: {parameter}={value} against {}",
+                        declaration["AllowedPattern"]
+                    );
+                }
+            }
+            let given: Vec<(&str, &str)> = IMAGES
+                .iter()
+                .copied()
+                .chain(overrides.iter().map(|(k, v)| (*k, v.as_str())))
+                .collect();
+            let properties = Evaluator::new(&template, &given)
+                .eval(&template.resource("ScaledObject")["Properties"])
+                .unwrap();
+            let decoded: ScaledObjectProperties = decode(&properties, UnknownKeys::Reject).unwrap();
+            assert_eq!(settings(&decoded).unwrap(), planned, "{name}");
+        }
+    }
 }

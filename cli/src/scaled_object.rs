@@ -104,6 +104,13 @@ impl ScaledObjectCommand {
 
 async fn apply(kind: &str, args: &ScaledObjectArgs, context: &Context) -> anyhow::Result<ExitCode> {
     let logical = format!("ScaledObject-{}-{}", args.namespace, args.name);
-    let request = request(kind, resources::SCALED_OBJECT, &logical, &args.properties())?;
+    let properties = args.properties();
+    let request = request(
+        kind,
+        resources::SCALED_OBJECT,
+        &logical,
+        &properties.physical_id(),
+        &properties,
+    )?;
     Ok(respond(cluster_access(context).await?, request, context.output).await)
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::process::{Command, Output};
 
 use kedaform_tests::apiserver::{Behaviour, FakeApiServer, fake_eks};
-use kedaform_tests::iam::{ACCOUNT, seed_role, seed_trust, web_identity_statement};
+use kedaform_tests::iam::{ACCOUNT, account_wide_role, account_wide_trust, web_identity_statement};
 use kedaform_tests::{LocalServer, Reply, moto};
 use serde_json::{Value, json};
 
@@ -25,10 +25,7 @@ fn stderr(output: &Output) -> String {
 }
 
 fn keda_fixture() -> String {
-    format!(
-        "{}/../../shared/fixtures/keda/keda-2.20.2.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    kedaform_tests::keda_release("keda-2.20.2.yaml").display().to_string()
 }
 
 #[test]
@@ -42,7 +39,7 @@ fn help_has_examples_and_bad_usage_exits_2() {
 #[tokio::test]
 async fn trust_plan_changes_nothing_apply_writes_and_remove_undoes() {
     let iam = aws_sdk_iam::Client::new(&moto().await);
-    let role = seed_role(&iam, "cli-consumer-").await;
+    let role = account_wide_role(&iam, "cli-consumer-").await;
     let keda = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
     let trust_of = || async {
         let document = iam
@@ -75,7 +72,7 @@ async fn trust_plan_changes_nothing_apply_writes_and_remove_undoes() {
         (json!(true), json!(false))
     );
     assert_eq!(plan["removed"], json!([format!("arn:aws:iam::{ACCOUNT}:root")]));
-    assert_eq!(trust_of().await, seed_trust(), "a plan writes nothing");
+    assert_eq!(trust_of().await, account_wide_trust(), "a plan writes nothing");
 
     let apply = kedaform(&["trust", "apply", "--role", &role, "--keda-role", &keda]);
     assert!(apply.status.success(), "{}", stderr(&apply));
@@ -98,7 +95,7 @@ async fn trust_plan_changes_nothing_apply_writes_and_remove_undoes() {
 #[tokio::test]
 async fn trust_apply_refuses_a_role_arn_of_another_account() {
     let iam = aws_sdk_iam::Client::new(&moto().await);
-    let role = seed_role(&iam, "cli-foreign-").await;
+    let role = account_wide_role(&iam, "cli-foreign-").await;
     let foreign = format!("arn:aws:iam::210987654321:role/{role}");
     let keda = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
     let before = iam
@@ -135,7 +132,7 @@ async fn trust_apply_refuses_a_role_arn_of_another_account() {
 #[tokio::test]
 async fn invoke_replays_a_cloudformation_request_and_prints_the_response() {
     let iam = aws_sdk_iam::Client::new(&moto().await);
-    let role = seed_role(&iam, "cli-invoke-").await;
+    let role = account_wide_role(&iam, "cli-invoke-").await;
     let event = std::env::temp_dir().join(format!("{role}.json"));
     let request = json!({"RequestType": "Create", "ResponseURL": "https://example.invalid/", "StackId": "stack",
         "RequestId": "r1", "ResourceType": "Custom::KedaTrustPolicy", "LogicalResourceId": "Trust",
@@ -196,7 +193,7 @@ fn keda_render_counts_the_objects_and_shows_the_annotated_operator_account() {
     assert!(stdout(&helm).contains(&format!("roleArn: {role}")));
 }
 
-/// `kedaform scaledobject <action>` for the seed's consumer; the queue URL comes last.
+/// `kedaform scaledobject <action>` for scale-eks-with-keda's consumer; the queue URL comes last.
 fn scaled_object(action: &str, queue_url: &str) -> Vec<String> {
     [
         "scaledobject",
@@ -247,14 +244,34 @@ fn scaledobject_render_and_its_bad_input() {
 /// Runs `kedaform` with EKS pointed at `eks_url`, on a blocking worker: the fakes serve on
 /// the test's runtime meanwhile.
 fn kedaform_with_eks(eks_url: &str, arguments: Vec<String>) -> tokio::task::JoinHandle<Output> {
-    let eks_url = eks_url.to_owned();
+    kedaform_with_eks_in(eks_url, arguments, ".")
+}
+
+/// [`kedaform_with_eks`] in the working directory `directory`.
+fn kedaform_with_eks_in(
+    eks_url: &str,
+    arguments: Vec<String>,
+    directory: impl Into<std::path::PathBuf>,
+) -> tokio::task::JoinHandle<Output> {
+    let (eks_url, directory) = (eks_url.to_owned(), directory.into());
     tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_kedaform"))
             .args(arguments)
+            .current_dir(directory)
             .env("AWS_ENDPOINT_URL_EKS", eks_url)
             .output()
             .unwrap()
     })
+}
+
+/// `kedaform keda <action>` on the fake EKS cluster `sales`, with `more` flags.
+fn keda_on_sales(action: &str, more: &[&str]) -> Vec<String> {
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/keda-operator");
+    ["keda", action, "--cluster", "sales", "--operator-role", &role]
+        .iter()
+        .chain(more)
+        .map(|argument| (*argument).to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,20 +280,9 @@ async fn keda_install_and_uninstall_go_through_the_lambdas_handler() {
     let eks = fake_eks("sales", &api.server.url).await;
     let manifest = std::fs::read_to_string(keda_fixture()).unwrap();
     let mirror = LocalServer::start(move |_, _| Reply::new(200, "application/yaml", manifest.clone())).await;
-    let arguments = |action: &str| {
-        [
-            "keda",
-            action,
-            "--cluster",
-            "sales",
-            "--operator-role",
-            &format!("arn:aws:iam::{ACCOUNT}:role/keda-operator"),
-            "--manifest",
-            &format!("{}/keda.yaml", mirror.url),
-        ]
-        .map(str::to_owned)
-    };
-    let run = |arguments: [String; 8]| kedaform_with_eks(&eks.url, arguments.to_vec());
+    let manifest = format!("{}/keda.yaml", mirror.url);
+    let arguments = |action: &str| keda_on_sales(action, &["--manifest", &manifest]);
+    let run = |arguments: Vec<String>| kedaform_with_eks(&eks.url, arguments);
     let install = run(arguments("install")).await.unwrap();
     assert!(install.status.success(), "{}", stderr(&install));
     assert!(
@@ -286,6 +292,60 @@ async fn keda_install_and_uninstall_go_through_the_lambdas_handler() {
     );
     assert_eq!(api.objects().len(), 28);
     let uninstall = run(arguments("uninstall")).await.unwrap();
+    assert!(uninstall.status.success(), "{}", stderr(&uninstall));
+    assert!(api.objects().is_empty(), "uninstall removed what install applied");
+}
+
+/// `--manifest FILE` on `install` and `uninstall`: read from disk (relative or absolute), its
+/// digest checked by `--manifest-sha256`, bounded like a download.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keda_install_reads_a_manifest_file_and_checks_its_digest() {
+    let api = FakeApiServer::start(Behaviour::default()).await;
+    let eks = fake_eks("sales", &api.server.url).await;
+    let file = keda_fixture();
+    let digest = "9bae123eb64fab8f96c67bbd576bb5819e4794df346c5aaa402a01c68b0557ab";
+    let arguments = |action: &str, manifest: &str, sha: &str| {
+        keda_on_sales(action, &["--manifest", manifest, "--manifest-sha256", sha])
+    };
+    let wrong = "0".repeat(64);
+    let refused = kedaform_with_eks(&eks.url, arguments("install", &file, &wrong))
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("property ManifestSha256: the manifest's SHA-256 is 9bae123e"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        api.objects().is_empty(),
+        "nothing applied from a manifest of another digest"
+    );
+    for (manifest, size) in [
+        ("/dev/zero", "is larger than 16 MiB"),
+        ("/nonexistent/keda.yaml", "cannot be read"),
+    ] {
+        let failed = kedaform_with_eks(&eks.url, arguments("install", manifest, digest))
+            .await
+            .unwrap();
+        assert_eq!(failed.status.code(), Some(1));
+        assert!(
+            stderr(&failed).contains(&format!("property ManifestUrl: file://{manifest} {size}")),
+            "{}",
+            stderr(&failed)
+        );
+    }
+
+    let install = kedaform_with_eks(&eks.url, arguments("install", &file, digest))
+        .await
+        .unwrap();
+    assert!(install.status.success(), "{}", stderr(&install));
+    assert_eq!(api.objects().len(), 28);
+    // A path relative to the working directory names the same file.
+    let directory = std::path::Path::new(&file).parent().unwrap().to_owned();
+    let uninstall = kedaform_with_eks_in(&eks.url, arguments("uninstall", "keda-2.20.2.yaml", digest), directory)
+        .await
+        .unwrap();
     assert!(uninstall.status.success(), "{}", stderr(&uninstall));
     assert!(api.objects().is_empty(), "uninstall removed what install applied");
 }
@@ -316,7 +376,7 @@ fn plan_finds_settings_for_the_slo_and_writes_the_series_and_the_plot() {
     let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(plan["cheapest"]["meets_slo"], true, "{plan}");
     assert!(plan["cheapest"]["summary"]["age_max"].as_u64().unwrap() <= 60);
-    assert_eq!(plan["seed"]["queue_length"], 10);
+    assert_eq!(plan["scale_eks_with_keda"]["queue_length"], 10);
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 901);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -758,6 +818,39 @@ fn local_files_and_pipes_are_read_up_to_their_limit() {
         "{}",
         stderr(&traffic)
     );
+}
+
+/// `plan --traffic csv:FILE` reads the file the help names, by a path relative to the working
+/// directory as well as an absolute one, and the same traffic gives the same plan.
+#[test]
+fn plan_reads_traffic_from_a_csv_file_by_relative_or_absolute_path() {
+    let dir = std::env::temp_dir().join(format!("kedaform-traffic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("traffic.csv"), "0,5\n60,20\n120,0\n").unwrap();
+    let plan = |traffic: &str, directory: &std::path::Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kedaform"))
+            .args(["plan", "--traffic", traffic, "--seconds", "300", "--output", "json"])
+            .current_dir(directory)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success() || output.status.code() == Some(1),
+            "{}",
+            stderr(&output)
+        );
+        serde_json::from_str::<Value>(&stdout(&output)).unwrap()
+    };
+    let absolute = plan(
+        &format!("csv:{}", dir.join("traffic.csv").display()),
+        std::path::Path::new("/"),
+    );
+    let relative = plan("csv:traffic.csv", &dir);
+    assert_eq!(absolute, relative);
+    assert!(
+        absolute["cheapest"]["summary"]["pod_seconds"].as_u64().unwrap() > 0,
+        "{absolute}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -10,10 +10,7 @@ use serde_json::Value;
 fn a_short_demo_holds_its_verdict_and_writes_the_plot_and_the_summary() {
     kedaform_tests::moto_endpoint();
     let out = std::env::temp_dir().join(format!("kedaform-demo-{}", std::process::id()));
-    let manifest = format!(
-        "{}/../../shared/fixtures/keda/keda-2.20.2.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let manifest = kedaform_tests::keda_release("keda-2.20.2.yaml").display().to_string();
     let started = Instant::now();
     let output = Command::new(env!("CARGO_BIN_EXE_kedaform"))
         .args([

@@ -2,6 +2,7 @@
 //! workloads' images build no Kubernetes client, Lambda runtime or EKS and IAM SDK.
 
 pub mod aws;
+pub mod queues;
 pub mod telemetry;
 
 use std::fmt::Write as _;

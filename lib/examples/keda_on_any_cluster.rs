@@ -39,11 +39,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     else {
         return Err(USAGE.into());
     };
-    let config = kedaform::aws::load().await;
+    let config = kedaform_common::aws::load().await;
     let kubeconfig = Kubeconfig::read(Path::new(kubeconfig)).await?;
     let cluster = kubeconfig.cluster_name.clone();
-    let access = ClusterAccess::new(&config, aws_sdk_eks::Client::new(&config), kedaform::aws::s3(&config))?
-        .with_kubeconfig(kubeconfig);
+    let access = ClusterAccess::new(
+        &config,
+        aws_sdk_eks::Client::new(&config),
+        kedaform_common::aws::s3(&config),
+    )?
+    .with_kubeconfig(kubeconfig);
     let runtime = Runtime::new(Resources::default().with_kubernetes(access));
     let deadline = || tokio::time::Instant::now() + Duration::from_secs(600);
 

@@ -1,5 +1,5 @@
 //! The trust fix from your own Rust program: let exactly the KEDA operator role assume the
-//! consumer role (and drop the seed's "whole account" grant).
+//! consumer role (and drop scale-eks-with-keda's "whole account" grant).
 //!
 //! ```sh
 //! cargo run -p kedaform --example trust_fix -- sales-consumer arn:aws:iam::111122223333:role/keda-operator
@@ -19,7 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (Some(role), Some(keda_role)) = (args.next(), args.next()) else {
         return Err("usage: trust_fix <consumer role name or ARN> <KEDA operator role ARN>".into());
     };
-    let config = kedaform::aws::load().await;
+    let config = kedaform_common::aws::load().await;
     let policies = TrustPolicies::new(aws_sdk_iam::Client::new(&config));
     let trust = KedaTrust {
         keda_role_arn: keda_role,

@@ -23,7 +23,7 @@ pub enum Error {
 
     /// Properties the resource type does not have (a typo, most likely).
     #[error(
-        "unknown {}: {}; check the spelling against the resource reference in the README",
+        "unknown {}: {}; check the spelling against the resource reference (docs/src/reference/custom-resources.md)",
         if .0.len() == 1 { "property" } else { "properties" },
         .0.join(", ")
     )]
@@ -141,30 +141,6 @@ pub enum Error {
         object: String,
         /// Its condition or status, and its latest events.
         reason: String,
-    },
-
-    /// An SQS call failed.
-    #[error("SQS {action} on {queue} failed")]
-    Sqs {
-        /// The API action.
-        action: &'static str,
-        /// The queue.
-        queue: String,
-        /// The SDK's error.
-        #[source]
-        source: Box<aws_sdk_sqs::Error>,
-    },
-
-    /// An S3 call failed.
-    #[error("S3 {action} on bucket {bucket} failed")]
-    S3 {
-        /// The API action.
-        action: &'static str,
-        /// The bucket.
-        bucket: String,
-        /// The SDK's error.
-        #[source]
-        source: Box<aws_sdk_s3::Error>,
     },
 
     /// Something cannot be removed while other objects still depend on it.

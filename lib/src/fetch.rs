@@ -37,6 +37,12 @@ pub fn read_bounded(path: &std::path::Path, limit: usize) -> Result<Vec<u8>, Str
     Ok(bytes)
 }
 
+/// The `file://` URL of an absolute path, for [`Fetcher::allow_local_files`]; `None` for a
+/// relative path.
+pub fn file_url(path: &std::path::Path) -> Option<String> {
+    Url::from_file_path(path).ok().map(String::from)
+}
+
 /// Where a manifest URL points, once it passed the rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -51,6 +57,8 @@ pub enum Source {
     },
     /// Only with [`Fetcher::allow_plain_http`], which no template can set.
     Http(Url),
+    /// A `file://` URL: only with [`Fetcher::allow_local_files`], which no template can set.
+    File(std::path::PathBuf),
 }
 
 /// The URL as a log line or an error may show it: no user info, no query (a pre-signed URL's
@@ -78,6 +86,9 @@ pub fn shown(url: &str) -> String {
 pub struct Rules {
     /// Plain http:// (local mirrors, tests); never set by anything a template controls.
     pub allow_plain_http: bool,
+    /// file:// (a mirror on disk, named by the person running the CLI); never set by anything
+    /// a template controls.
+    pub allow_local_files: bool,
     /// The Lambda Runtime API's `host:port` (`AWS_LAMBDA_RUNTIME_API`), never fetched.
     pub runtime_api: Option<String>,
 }
@@ -108,6 +119,10 @@ pub fn classify(url: &str, rules: &Rules) -> Result<Source, String> {
             check_runtime_api(&parsed, rules)?;
             Ok(Source::Http(parsed))
         }
+        "file" if rules.allow_local_files => parsed
+            .to_file_path()
+            .map(Source::File)
+            .map_err(|()| format!("{} does not name a local file", shown(url))),
         _ => Err(format!("{} is neither https:// nor s3://", shown(url))),
     }
 }
@@ -219,6 +234,7 @@ impl Fetcher {
     pub fn without_s3() -> Self {
         let rules = Rules {
             allow_plain_http: false,
+            allow_local_files: false,
             runtime_api: std::env::var("AWS_LAMBDA_RUNTIME_API").ok(),
         };
         let redirect_rules = rules.clone();
@@ -256,12 +272,23 @@ impl Fetcher {
         self
     }
 
+    /// Allows `file://` URLs, read up to the same limit (a mirror on disk, named by the person
+    /// running the CLI). The Lambdas never call it, so no template can read the Lambda's files.
+    #[must_use]
+    pub fn allow_local_files(mut self) -> Self {
+        self.rules.allow_local_files = true;
+        self
+    }
+
     /// The bytes at `url`, or an error about the manifest URL that names it (without its
     /// query) and never quotes what was fetched.
     pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, Error> {
         let failed = |message: String| Error::input(Input::ManifestUrl, message);
         let cannot = |e: &dyn std::fmt::Display| failed(format!("cannot fetch {}: {e}", shown(url)));
         match classify(url, &self.rules).map_err(failed)? {
+            Source::File(path) => {
+                read_bounded(&path, self.limit).map_err(|why| failed(format!("{} {why}", shown(url))))
+            }
             Source::S3 { bucket, key } => {
                 let s3 = self
                     .s3
@@ -347,6 +374,7 @@ mod tests {
     fn plain_http() -> Rules {
         Rules {
             allow_plain_http: true,
+            allow_local_files: false,
             runtime_api: Some("10.0.0.5:9001".into()),
         }
     }
@@ -385,6 +413,45 @@ mod tests {
             refused("s3://bucket-only"),
             "s3://bucket-only does not name an object: expected s3://<bucket>/<key>"
         );
+    }
+
+    #[test]
+    fn local_files_only_when_allowed_and_only_on_this_machine() {
+        let files = Rules {
+            allow_local_files: true,
+            ..Rules::default()
+        };
+        assert_eq!(
+            classify("file:///mirror/keda.yaml", &files),
+            Ok(Source::File("/mirror/keda.yaml".into()))
+        );
+        assert!(refused("file:///mirror/keda.yaml").ends_with("is neither https:// nor s3://"));
+        assert_eq!(
+            classify("file://fileserver/share/keda.yaml", &files),
+            Err("file://fileserver/share/keda.yaml does not name a local file".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_local_file_is_read_up_to_the_manifest_limit() {
+        let fetcher = Fetcher::without_s3().allow_local_files();
+        let message = fetcher.fetch("file:///dev/zero").await.unwrap_err().to_string();
+        assert!(message.contains("file:///dev/zero is larger than 16 MiB"), "{message}");
+        let message = fetcher
+            .fetch("file:///nonexistent/keda.yaml")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("file:///nonexistent/keda.yaml cannot be read: "),
+            "{message}"
+        );
+        let refused = Fetcher::without_s3()
+            .fetch("file:///etc/hostname")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("is neither https:// nor s3://"), "{refused}");
     }
 
     #[test]

@@ -10,18 +10,22 @@
 //! - [`cfn`]: the custom-resource runtime ([`Runtime`], [`CustomResource`]) and
 //!   [`RequestBuilder`].
 //! - [`kube`] (the apply engine: [`Applier`]), [`keda`] (the manifest pipeline), [`iam`]
-//!   (trust-policy planning, [`TrustPolicies`]), [`eks`], [`fetch`], [`retry`]: the engine,
-//!   which knows nothing of CloudFormation and reports wrong input as an [`Input`].
+//!   (trust-policy planning, [`TrustPolicies`]), [`eks`], [`fetch`]: the engine, which knows
+//!   nothing of CloudFormation and reports wrong input as an [`Input`]; its waits are bounded by
+//!   the request's deadline.
 //! - [`sim`]: the planner (KEDA and the HPA controller per Kubernetes version).
+//!
+//! AWS clients come from one loader, `kedaform_common::aws::load` (the Lambdas and the CLI use
+//! it): endpoints only from the standard `AWS_ENDPOINT_URL*` settings.
 //!
 //! # Example: the trust fix, planned without any call
 //!
 //! ```
 //! use kedaform::iam::policy::{self, KedaTrust};
 //!
-//! let seed = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+//! let original = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
 //!     "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "sts:AssumeRole"}]});
-//! let plan = policy::apply(&seed, &KedaTrust {
+//! let plan = policy::apply(&original, &KedaTrust {
 //!     keda_role_arn: "arn:aws:iam::111122223333:role/keda-operator".into(),
 //!     external_id: None,
 //!     exclusive: true,
@@ -30,7 +34,6 @@
 //! assert_eq!(plan.removed, ["arn:aws:iam::111122223333:root"]);
 //! ```
 
-pub mod aws;
 pub mod cfn;
 pub mod eks;
 mod error;
@@ -40,13 +43,15 @@ pub mod keda;
 pub mod kube;
 mod redact;
 pub mod resources;
-pub mod retry;
+mod retry;
 pub mod sim;
+#[cfg(test)]
+mod test_data;
 
 pub use cfn::{CustomResource, Invocation, Outcome, RequestBuilder, Runtime};
 pub use error::{Error, Input};
 pub use iam::TrustPolicies;
-pub use kedaform_common::{error_chain, telemetry};
+use kedaform_common::error_chain;
 pub use kube::Kubeconfig;
 pub use kube::apply::Applier;
 pub use resources::{ClusterAccess, Resources};

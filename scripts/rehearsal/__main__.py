@@ -1,10 +1,11 @@
-"""`make rehearse`: `sam deploy` of infra/template.yaml rehearsed on one machine (README:
-Rehearsal). Packages what `sam build` left into the rehearsal's moto as `sam package` does,
-then runs the stack's life cycle, prints CloudFormation's event stream and ends with a verdict
-whose every line was checked by listing moto and the cluster.
+"""`make rehearse`: `sam deploy` of infra/template.yaml rehearsed on one machine
+(docs/src/testing/rehearsal.md). Packages what `sam build` left into the rehearsal's moto as
+`sam package` does, then runs the stack's life cycle, prints CloudFormation's event stream and
+ends with a verdict whose every line was checked by listing moto and the cluster.
 
-Scenarios: full (Create, Update in place, an Update that fails and rolls back, Delete, a Create
-that fails and rolls back, a Create refused by IAM); short (the last two, for `make test`).
+Scenarios: full (Create, Update in place, an Update that fails and rolls back, Delete; the CDK
+example app's Create and Delete; a Create that fails and rolls back; a Create refused by IAM);
+short (the last two, for `make test`).
 """
 
 import argparse
@@ -18,6 +19,7 @@ import time
 
 from . import inventory
 from .authenticator import Authenticator
+from .cdk import CdkAccount
 from .errors import TemplateError
 from .kubernetes import Cluster
 from .public import PublicEndpoints
@@ -36,6 +38,11 @@ UPDATE = {"QueueLength": "10", "MaxReplicas": "7", "PollingInterval": "3", "Prod
 FAILING = {"KedaManifestSha256": "0" * 64}
 # What has no local implementation: recorded as created and deleted, listed in the output.
 STAND_IN_TYPES = set(STAND_IN_PREFIXES) | {"AWS::EKS::Cluster", "AWS::EKS::AccessEntry"}
+# The CDK example app as `make rehearse` synthesizes it (scripts/rehearse.sh): its stack, the
+# existing cluster it names, the namespace of its consumer.
+CDK_STACK = "KedaformExample"
+CDK_CLUSTER = "kedaform-cdk"
+CDK_NAMESPACE = "sales"
 # The permission the IAM check takes away: the trust-policy Lambda's right to rewrite the trust policy.
 REMOVED = ("TrustPolicyRole", "iam:UpdateAssumeRolePolicy")
 
@@ -125,18 +132,16 @@ class Rehearsal:
         namespace = stack.parameters["ProducerNamespace"]
         return self.cluster.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/producer")
 
-    def scales_on_queue_depth(self, stack, messages=100, seconds=180):
-        """Sends `messages` events to the stack's queue as the producer would and waits for
-        KEDA and the HPA controller to give the consumer Deployment more replicas; returns the
+    def scales_on_queue_depth(self, queue, namespace, messages=100, seconds=180):
+        """Sends `messages` events to `queue` as the producer would and waits for KEDA and the
+        HPA controller to give the consumer Deployment in `namespace` more replicas; returns the
         most replicas seen. KEDA reads the queue with the consumer role, assumed from its own
-        IRSA role (the trust ConsumerTrust patched), every call checked by moto's IAM."""
-        queue = stack.resources["Queue"].physical
+        IRSA role (the trust the trust-policy Lambda patched), every call checked by moto's IAM."""
         sqs = self.world.client("sqs")
         for start in range(0, messages, 10):
             sqs.send_message_batch(QueueUrl=queue, Entries=[
                 {"Id": str(i), "MessageBody": json.dumps({"request_id": f"rehearsal-{start + i}", "event_type": "sale_event"})}
                 for i in range(10)])
-        namespace = stack.parameters["ConsumerNamespace"]
         most, deadline = 0, time.monotonic() + seconds
         while time.monotonic() < deadline and most < 2:
             deployment = self.cluster.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/consumer") or {}
@@ -144,6 +149,10 @@ class Rehearsal:
             time.sleep(2)
         sqs.purge_queue(QueueUrl=queue)
         return most
+
+    def keda_ready(self):
+        operator = self.cluster.get("/apis/apps/v1/namespaces/keda/deployments/keda-operator")
+        return operator and operator.get("status", {}).get("readyReplicas", 0) >= 1
 
     def token(self, role_arn, cluster):
         """A `k8s-aws-v1.` token as `aws eks get-token` makes it, for a session of `role_arn`."""
@@ -173,14 +182,12 @@ class Rehearsal:
         self.world.stacks.append(stack)
         if self.step("Create", stack.create):
             created = self.scaled_object(stack)
-            operator = self.cluster.get("/apis/apps/v1/namespaces/keda/deployments/keda-operator")
             self.check("KEDA installed by the zipped kube Lambda, authenticated by aws-iam-authenticator",
-                       operator and operator.get("status", {}).get("readyReplicas", 0) >= 1,
-                       detail=f"{self.public.sts_calls} STS verifications")
+                       self.keda_ready(), detail=f"{self.public.sts_calls} STS verifications")
             self.check("ScaledObject consumer created", created is not None)
             self.access_entries(stack)
             started = time.monotonic()
-            replicas = self.scales_on_queue_depth(stack)
+            replicas = self.scales_on_queue_depth(stack.resources["Queue"].physical, stack.parameters["ConsumerNamespace"])
             self.check("KEDA scales the consumer on queue depth (100 messages, queueLength 10)", replicas >= 2,
                        f"{time.monotonic() - started:.0f} s", f"consumer replicas 1 -> {replicas}; "
                        f"{self.public.web_identity_calls} AssumeRoleWithWebIdentity")
@@ -204,6 +211,32 @@ class Rehearsal:
                            back and back["metadata"]["uid"] == created["metadata"]["uid"] and back["spec"].get("maxReplicaCount") == 7)
         self.step("Delete", stack.delete)
         self.world.stacks.remove(stack)
+        return [stack]
+
+    def cdk_app(self, cdk_out):
+        """The CDK example app (integrations/cdk/example), synthesized for this cluster, deployed
+        as `cdk deploy` does on a bootstrapped account: its assets published, then Create and
+        Delete; KEDA scales its consumer in between. Its cluster exists before the stack, as the
+        example expects."""
+        account = CdkAccount(self.world)
+        self.world.cluster.register(CDK_CLUSTER)
+        stack = Stack(self.world, CDK_STACK, account.publish(cdk_out, CDK_STACK), {})
+        self.world.stacks.append(stack)
+        try:
+            if self.step("CDK example app: Create", stack.create):
+                self.check("CDK app: KEDA installed and the consumer's ScaledObject created", self.keda_ready() and self.cluster.get(
+                    f"/apis/keda.sh/v1alpha1/namespaces/{CDK_NAMESPACE}/scaledobjects/consumer") is not None)
+                queue = next(resource.physical for logical, resource in stack.resources.items()
+                             if resource.type == "AWS::SQS::Queue" and logical.startswith("Queue"))
+                started = time.monotonic()
+                replicas = self.scales_on_queue_depth(queue, CDK_NAMESPACE)
+                self.check("CDK app: KEDA scales the consumer on queue depth", replicas >= 2,
+                           f"{time.monotonic() - started:.0f} s", f"consumer replicas 1 -> {replicas}")
+            self.step("CDK example app: Delete", stack.delete)
+        finally:
+            self.world.stacks.remove(stack)
+            self.world.cluster.unregister(CDK_CLUSTER)
+            account.remove()
         return [stack]
 
     def failed_create(self, base):
@@ -243,6 +276,7 @@ def main():
     parser.add_argument("--issuer", required=True, help="the service-account issuer of the cluster, an EKS-style OIDC URL")
     parser.add_argument("--moto-port", type=int, required=True, help="where moto listens (the pods' AWS_ENDPOINT_URL)")
     parser.add_argument("--scenario", choices=["full", "short"], default="full")
+    parser.add_argument("--cdk-out", help="the CDK example app's cdk.out, synthesized for the rehearsal (full scenario)")
     parser.add_argument("--report", help="write the measurements as JSON here (make bench)")
     parser.add_argument("--parameter", action="append", default=[], help="Name=Value, over the rehearsal's parameters")
     arguments = parser.parse_args()
@@ -276,6 +310,8 @@ def main():
         try:
             if arguments.scenario == "full":
                 stacks += rehearsal.full(base)
+                if arguments.cdk_out:
+                    stacks += rehearsal.cdk_app(arguments.cdk_out)
             stacks += rehearsal.failed_create(base)
             stacks += rehearsal.iam_refused(base, denied_text)
         except TemplateError as error:
@@ -299,8 +335,11 @@ def main():
         print(f"{'PASS' if ok else 'FAIL'}  {title:<84} {measure:>12}  {detail}")
     print(f"\nstand-ins (no local implementation; recorded, listed above as created and deleted): {', '.join(stand_ins)}")
     print("custom-resource requests:", json.dumps(world.custom.requests, sort_keys=True))
-    for name, (peak, memory) in sorted(world.lambdas.report().items()):
-        flag = "" if peak <= memory else "  OVER MemorySize: Lambda would stop it"
+    held = "held by a memory cgroup each" if world.lambdas.memory_cgroup else "NOT held: no writable memory cgroup"
+    print(f"MemorySize: {held}")
+    report = world.lambdas.report()
+    for name, (peak, memory, killed) in sorted(report.items()):
+        flag = "" if peak <= memory and not killed else f"  OVER MemorySize: {killed} process(es) killed at the limit"
         print(f"peak RSS {name}: {peak:.1f} MiB of MemorySize {memory} MiB{flag}")
     seconds = time.monotonic() - started
     print(f"rehearsal: {seconds:.0f} s")
@@ -308,8 +347,8 @@ def main():
         with open(arguments.report, "w") as out:
             json.dump({"scenario": arguments.scenario, "seconds": round(seconds, 1), "requests": world.custom.requests,
                        "functions": {logical: {"peak_rss_mib": round(peak, 1), "memory_size_mib": memory}
-                                     for logical, (peak, memory) in world.lambdas.report().items()}}, out)
-    over = [name for name, (peak, memory) in world.lambdas.report().items() if peak > memory]
+                                     for logical, (peak, memory, _) in report.items()}}, out)
+    over = [name for name, (peak, memory, killed) in report.items() if peak > memory or killed]
     if over or not all(ok for _, ok, _, _ in rehearsal.verdict):
         sys.exit(1)
 

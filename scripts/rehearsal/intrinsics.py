@@ -181,6 +181,14 @@ class Evaluator:
     def _or(self, argument, where):
         return any(self._boolean(value, where, "Fn::Or") for value in argument)
 
+    def _contains(self, argument, where):
+        """Rules only: whether the list holds the value."""
+        items, value = argument
+        items = self._eval(items, where)
+        if not isinstance(items, list):
+            raise TemplateError(where, "Fn::Contains", "needs a list of strings")
+        return _canonical(self._eval(value, where)) in [_canonical(item) for item in items]
+
     def _boolean(self, value, where, function):
         value = self._eval(value, where)
         if not isinstance(value, bool):

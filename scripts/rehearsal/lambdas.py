@@ -1,6 +1,6 @@
 """Lambda as it runs a function: the zip `sam package` uploaded, unpacked; its bootstrap run by
 AWS's Lambda Runtime Interface Emulator with the function's Environment, Timeout and
-MemorySize, and the credentials of its own execution role, obtained from moto's STS as the
+MemorySize (a memory cgroup of that size: memory.py), and the credentials of its own execution role, obtained from moto's STS as the
 Lambda service obtains them. Each concurrent invocation gets an execution environment of its
 own, as Lambda scales out; an idle one is reused (a warm start). Asynchronous invocations (how
 CloudFormation invokes custom resources) are retried twice on a function error, as Lambda does."""
@@ -16,6 +16,8 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+
+from .memory import MemoryLimit
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 
@@ -52,11 +54,15 @@ class Environment:
         self.port = free_port()
         runtime_port = free_port()
         self.log = open(os.path.join(function.directory, f"..{os.sep}{function.name}-{index}.log"), "ab")
+        bootstrap = [os.path.join(function.directory, "bootstrap")]
+        self.limit = None
+        if function.runtime.memory_cgroup:
+            self.limit = MemoryLimit(function.runtime.memory_cgroup, f"kedaform-{function.name}-{index}", function.memory_mib)
+            bootstrap = self.limit.command(bootstrap)
         self.process = subprocess.Popen(
             [function.runtime.emulator, "--log-level", "error",
              "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
-             "--runtime-api-address", f"127.0.0.1:{runtime_port}",
-             os.path.join(function.directory, "bootstrap")],
+             "--runtime-api-address", f"127.0.0.1:{runtime_port}", *bootstrap],
             cwd=function.directory, env=function.environment(), stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
         deadline = time.monotonic() + 10
@@ -69,6 +75,7 @@ class Environment:
                     raise RuntimeError(f"the Runtime Interface Emulator for {function.name} did not start; see its log") from None
                 time.sleep(0.05)
         self.peak_kib = 0
+        self.oom_kills = 0
 
     def invoke(self, payload, timeout):
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{INVOKE_PATH}", data=payload, method="POST")
@@ -92,6 +99,9 @@ class Environment:
                 os.killpg(self.process.pid, 9)
                 self.process.wait()
         self.log.close()
+        if self.limit:
+            self.oom_kills = self.limit.oom_kills()
+            self.limit.remove()
 
 
 class Function:
@@ -139,6 +149,7 @@ class Function:
             for environment in self.all:
                 environment.stop()
             self.runtime.peaks[self.logical] = max([self.runtime.peaks.get(self.logical, 0)] + [e.peak_kib for e in self.all])
+            self.runtime.oom_kills[self.logical] = self.runtime.oom_kills.get(self.logical, 0) + sum(e.oom_kills for e in self.all)
             self.all, self.idle = [], []
 
 
@@ -147,10 +158,12 @@ class Lambdas:
     Lambda's AssumeRole of the execution role returns; `endpoints` the AWS_ENDPOINT_URL*
     settings every function gets (the rehearsal's moto and EKS stand-in)."""
 
-    def __init__(self, emulator, workdir, region, download, service_credentials, endpoints):
+    def __init__(self, emulator, workdir, region, download, service_credentials, endpoints, memory_cgroup):
         self.emulator, self.workdir, self.region = emulator, workdir, region
         self.download, self.service_credentials, self.endpoints = download, service_credentials, endpoints
-        self.functions, self.peaks, self.memory = {}, {}, {}
+        # Where the functions' memory cgroups go (memory.own_cgroup()); None: MemorySize not held.
+        self.memory_cgroup = memory_cgroup
+        self.functions, self.peaks, self.memory, self.oom_kills = {}, {}, {}, {}
         self.lock = threading.Lock()
 
     def register(self, arn, name, logical, properties):
@@ -209,6 +222,8 @@ class Lambdas:
             self.unregister(arn)
 
     def report(self):
-        """Per function's logical id: peak RSS (MiB) of any of its environments, and MemorySize."""
-        return {logical: (self.peaks.get(logical, 0) / 1024, self.memory.get(logical)) for logical in self.peaks}
+        """Per function's logical id: peak RSS (MiB) of any of its environments, MemorySize, and
+        how many of its processes the kernel killed at MemorySize."""
+        return {logical: (self.peaks.get(logical, 0) / 1024, self.memory.get(logical), self.oom_kills.get(logical, 0))
+                for logical in self.peaks}
 

@@ -1,8 +1,8 @@
 """What each resource type does in the rehearsal: plain AWS resources are created in moto
 through its APIs, Lambda functions are created in moto and run by the Lambda Runtime Interface
 Emulator (lambdas.py), custom resources get CloudFormation's request (custom.py), nested stacks
-run as stacks, and what moto cannot hold (the VPC's pieces, the node group) is recorded as a
-stand-in and listed as such. A property a provider does not apply fails the resource, naming it:
+run as stacks, and what moto cannot hold (the VPC's pieces, the node group, CDK's metadata) is recorded
+as a stand-in and listed as such. A property a provider does not apply fails the resource, naming it:
 nothing is skipped silently."""
 
 import json
@@ -17,6 +17,8 @@ STAND_IN_PREFIXES = {
     "AWS::EC2::Subnet": "subnet", "AWS::EC2::RouteTable": "rtb", "AWS::EC2::Route": "rtb-route",
     "AWS::EC2::SubnetRouteTableAssociation": "rtbassoc", "AWS::EC2::EIP": "eipalloc",
     "AWS::EC2::NatGateway": "nat", "AWS::EKS::Nodegroup": "nodegroup",
+    # CDK's version report to AWS (`cdk synth` adds it): nothing to create.
+    "AWS::CDK::Metadata": "cdk-metadata",
 }
 
 
@@ -256,6 +258,40 @@ class Role:
         iam.delete_role(RoleName=resource.physical)
 
 
+class Policy:
+    """AWS::IAM::Policy: an inline policy put on each of its roles (CDK writes a role's grants
+    this way); its physical id is a generated name, as CloudFormation's is."""
+    KNOWN = {"PolicyName", "PolicyDocument", "Roles"}
+
+    def create(self, stack, resource):
+        properties = resource.properties
+        _check(resource, properties, self.KNOWN)
+        iam = stack.world.client("iam")
+        for role in properties.get("Roles", []):
+            iam.put_role_policy(RoleName=role, PolicyName=properties["PolicyName"],
+                                PolicyDocument=_document(properties["PolicyDocument"]))
+        return stack.physical_name(resource.logical), {}
+
+    def update(self, stack, resource, properties):
+        _check(resource, properties, self.KNOWN)
+        iam = stack.world.client("iam")
+        old_name, old_roles = resource.properties["PolicyName"], set(resource.properties.get("Roles", []))
+        for role in properties.get("Roles", []):
+            iam.put_role_policy(RoleName=role, PolicyName=properties["PolicyName"],
+                                PolicyDocument=_document(properties["PolicyDocument"]))
+        for role in old_roles - set(properties.get("Roles", [])) if old_name == properties["PolicyName"] else old_roles:
+            iam.delete_role_policy(RoleName=role, PolicyName=old_name)
+        return resource.physical, {}
+
+    def delete(self, stack, resource):
+        iam = stack.world.client("iam")
+        for role in resource.properties.get("Roles", []):
+            try:
+                iam.delete_role_policy(RoleName=role, PolicyName=resource.properties["PolicyName"])
+            except iam.exceptions.NoSuchEntityException:
+                pass  # the role went first: its inline policies went with it
+
+
 class OidcProvider:
     def create(self, stack, resource):
         properties = resource.properties
@@ -387,7 +423,7 @@ class Providers:
         self.by_type.update({
             "AWS::EKS::Cluster": Cluster(), "AWS::EKS::AccessEntry": AccessEntry(), "AWS::SQS::Queue": Queue(),
             "AWS::S3::Bucket": Bucket(), "AWS::S3::BucketPolicy": BucketPolicy(), "AWS::IAM::Role": Role(),
-            "AWS::IAM::OIDCProvider": OidcProvider(), "AWS::Logs::LogGroup": LogGroup(),
+            "AWS::IAM::Policy": Policy(), "AWS::IAM::OIDCProvider": OidcProvider(), "AWS::Logs::LogGroup": LogGroup(),
             "AWS::Lambda::Function": Function(), "AWS::CloudFormation::Stack": NestedStack(),
             "AWS::CloudFormation::CustomResource": CustomResource(),
         })

@@ -155,6 +155,12 @@ class Stack:
                 raise fail(f"is longer than its MaxLength {spec['MaxLength']}")
         if kind in ("CommaDelimitedList", "List<Number>"):
             return items
+        if kind.startswith("AWS::SSM::Parameter::Value<"):
+            # The value given is the parameter's name; CloudFormation resolves it from SSM.
+            try:
+                return self.world.client("ssm").get_parameter(Name=value)["Parameter"]["Value"]
+            except self.world.client("ssm").exceptions.ParameterNotFound:
+                raise fail(f"names SSM parameter {value}, which does not exist") from None
         if kind not in ("String", "Number") and not kind.startswith("AWS::"):
             raise fail(f"has type {kind}, which the rehearsal does not know")
         return value

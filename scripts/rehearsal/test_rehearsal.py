@@ -9,6 +9,7 @@ import time
 import unittest
 
 from .custom import stringify
+from .memory import MemoryLimit, own_cgroup
 from .errors import TemplateError
 from .public import presigned_signature
 from .trust import caller_allowed, service_allowed, web_identity_allowed
@@ -69,6 +70,10 @@ class Things:
         self._record(("delete", resource.logical))
 
 
+class ParameterNotFound(Exception):
+    """What boto3's SSM client raises for a name it does not hold."""
+
+
 class World:
     region, account = "us-east-1", "123456789012"
 
@@ -80,6 +85,21 @@ class World:
         self.providers.by_type["Test::Thing"] = self.things
         self.exports, self.stacks, self.lock = {}, [], threading.Lock()
         self.events = Events(out=io.StringIO())
+        self.ssm = {"/cdk-bootstrap/hnb659fds/version": "21"}
+
+    def client(self, service):
+        assert service == "ssm", service
+        world = self
+
+        class Ssm:
+            exceptions = type("Exceptions", (), {"ParameterNotFound": ParameterNotFound})
+
+            def get_parameter(self, Name):  # noqa: N803 (boto3's name)
+                if Name not in world.ssm:
+                    raise ParameterNotFound(Name)
+                return {"Parameter": {"Value": world.ssm[Name]}}
+
+        return Ssm()
 
 
 def stack(text=TEMPLATE, **values):
@@ -174,11 +194,53 @@ class BadInput(unittest.TestCase):
         with self.assertRaisesRegex(TemplateError, "Parameters.Name does not match its AllowedPattern"):
             stack(Name="B1")
 
+    def test_cdk_bootstrap_version_from_ssm_and_its_rule(self):
+        text = """
+Parameters:
+  BootstrapVersion: {Type: "AWS::SSM::Parameter::Value<String>", Default: /cdk-bootstrap/hnb659fds/version}
+Rules:
+  CheckBootstrapVersion:
+    Assertions:
+      - Assert: {"Fn::Not": [{"Fn::Contains": [["1", "2", "3", "4", "5"], {Ref: BootstrapVersion}]}]}
+        AssertDescription: CDK bootstrap stack version 6 required.
+Resources:
+  A: {Type: Test::Thing, Properties: {Value: !Ref BootstrapVersion}}
+"""
+        made, things = stack(text)
+        made.create()
+        self.assertEqual(things.log, [("create", "A", "21")])
+        old = World()
+        old.ssm["/cdk-bootstrap/hnb659fds/version"] = "5"
+        with self.assertRaisesRegex((StackFailed, TemplateError), "Rules.CheckBootstrapVersion fails: CDK bootstrap stack version 6"):
+            Stack(old, "old", parse(text, "test"), {}).create()
+        with self.assertRaisesRegex(TemplateError, "Parameters.BootstrapVersion names SSM parameter /none, which does not exist"):
+            stack(text, BootstrapVersion="/none")
+
     def test_bad_yaml_names_the_line_not_the_text(self):
         with self.assertRaises(TemplateError) as caught:
             parse("Resources:\n  A: {Type: [secret\n", "t.yaml")
         self.assertIn("line", str(caught.exception))
         self.assertNotIn("secret", str(caught.exception))
+
+
+class Memory(unittest.TestCase):
+    def test_a_function_past_its_memory_size_is_killed_and_counted(self):
+        import os
+        import subprocess
+        import sys
+
+        parent = own_cgroup()
+        self.assertIsNotNone(parent, "no writable cgroup v1 memory controller: the rehearsal cannot hold MemorySize (run as root)")
+        limit = MemoryLimit(parent, f"kedaform-test-{os.getpid()}", 64)
+        try:
+            grow = "import sys; block = bytearray(int(sys.argv[1]) * 1024 * 1024); block[::4096] = b'x' * len(block[::4096])"
+            small = subprocess.run(limit.command([sys.executable, "-c", grow, "16"]))
+            self.assertEqual((small.returncode, limit.oom_kills()), (0, 0))
+            large = subprocess.run(limit.command([sys.executable, "-c", grow, "200"]))
+            self.assertEqual(large.returncode, -9, "the kernel kills a process past the limit")
+            self.assertEqual(limit.oom_kills(), 1)
+        finally:
+            limit.remove()
 
 
 class Requests(unittest.TestCase):

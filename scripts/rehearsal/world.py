@@ -16,6 +16,7 @@ from .custom import CustomResources
 from .eks import DescribeCluster, LocalCluster
 from .events import Events
 from .lambdas import Lambdas, free_port
+from .memory import own_cgroup
 from .resources import Providers
 
 ACCOUNT = "123456789012"
@@ -47,7 +48,7 @@ class World:
         self.eks = DescribeCluster(self.cluster, ACCOUNT)
         endpoints = {"AWS_ENDPOINT_URL": self.moto_url, "AWS_ENDPOINT_URL_EKS": self.eks.url}
         endpoints.update(function_environment or {})
-        self.lambdas = Lambdas(emulator, workdir, region, self._download, self.service_credentials, endpoints)
+        self.lambdas = Lambdas(emulator, workdir, region, self._download, self.service_credentials, endpoints, own_cgroup())
         self.custom = CustomResources(self.lambdas)
 
     def _make_admin(self):

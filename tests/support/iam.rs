@@ -1,4 +1,4 @@
-//! IAM fixtures: the seed's consumer trust policy and a fake IAM for what moto cannot play.
+//! IAM fixtures: scale-eks-with-keda's consumer trust policy and a fake IAM for what moto cannot play.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -8,7 +8,7 @@ use crate::{LocalServer, Reply};
 
 /// moto's default account.
 pub const ACCOUNT: &str = "123456789012";
-/// The OIDC provider the seeded roles trust.
+/// The OIDC provider the test roles trust.
 pub const OIDC: &str = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
 
 /// The statement that lets the consumer's pods assume their role through IRSA.
@@ -24,27 +24,27 @@ pub fn web_identity_statement() -> Value {
     })
 }
 
-/// The seed's consumer role trust: the whole account plus the consumer's service account.
-pub fn seed_trust() -> Value {
+/// scale-eks-with-keda's consumer role trust: the whole account plus the consumer's service account.
+pub fn account_wide_trust() -> Value {
     json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")}, "Action": "sts:AssumeRole"},
         web_identity_statement()
     ]})
 }
 
-/// A role (on moto) with the seed's trust; returns its name.
-pub async fn seed_role(iam: &aws_sdk_iam::Client, prefix: &str) -> String {
+/// A role (on moto) with scale-eks-with-keda's trust; returns its name.
+pub async fn account_wide_role(iam: &aws_sdk_iam::Client, prefix: &str) -> String {
     let name = crate::unique(prefix);
     iam.create_role()
         .role_name(&name)
-        .assume_role_policy_document(seed_trust().to_string())
+        .assume_role_policy_document(account_wide_trust().to_string())
         .send()
         .await
         .expect("moto creates the role");
     name
 }
 
-/// The one role the fake IAM knows, with the seed's trust.
+/// The one role the fake IAM knows, with scale-eks-with-keda's trust.
 pub const FAKE_IAM_ROLE: &str = "consumer";
 
 /// A policy document as IAM's `GetRole` returns it: URL-encoded.
@@ -63,7 +63,7 @@ pub fn url_encoded(document: &Value) -> String {
 }
 
 fn get_role() -> String {
-    let encoded = url_encoded(&seed_trust());
+    let encoded = url_encoded(&account_wide_trust());
     format!(
         r#"<GetRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><GetRoleResult><Role>
 <Path>/</Path><AssumeRolePolicyDocument>{encoded}</AssumeRolePolicyDocument><RoleId>AROAEXAMPLEID0000001</RoleId>

@@ -280,7 +280,7 @@ pub fn moto_endpoint() -> String {
 /// and exports `AWS_ENDPOINT_URL`; without it these tests must fail, not skip.
 pub async fn moto() -> aws_config::SdkConfig {
     moto_endpoint();
-    kedaform::aws::load().await
+    kedaform_common::aws::load().await
 }
 
 /// Log lines written while its subscriber is the default, as text.
@@ -317,13 +317,45 @@ impl std::io::Write for CapturedLogs {
 
 /// A library example of this build (`cargo test` builds them), for tests that run it.
 pub fn example(name: &str) -> std::path::PathBuf {
+    built(&format!("examples/{name}"), "cargo build -p kedaform --examples")
+}
+
+/// The `kedaform` binary of this build, for tests outside the CLI's package that run it.
+pub fn cli_binary() -> std::path::PathBuf {
+    built("kedaform", "cargo build -p kedaform-cli")
+}
+
+/// `path` in this build's target directory (`target/debug`), which `command` builds.
+fn built(path: &str, command: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let debug = exe.parent().and_then(std::path::Path::parent).expect("target/debug");
-    let binary = debug.join("examples").join(name);
+    let binary = debug.join(path);
     assert!(
         binary.exists(),
-        "{} is missing: build it with `cargo build -p kedaform --examples` (cargo test does)",
+        "{} is missing: build it with `{command}` (cargo test --workspace does)",
         binary.display()
     );
     binary
+}
+
+/// The path of one of KEDA 2.20.2's release files the tests read (`keda-2.20.2.yaml`, the
+/// ScaledObject and TriggerAuthentication CRDs), in the directory `$KEDAFORM_KEDA_MIRROR`, which
+/// `make test` sets (scripts/common.sh: `ensure_keda_release`).
+pub fn keda_release(name: &str) -> std::path::PathBuf {
+    let Some(mirror) = std::env::var_os("KEDAFORM_KEDA_MIRROR") else {
+        panic!(
+            "KEDAFORM_KEDA_MIRROR is not set: run `make test`, or point it at a directory holding KEDA 2.20.2's \
+             release files (`bash -c 'source scripts/common.sh && ensure_keda_release && echo $KEDAFORM_KEDA_MIRROR'` \
+             downloads them and checks their digests)"
+        )
+    };
+    let path = std::path::Path::new(&mirror).join(name);
+    assert!(path.exists(), "{} is missing from KEDAFORM_KEDA_MIRROR", path.display());
+    path
+}
+
+/// The text of [`keda_release`]`(name)`.
+pub fn keda_release_text(name: &str) -> String {
+    let path = keda_release(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -1,6 +1,6 @@
-// The seed's system on an existing EKS cluster, from CDK: the queue and its dead-letter queue,
+// scale-eks-with-keda's system on an existing EKS cluster, from CDK: the queue and its dead-letter queue,
 // the KEDA operator and consumer roles (IRSA), the trust fix, KEDA, the consumer Deployment
-// and its ScaledObject. `cdk synth` writes cdk.out/KedaformSeed.template.json.
+// and its ScaledObject. `cdk synth` writes cdk.out/KedaformExample.template.json.
 //
 // Context (cdk.json or -c): clusterName, oidcProvider (the cluster's issuer without https://),
 // consumerImage. The Lambdas' code: KEDAFORM_TRUST_POLICY_CODE and KEDAFORM_KUBERNETES_CODE,
@@ -27,8 +27,8 @@ const code = (variable: string): string => {
   return dir;
 };
 
-const stack = new Stack(app, 'KedaformSeed', {
-  description: "The seed's queue consumer scaled by KEDA with IRSA, deployed by kedaform's CDK constructs",
+const stack = new Stack(app, 'KedaformExample', {
+  description: "scale-eks-with-keda's queue consumer scaled by KEDA with IRSA, deployed by kedaform's CDK constructs",
 });
 
 const deadLetters = new sqs.Queue(stack, 'DeadLetterQueue', { retentionPeriod: Duration.days(14) });
@@ -55,10 +55,12 @@ const serviceAccountRole = (id: string, namespace: string, account: string) => {
 const kedaRole = serviceAccountRole('KedaOperatorRole', 'keda', 'keda-operator');
 const consumerRole = serviceAccountRole('ConsumerRole', 'sales', 'consumer');
 queue.grantConsumeMessages(consumerRole);
-// KEDA reads the queue's depth as the consumer role (the trust fix lets it assume that role).
+// KEDA reads the queue's depth as the consumer role: the KEDA role may assume it (here), and
+// the trust fix lets it (KedaTrustPolicy below); that is all the KEDA role may do.
 consumerRole.addToPolicy(
   new iam.PolicyStatement({ actions: ['sqs:GetQueueAttributes'], resources: [queue.queueArn] }),
 );
+kedaRole.addToPolicy(new iam.PolicyStatement({ actions: ['sts:AssumeRole'], resources: [consumerRole.roleArn] }));
 
 const provider = new KedaformProvider(stack, 'Kedaform', {
   code: KedaformProvider.codeFromDirectories(code('KEDAFORM_TRUST_POLICY_CODE'), code('KEDAFORM_KUBERNETES_CODE')),
@@ -113,7 +115,7 @@ const workload = new KubernetesManifest(stack, 'Consumer', {
   ],
 });
 workload.node.addDependency(access);
-// The seed's ScaledObject: queueLength 10, 1 to 50 replicas, polling 10 s, cooldown 500 s.
+// scale-eks-with-keda's ScaledObject: queueLength 10, 1 to 50 replicas, polling 10 s, cooldown 500 s.
 const scaling = new KedaScaledObject(stack, 'ScaledObject', {
   provider,
   clusterName,

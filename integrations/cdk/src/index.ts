@@ -1,5 +1,5 @@
 // CDK constructs for kedaform's custom resources. The props mirror the custom-resource
-// reference in the repository's README (camelCase here, PascalCase on the wire), with the same
+// reference (docs/src/reference/custom-resources.md) (camelCase here, PascalCase on the wire), with the same
 // defaults (left to the handler) and, for values known at synth time, the same messages.
 
 import { CustomResource, Duration, Fn, Stack, Token } from 'aws-cdk-lib';

@@ -7,10 +7,14 @@ use lambda_runtime::{Error, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    kedaform::telemetry::init();
-    let config = kedaform::aws::load().await;
-    let access = ClusterAccess::new(&config, aws_sdk_eks::Client::new(&config), kedaform::aws::s3(&config))?
-        .with_scope(Scope::from_env());
+    kedaform_common::telemetry::init();
+    let config = kedaform_common::aws::load().await;
+    let access = ClusterAccess::new(
+        &config,
+        aws_sdk_eks::Client::new(&config),
+        kedaform_common::aws::s3(&config),
+    )?
+    .with_scope(Scope::from_env());
     let runtime = &Runtime::new(Resources::default().with_kubernetes(access));
     lambda_runtime::run(service_fn(move |event| runtime.invoke(event))).await
 }

@@ -135,7 +135,7 @@ impl Invocation {
 ///
 /// **Deadlines.** Every call runs until [`Invocation::deadline`]: the Lambda's deadline, or the
 /// request's `ServiceTimeout` when that is sooner, less the time kept to send the answer.
-/// Waits inside are bounded by it ([`crate::retry::Backoff`]); a call still running then is
+/// Waits inside are bounded by it; a call still running then is
 /// cut off and the answer is FAILED, naming the last [`Invocation::step`]. A Delete is never
 /// refused for its `ServiceTimeout`.
 ///
@@ -245,8 +245,8 @@ pub trait CustomResource: Send + Sync + 'static {
 ///
 /// #[tokio::main]
 /// async fn main() -> Result<(), lambda_runtime::Error> {
-///     kedaform::telemetry::init();
-///     let config = kedaform::aws::load().await;
+///     kedaform_common::telemetry::init();
+///     let config = kedaform_common::aws::load().await;
 ///     let runtime = &Runtime::new(Resources::default().with_trust_policy(aws_sdk_iam::Client::new(&config)));
 ///     lambda_runtime::run(service_fn(move |event| runtime.invoke(event))).await
 /// }

@@ -63,7 +63,7 @@ pub fn parse_document(text: &str) -> Result<Value, MalformedPolicy> {
 /// use kedaform::iam::policy::{self, KEDA_STATEMENT_SID, KedaTrust};
 /// use serde_json::json;
 ///
-/// // The seed's consumer role: the whole account may assume it.
+/// // scale-eks-with-keda's consumer role: the whole account may assume it.
 /// let current = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
 ///     "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "sts:AssumeRole"}]});
 /// let trust = KedaTrust {
@@ -276,8 +276,8 @@ mod tests {
         })
     }
 
-    /// The seed's consumer role: the whole account plus the consumer's service account.
-    fn seed_policy() -> Value {
+    /// scale-eks-with-keda's consumer role: the whole account plus the consumer's service account.
+    fn original_policy() -> Value {
         json!({
             "Version": "2012-10-17",
             "Statement": [
@@ -288,8 +288,8 @@ mod tests {
     }
 
     #[test]
-    fn seed_trust_becomes_keda_plus_web_identity() {
-        let plan = apply(&seed_policy(), &trust(true)).unwrap();
+    fn account_wide_trust_becomes_keda_plus_web_identity() {
+        let plan = apply(&original_policy(), &trust(true)).unwrap();
         assert!(plan.changed);
         assert_eq!(plan.removed, vec!["arn:aws:iam::111122223333:root"]);
         assert_eq!(
@@ -372,14 +372,14 @@ mod tests {
 
     #[test]
     fn not_exclusive_keeps_other_grants() {
-        let plan = apply(&seed_policy(), &trust(false)).unwrap();
+        let plan = apply(&original_policy(), &trust(false)).unwrap();
         assert!(plan.removed.is_empty());
         assert_eq!(plan.document["Statement"].as_array().unwrap().len(), 3);
     }
 
     #[test]
     fn external_id_becomes_a_condition_and_a_new_keda_role_replaces_the_old() {
-        let first = apply(&seed_policy(), &trust(true)).unwrap().document;
+        let first = apply(&original_policy(), &trust(true)).unwrap().document;
         let other = KedaTrust {
             keda_role_arn: "arn:aws:iam::111122223333:role/keda-2".into(),
             external_id: Some("x-1".into()),
@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn remove_takes_out_only_our_statement_and_never_reopens_the_role() {
-        let applied = apply(&seed_policy(), &trust(true)).unwrap().document;
+        let applied = apply(&original_policy(), &trust(true)).unwrap().document;
         let removed = remove(&applied).unwrap();
         assert!(removed.changed);
         assert_eq!(removed.document["Statement"], json!([web_identity()]));

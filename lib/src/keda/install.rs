@@ -51,7 +51,7 @@ pub struct Overlay {
     pub identity: IdentityMode,
     /// Seconds; the projected token's lifetime (`eks.amazonaws.com/token-expiration`).
     pub token_expiration: u32,
-    /// The seed's `fsGroup/runAsUser/runAsGroup: 1001` pod security context; only clusters
+    /// scale-eks-with-keda's `fsGroup/runAsUser/runAsGroup: 1001` pod security context; only clusters
     /// older than Kubernetes 1.19 needed it for the projected token to be readable.
     pub legacy_fs_group: bool,
 }
@@ -287,11 +287,7 @@ mod tests {
     use crate::kube::plan::parse_manifest;
 
     fn keda() -> (String, Vec<DynamicObject>) {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/keda/keda-2.20.2.yaml"
-        );
-        let text = std::fs::read_to_string(path).expect("the KEDA fixture is at ../shared/fixtures/keda");
+        let text = crate::test_data::keda_manifest();
         let objects = parse_manifest(&text).unwrap();
         (text, objects)
     }

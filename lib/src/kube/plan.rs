@@ -252,11 +252,7 @@ mod tests {
     use super::*;
 
     fn keda() -> Vec<DynamicObject> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/keda/keda-2.20.2.yaml"
-        );
-        let text = std::fs::read_to_string(path).expect("the KEDA fixture is at ../shared/fixtures/keda");
+        let text = crate::test_data::keda_manifest();
         parse_manifest(&text).unwrap()
     }
 

@@ -115,6 +115,13 @@ impl ClusterAccess {
         self
     }
 
+    /// Allows `file://` manifest URLs (a mirror on disk): see [`Fetcher::allow_local_files`].
+    #[must_use]
+    pub fn allow_local_files(mut self) -> Self {
+        self.fetcher = self.fetcher.allow_local_files();
+        self
+    }
+
     /// The manifest at `url` (`https://…` or `s3://bucket/key`), bounded and checked.
     pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, Error> {
         self.fetcher.fetch(url).await

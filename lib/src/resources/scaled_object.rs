@@ -336,8 +336,8 @@ mod tests {
     use crate::cfn::{UnknownKeys, decode_properties};
     use serde_json::json;
 
-    /// The seed's settings, as CloudFormation sends them (every scalar a string).
-    fn seed_request() -> serde_json::Value {
+    /// scale-eks-with-keda's settings, as CloudFormation sends them (every scalar a string).
+    fn original_request() -> serde_json::Value {
         json!({
             "ClusterName": "kedaform", "Namespace": "sales", "Name": "consumer", "ScaleTargetName": "consumer",
             "QueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/reliable_q",
@@ -349,7 +349,7 @@ mod tests {
     }
 
     fn properties(overrides: &serde_json::Value) -> ScaledObjectProperties {
-        let mut request = seed_request();
+        let mut request = original_request();
         for (key, value) in overrides.as_object().unwrap() {
             if value.is_null() {
                 request.as_object_mut().unwrap().remove(key);
@@ -361,7 +361,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_settings_render_a_trigger_authentication_and_a_scaled_object() {
+    fn the_original_settings_render_a_trigger_authentication_and_a_scaled_object() {
         let (auth, scaled) = properties(&json!({})).render().unwrap();
         assert_eq!(
             serde_json::to_value(&auth).unwrap(),
@@ -446,7 +446,7 @@ mod tests {
             (props.queue_length, props.scale_target_kind.as_str(), props.min_replicas),
             (5, "Deployment", None)
         );
-        let mut request = seed_request();
+        let mut request = original_request();
         request["Behavior"]["scaleDwn"] = json!({});
         let error = decode_properties::<ScaledObjectProperties>(&request, UnknownKeys::Reject).unwrap_err();
         assert_eq!(

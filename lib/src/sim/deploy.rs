@@ -1,6 +1,6 @@
 //! From a plan to a deployment and back: the planner's [`Settings`] as the properties of
-//! `Custom::KedaScaledObject` (and so as a ScaledObject) or as `infra/template.yaml`'s
-//! parameters, and a `Custom::KedaScaledObject` as the settings the planner simulates.
+//! `Custom::KedaScaledObject` (and so as a ScaledObject), and a `Custom::KedaScaledObject` as
+//! the settings the planner simulates.
 
 use k8s_openapi::api::autoscaling::v2::{HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscalerBehavior};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -170,47 +170,6 @@ fn kubernetes_behavior(behavior: &Behavior) -> Result<HorizontalPodAutoscalerBeh
     })
 }
 
-/// `sam deploy --parameter-overrides` for `infra/template.yaml`: its scaling parameters, and
-/// `ScaleDownStabilizationSeconds` for a behavior that differs from Kubernetes' defaults only
-/// there. Anything else the template cannot express is an error naming it.
-pub fn parameter_overrides(settings: &Settings) -> Result<Vec<(&'static str, String)>, Error> {
-    let unsupported = |what: &str| {
-        Error::invalid(
-            "template parameters",
-            format!("infra/template.yaml has no parameter for {what}; emit the properties instead"),
-        )
-    };
-    if settings.activation_queue_length != 0 {
-        return Err(unsupported("ActivationQueueLength"));
-    }
-    if !settings.scale_on_in_flight || settings.scale_on_delayed {
-        return Err(unsupported("which messages count (ScaleOnInFlight)"));
-    }
-    let window = match &settings.behavior {
-        None => String::new(),
-        Some(behavior) => {
-            let default = Behavior::default();
-            let same_but_window = behavior.scale_up == default.scale_up
-                && Rules {
-                    stabilization_seconds: default.scale_down.stabilization_seconds,
-                    ..behavior.scale_down.clone()
-                } == default.scale_down;
-            if !same_but_window {
-                return Err(unsupported("a Behavior other than a scale-down stabilization window"));
-            }
-            behavior.scale_down.stabilization_seconds.to_string()
-        }
-    };
-    Ok(vec![
-        ("QueueLength", settings.queue_length.to_string()),
-        ("MinReplicas", settings.min_replicas.to_string()),
-        ("MaxReplicas", settings.max_replicas.to_string()),
-        ("PollingInterval", settings.polling_interval.to_string()),
-        ("CooldownPeriod", settings.cooldown_period.to_string()),
-        ("ScaleDownStabilizationSeconds", window),
-    ])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,7 +206,7 @@ mod tests {
 
     #[test]
     fn settings_survive_the_trip_through_properties() {
-        let mut planned = crate::sim::plan::seed_settings();
+        let mut planned = crate::sim::plan::original_settings();
         let mut behavior = Behavior::default();
         behavior.scale_down.stabilization_seconds = 60;
         behavior.scale_up.select = Select::Min;
@@ -276,26 +235,5 @@ mod tests {
             error.contains("Behavior.scaleDown.stabilizationWindowSeconds"),
             "{error}"
         );
-    }
-
-    #[test]
-    fn parameter_overrides_cover_the_plans_grid_and_refuse_what_the_template_lacks() {
-        for (_, candidate) in crate::sim::plan::candidates() {
-            let overrides = parameter_overrides(&candidate).unwrap();
-            assert_eq!(overrides.len(), 6);
-        }
-        let mut quick = Settings::default();
-        let mut behavior = Behavior::default();
-        behavior.scale_down.stabilization_seconds = 60;
-        quick.behavior = Some(behavior.clone());
-        assert!(
-            parameter_overrides(&quick)
-                .unwrap()
-                .contains(&("ScaleDownStabilizationSeconds", "60".into()))
-        );
-        behavior.scale_up.select = Select::Min;
-        quick.behavior = Some(behavior);
-        let error = parameter_overrides(&quick).unwrap_err().to_string();
-        assert!(error.contains("emit the properties instead"), "{error}");
     }
 }

@@ -4,16 +4,7 @@
 
 use super::hpa::{Autoscaler, Behavior, KubernetesVersion, SYNC_SECONDS};
 
-/// The queue as the scaler reads it (`ApproximateNumberOf…`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueCounts {
-    /// `ApproximateNumberOfMessages`.
-    pub visible: u64,
-    /// `ApproximateNumberOfMessagesNotVisible`.
-    pub in_flight: u64,
-    /// `ApproximateNumberOfMessagesDelayed`.
-    pub delayed: u64,
-}
+pub use kedaform_common::queues::QueueCounts;
 
 /// A ScaledObject's settings; `Default` is KEDA's defaults with queueLength 5.
 #[derive(Debug, Clone, PartialEq)]

@@ -464,9 +464,9 @@ impl Run {
 mod tests {
     use super::*;
 
-    /// The seed: two producers at one message a second; a consumer that takes 10 messages,
+    /// scale-eks-with-keda's system: two producers at one message a second; a consumer that takes 10 messages,
     /// works ~2 s and pauses 10 s; KEDA min 1, max 50, polling 10, cooldown 500, queueLength 10.
-    fn seed() -> Scenario {
+    fn original() -> Scenario {
         Scenario {
             seconds: 3_600,
             traffic: Traffic::Constant(2.0),
@@ -479,7 +479,7 @@ mod tests {
                 poll_backoff: 2,
                 startup_seconds: 5,
             },
-            keda: crate::sim::plan::seed_settings(),
+            keda: crate::sim::plan::original_settings(),
             initial_replicas: 1,
             kills: vec![],
             kubernetes: KubernetesVersion::DEFAULT,
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn every_message_is_always_somewhere() {
-        let mut scenario = seed();
+        let mut scenario = original();
         scenario.traffic = Traffic::Steps(vec![(0, 2.0), (600, 9.5), (900, 0.5)]);
         scenario.kills = vec![700, 800, 1_000];
         let run = simulate(&scenario);
@@ -507,13 +507,13 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_settles_where_the_hand_calculation_says() {
+    fn the_original_settles_where_the_hand_calculation_says() {
         // One pod does 10 messages per 12 s cycle (2 s work + 10 s pause): 0.83 msg/s. At
         // 2 msg/s, 2 pods (1.67/s) fall behind and 3 (2.5/s) keep up, so the backlog grows until
         // the HPA asks for ceil(backlog / 10) = 3, i.e. a backlog above 20 (tolerance aside),
         // and stays near there: 3 pods drain it below 20, the proposal drops to 2, but the
         // 5-minute downscale stabilization holds 3 as long as any proposal in the window was 3.
-        let run = simulate(&seed());
+        let run = simulate(&original());
         let settled = &run.samples[1_200..];
         let seconds = f64::from(u32::try_from(settled.len()).unwrap());
         let mean: f64 = settled.iter().map(|s| f64::from(s.replicas)).sum::<f64>() / seconds;
@@ -569,7 +569,7 @@ mod tests {
             "line 2: \"x,1\" is not `second,messages` with at most 100000000 messages"
         );
         assert!(Traffic::from_csv("0,100000001").is_err());
-        let mut scenario = seed();
+        let mut scenario = original();
         scenario.seconds = 3;
         scenario.traffic = traffic;
         let csv = simulate(&scenario).to_csv();
@@ -587,7 +587,7 @@ mod tests {
 
     #[test]
     fn a_burst_scales_out_and_drains_then_scales_back_in() {
-        let mut scenario = seed();
+        let mut scenario = original();
         scenario.traffic = Traffic::Series(vec![(60, 2_000)]);
         scenario.keda.min_replicas = 0;
         scenario.initial_replicas = 0;

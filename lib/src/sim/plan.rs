@@ -23,8 +23,8 @@ pub fn keda_defaults() -> Settings {
     Settings::default()
 }
 
-/// The seed's settings: min 1, max 50, polling 10, cooldown 500, queueLength 10.
-pub fn seed_settings() -> Settings {
+/// scale-eks-with-keda's settings: min 1, max 50, polling 10, cooldown 500, queueLength 10.
+pub fn original_settings() -> Settings {
     Settings {
         queue_length: 10,
         polling_interval: 10,
@@ -99,7 +99,7 @@ fn evaluate(base: &Scenario, name: String, settings: Settings, slo_max_age: u64)
     }
 }
 
-/// The cheapest candidate meeting the SLO (if any), then KEDA's defaults and the seed's
+/// The cheapest candidate meeting the SLO (if any), then KEDA's defaults and scale-eks-with-keda's
 /// settings on the same traffic.
 pub fn search(base: &Scenario, slo_max_age: u64) -> (Option<Evaluation>, Evaluation, Evaluation) {
     let best = candidates()
@@ -110,7 +110,12 @@ pub fn search(base: &Scenario, slo_max_age: u64) -> (Option<Evaluation>, Evaluat
     (
         best,
         evaluate(base, "KEDA defaults".into(), keda_defaults(), slo_max_age),
-        evaluate(base, "the seed's settings".into(), seed_settings(), slo_max_age),
+        evaluate(
+            base,
+            "scale-eks-with-keda's settings".into(),
+            original_settings(),
+            slo_max_age,
+        ),
     )
 }
 
@@ -142,10 +147,10 @@ mod tests {
 
     #[test]
     fn the_search_finds_settings_that_meet_the_slo_at_no_more_cost_than_the_comparisons_that_do() {
-        let (best, defaults, seed) = search(&bursty(), 60);
+        let (best, defaults, original) = search(&bursty(), 60);
         let best = best.expect("some settings meet a 60 s SLO");
         assert!(best.meets_slo && best.summary.age_max <= 60, "{best:?}");
-        for other in [&defaults, &seed] {
+        for other in [&defaults, &original] {
             if other.meets_slo {
                 assert!(
                     best.summary.pod_seconds <= other.summary.pod_seconds,
@@ -153,7 +158,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(seed.settings.queue_length, 10);
+        assert_eq!(original.settings.queue_length, 10);
         assert_eq!(defaults.settings.polling_interval, 30);
     }
 

@@ -33,9 +33,9 @@ use signed::{RequestError, Signer};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// The seed's ceiling for the empty-poll backoff.
+/// scale-eks-with-keda's ceiling for the empty-poll backoff.
 pub const MAX_POLL_BACKOFF: Duration = Duration::from_secs(512);
-/// SQS long-poll per receive: short, so the backoff keeps the seed's meaning.
+/// SQS long-poll per receive: short, so the backoff keeps scale-eks-with-keda's meaning.
 const RECEIVE_WAIT_SECONDS: i32 = 1;
 const DELETE_ATTEMPTS: u32 = 5;
 /// Message attribute that carries why an event was sent to the dead-letter queue.
@@ -57,7 +57,7 @@ pub const DLQ_TRUNCATED_ATTRIBUTE: &str = "dlq_body_truncated_from";
 /// leading underscore makes Athena, Glue and Spark skip it.
 pub const WRITE_CHECK_KEY: &str = "_consumer_write_check";
 
-/// The consumer's settings, from the environment the seed's consumer read.
+/// The consumer's settings, from the environment scale-eks-with-keda's consumer read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `MAX_MSGS_PER_BATCH`, 1 to 10, default 5.
@@ -67,7 +67,7 @@ pub struct Config {
     /// `MSG_POLL_BACKOFF`, default 2 s: first wait after an empty poll, doubled per empty poll
     /// up to 512 s, back to this when messages arrive.
     pub poll_backoff: Duration,
-    /// `MSG_PROCESS_DELAY`, default 10 s between cycles, to mimic work as the seed does.
+    /// `MSG_PROCESS_DELAY`, default 10 s between cycles, to mimic work as scale-eks-with-keda does.
     pub process_delay: Duration,
     /// `STORE_EVENTS_BKT`.
     pub bucket: String,
@@ -903,7 +903,7 @@ mod tests {
     }
 
     #[test]
-    fn settings_follow_the_seed_defaults() {
+    fn settings_follow_the_original_defaults() {
         let config = Config::from_env(&[("QUEUE_URL", "q"), ("STORE_EVENTS_BKT", "b")]).unwrap();
         assert_eq!((config.max_batch, config.total, config.concurrency), (5, 10_000, 1));
         assert_eq!(config.poll_backoff, Duration::from_secs(2));

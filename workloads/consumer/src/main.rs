@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use sales_events::settings::{ProcessEnv, shutdown_on_signals};
 
 /// A message's requests allocate and free many small buffers; mimalloc does that with a
-/// fraction of glibc's CPU (README: measured numbers).
+/// fraction of glibc's CPU (docs/src/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

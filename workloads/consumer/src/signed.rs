@@ -3,7 +3,7 @@
 //! the SDK configuration, and sent on the SDK's own HTTP client (its connection pool, TLS roots
 //! and resolver), but without the SDK's per-request orchestration (config layers, endpoint
 //! rules, interceptors, retry classifiers): that machinery was most of the consumer's CPU per
-//! message (README: measured numbers). Endpoints still come from the SDK's own resolution, done
+//! message (docs/src/benchmarks.md). Endpoints still come from the SDK's own resolution, done
 //! once at start-up.
 
 use std::time::{Duration, SystemTime};

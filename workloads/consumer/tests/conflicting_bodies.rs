@@ -51,7 +51,7 @@ fn the_rule_is_a_total_order_later_ts_then_greater_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_order_of_arrival_stores_the_same_winner_and_dead_letters_the_loser() {
     let aws = moto().await;
-    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
+    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform_common::aws::s3(&aws));
     let winner = body("2026-11-28T10:00:05.000Z", 7);
     let loser = body("2026-11-28T10:00:00.000Z", 9);
     let orders: [(&str, Vec<Vec<&str>>); 4] = [
@@ -64,7 +64,7 @@ async fn every_order_of_arrival_stores_the_same_winner_and_dead_letters_the_lose
         ),
     ];
     for (order, batches) in orders {
-        let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("conflict-"), 30, 0, 10)
+        let pair = kedaform_common::queues::create_queue_with_dlq(&sqs, &unique("conflict-"), 30, 0, 10)
             .await
             .unwrap();
         let bucket = unique("conflict-");
@@ -98,7 +98,9 @@ async fn every_order_of_arrival_stores_the_same_winner_and_dead_letters_the_lose
         let stored = s3.get_object().bucket(&bucket).key(&key).send().await.unwrap();
         let stored = String::from_utf8(stored.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
         assert_eq!(stored, winner, "{order}: the later ts is stored");
-        let dead = kedaform::aws::receive_all(&sqs, &pair.dead_letter_url).await.unwrap();
+        let dead = kedaform_common::queues::receive_all(&sqs, &pair.dead_letter_url)
+            .await
+            .unwrap();
         assert!(!dead.is_empty(), "{order}: the loser is dead-lettered");
         for message in &dead {
             assert_eq!(message.body(), Some(loser.as_str()), "{order}: only the loser");

@@ -92,13 +92,13 @@ impl Drop for Consumer {
 }
 
 async fn queue_counts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<[u64; 3]> {
-    let counts = kedaform::aws::queue_counts(sqs, queue_url).await?;
+    let counts = kedaform_common::queues::queue_counts(sqs, queue_url).await?;
     Ok([counts.visible, counts.in_flight, counts.delayed])
 }
 
 /// The source queue (visibility 5 s, redrive after 10 receives) and its dead-letter queue.
 async fn queues(sqs: &aws_sdk_sqs::Client) -> anyhow::Result<(String, String)> {
-    let pair = kedaform::aws::create_queue_with_dlq(sqs, &unique("events-"), VISIBILITY_SECS, 0, 10).await?;
+    let pair = kedaform_common::queues::create_queue_with_dlq(sqs, &unique("events-"), VISIBILITY_SECS, 0, 10).await?;
     Ok((pair.url, pair.dead_letter_url))
 }
 
@@ -134,7 +134,7 @@ fn expected(sent: &[Message]) -> anyhow::Result<Expected> {
 /// Request ids in the dead-letter queue; each message must carry the reason.
 async fn dead_lettered(sqs: &aws_sdk_sqs::Client, dlq_url: &str) -> anyhow::Result<HashSet<Uuid>> {
     let mut dead = HashSet::new();
-    for message in kedaform::aws::receive_all(sqs, dlq_url).await? {
+    for message in kedaform_common::queues::receive_all(sqs, dlq_url).await? {
         let reason = message
             .message_attributes()
             .and_then(|a| a.get(consumer::DLQ_REASON_ATTRIBUTE))
@@ -151,7 +151,7 @@ async fn dead_lettered(sqs: &aws_sdk_sqs::Client, dlq_url: &str) -> anyhow::Resu
 async fn every_event_is_stored_once_or_dead_lettered_through_sigkill_and_sigterm() -> anyhow::Result<()> {
     let aws = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let s3 = kedaform::aws::s3(&aws);
+    let s3 = kedaform_common::aws::s3(&aws);
     let (queue_url, dlq_url) = queues(&sqs).await?;
     let bucket = unique("sales-events-");
     s3.create_bucket().bucket(&bucket).send().await?;
@@ -198,7 +198,7 @@ async fn every_event_is_stored_once_or_dead_lettered_through_sigkill_and_sigterm
     // The killed consumer's batches come back after the visibility timeout.
     let started = Instant::now();
     while queue_counts(&sqs, &queue_url).await? != [0, 0, 0]
-        || kedaform::aws::object_keys(&s3, &bucket).await?.len() != expected.objects.len()
+        || kedaform_common::queues::object_keys(&s3, &bucket).await?.len() != expected.objects.len()
     {
         ensure!(
             started.elapsed() < Duration::from_secs(120),
@@ -209,7 +209,7 @@ async fn every_event_is_stored_once_or_dead_lettered_through_sigkill_and_sigterm
     }
     survivor.terminate().await?;
 
-    let keys = kedaform::aws::object_keys(&s3, &bucket).await?;
+    let keys = kedaform_common::queues::object_keys(&s3, &bucket).await?;
     let expected_keys: HashSet<String> = expected.objects.keys().cloned().collect();
     assert_eq!(
         keys, expected_keys,

@@ -44,7 +44,7 @@ fn valid_event(n: u32) -> String {
 struct Running {
     sqs: aws_sdk_sqs::Client,
     s3: aws_sdk_s3::Client,
-    pair: kedaform::aws::QueuePair,
+    pair: kedaform_common::queues::QueuePair,
     bucket: String,
     stop: CancellationToken,
     consumer: tokio::task::JoinHandle<Result<consumer::StatsSnapshot, ConsumerError>>,
@@ -52,8 +52,8 @@ struct Running {
 
 async fn running(prefix: &str) -> Running {
     let aws = moto().await;
-    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique(prefix), 30, 0, 10)
+    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform_common::aws::s3(&aws));
+    let pair = kedaform_common::queues::create_queue_with_dlq(&sqs, &unique(prefix), 30, 0, 10)
         .await
         .unwrap();
     let bucket = unique(prefix);
@@ -78,7 +78,7 @@ async fn running(prefix: &str) -> Running {
 async fn a_missing_bucket_stops_the_binary_at_start_with_exit_1_naming_it() {
     let aws = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("nobucket-"), 30, 0, 10)
+    let pair = kedaform_common::queues::create_queue_with_dlq(&sqs, &unique("nobucket-"), 30, 0, 10)
         .await
         .unwrap();
     let bucket = unique("never-created-");
@@ -147,7 +147,9 @@ async fn a_bucket_deleted_while_running_stops_the_consumer_after_a_bounded_numbe
         )),
         "{message}"
     );
-    let dead = kedaform::aws::receive_all(&sqs, &pair.dead_letter_url).await.unwrap();
+    let dead = kedaform_common::queues::receive_all(&sqs, &pair.dead_letter_url)
+        .await
+        .unwrap();
     assert!(
         dead.is_empty(),
         "valid events never reach the dead-letter queue: {dead:?}"
@@ -181,10 +183,14 @@ async fn a_queue_deleted_while_running_stops_the_consumer_naming_it() {
 async fn consume(
     prefix: &str,
     bodies: &[String],
-) -> (consumer::StatsSnapshot, aws_sdk_sqs::Client, kedaform::aws::QueuePair) {
+) -> (
+    consumer::StatsSnapshot,
+    aws_sdk_sqs::Client,
+    kedaform_common::queues::QueuePair,
+) {
     let aws = moto().await;
-    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform::aws::s3(&aws));
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique(prefix), 30, 0, 10)
+    let (sqs, s3) = (aws_sdk_sqs::Client::new(&aws), kedaform_common::aws::s3(&aws));
+    let pair = kedaform_common::queues::create_queue_with_dlq(&sqs, &unique(prefix), 30, 0, 10)
         .await
         .unwrap();
     let bucket = unique(prefix);
@@ -224,7 +230,9 @@ async fn large_invalid_messages_over_the_batch_limit_all_reach_the_dead_letter_q
         .collect();
     let (stats, sqs, pair) = consume("large-", &bodies).await;
     assert_eq!((stats.invalid, stats.done), (10, 10), "{stats:?}");
-    let dead = kedaform::aws::receive_all(&sqs, &pair.dead_letter_url).await.unwrap();
+    let dead = kedaform_common::queues::receive_all(&sqs, &pair.dead_letter_url)
+        .await
+        .unwrap();
     assert_eq!(dead.len(), 10);
     for message in dead {
         let reason = message
@@ -245,7 +253,9 @@ async fn an_impossible_date_and_an_oversized_reason_are_dead_lettered_and_the_re
     let bodies = [valid_event(1), year_10000, valid_event(2), huge, valid_event(3)];
     let (stats, sqs, pair) = consume("dates-", &bodies).await;
     assert_eq!((stats.stored, stats.invalid, stats.done), (3, 2, 5), "{stats:?}");
-    let dead = kedaform::aws::receive_all(&sqs, &pair.dead_letter_url).await.unwrap();
+    let dead = kedaform_common::queues::receive_all(&sqs, &pair.dead_letter_url)
+        .await
+        .unwrap();
     let mut reasons: Vec<String> = dead
         .iter()
         .map(|m| {

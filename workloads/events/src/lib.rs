@@ -1,4 +1,4 @@
-//! The reference system's events, as the seed's producer wrote them: a JSON body plus the
+//! The reference system's events, as scale-eks-with-keda's producer wrote them: a JSON body plus the
 //! `event_type` and `priority_shipping` message attributes.
 //!
 //! Generation is seeded (reproducible streams); validation is strict and typed, so that the
@@ -16,7 +16,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 use uuid::Uuid;
 
-/// The product categories the seed's producer draws from.
+/// The product categories scale-eks-with-keda's producer draws from.
 pub const CATEGORIES: [&str; 16] = [
     "Books",
     "Games",
@@ -98,7 +98,7 @@ pub struct Event {
     pub variant: String,
     /// Also the message attribute of that name.
     pub priority_shipping: bool,
-    /// When it happened: RFC 3339, or the seed's naive ISO 8601 (read as UTC).
+    /// When it happened: RFC 3339, or scale-eks-with-keda's naive ISO 8601 (read as UTC).
     pub ts: String,
     /// A return, when present and true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,7 +297,7 @@ impl Fields<'_> {
     }
 }
 
-/// `ts` as an instant: RFC 3339, or a date-time without offset as the seed's producer writes it
+/// `ts` as an instant: RFC 3339, or a date-time without offset as scale-eks-with-keda's producer writes it
 /// (`datetime.now().isoformat()`: `2026-11-29T18:15:57.405282`, or without the fraction when
 /// it is zero), which is read as UTC.
 ///

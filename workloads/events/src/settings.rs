@@ -1,5 +1,5 @@
 //! What the producer and the consumer share besides the events: settings read from the
-//! environment (with the seed's names and defaults), the queue they name, and shutdown on
+//! environment (with scale-eks-with-keda's names and defaults), the queue they name, and shutdown on
 //! SIGTERM.
 
 use std::str::FromStr;
@@ -85,7 +85,7 @@ pub fn seconds(env: &impl Env, name: &'static str, default: f64) -> Result<Durat
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// The queue: `QUEUE_URL`, or `RELIABLE_QUEUE_NAME` looked up in the account (the seed's name).
+/// The queue: `QUEUE_URL`, or `RELIABLE_QUEUE_NAME` looked up in the account (scale-eks-with-keda's name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Queue {
     /// `QUEUE_URL`.

@@ -1,6 +1,6 @@
 //! Streams sale and inventory events to SQS.
 //!
-//! The seed's knobs and defaults, plus bad events, deliberate duplicates (an earlier event
+//! scale-eks-with-keda's knobs and defaults, plus bad events, deliberate duplicates (an earlier event
 //! sent again unchanged), batching and a seed for reproducible streams. Entries SQS fails are
 //! retried, never dropped silently.
 
@@ -19,7 +19,7 @@ const RECENT_EVENTS: usize = 1000;
 /// Attempts for the entries of one batch before they count as failures.
 const SEND_ATTEMPTS: u32 = 8;
 
-/// The producer's settings, from the environment the seed's producer read.
+/// The producer's settings, from the environment scale-eks-with-keda's producer read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `TOT_MSGS_TO_PRODUCE`, default 10000: messages to send, duplicates included.
@@ -202,7 +202,7 @@ fn entry(index: usize, message: &Message) -> SendMessageBatchRequestEntry {
         .id(index.to_string())
         .message_body(&message.body)
         .message_attributes("event_type", attribute(message.event_type.as_str()))
-        // The seed wrote Python's str(bool).
+        // scale-eks-with-keda wrote Python's str(bool).
         .message_attributes(
             "priority_shipping",
             attribute(if message.priority_shipping { "True" } else { "False" }),
@@ -216,7 +216,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_follow_the_seed_defaults() {
+    fn settings_follow_the_original_defaults() {
         let config = Config::from_env(&[("QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/q")]).unwrap();
         assert_eq!(config.total, 10_000);
         assert_eq!(config.wait_between_messages, Duration::from_secs(2));

@@ -1,5 +1,5 @@
 //! The producer's container entry point: settings from the environment, exit 0 after the
-//! total (the Deployment restarts it, as in the seed), exit 2 on bad settings, exit 1 when
+//! total (the Deployment restarts it, as in scale-eks-with-keda), exit 2 on bad settings, exit 1 when
 //! the queue does not exist.
 
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! Drop-in for the seed: a stream written exactly as the original Python producer writes it
+//! Drop-in for scale-eks-with-keda: a stream written exactly as the original Python producer writes it
 //! (one `SendMessage` per event, `json.dumps` separators, `datetime.now().isoformat()` without an
 //! offset, string attributes `event_type` and `priority_shipping` as "True"/"False",
 //! `contact_me`, `is_return`, `bad_msg` on bad events) is stored byte-identical, and every bad
@@ -15,9 +15,9 @@ use sales_events::{CATEGORIES, object_key, validate};
 const EVENTS: usize = 300;
 
 /// A small deterministic generator (xorshift), so the stream is the same on every run.
-struct Seed(u64);
+struct Lcg(u64);
 
-impl Seed {
+impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -31,8 +31,8 @@ impl Seed {
     }
 }
 
-/// One event as the seed's producer sends it: (body, `event_type`, `priority_shipping`, bad).
-fn seed_event(n: usize, rng: &mut Seed) -> (String, &'static str, bool, bool) {
+/// One event as scale-eks-with-keda's producer sends it: (body, `event_type`, `priority_shipping`, bad).
+fn original_event(n: usize, rng: &mut Lcg) -> (String, &'static str, bool, bool) {
     let bad = rng.next(10) == 0;
     let priority = rng.next(2) == 0;
     let event_type = if rng.next(2) == 0 {
@@ -97,19 +97,19 @@ fn attribute(value: &str) -> MessageAttributeValue {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_event_of_the_seeds_producer_is_stored_byte_identical_or_dead_lettered() -> anyhow::Result<()> {
+async fn every_event_of_the_original_producer_is_stored_byte_identical_or_dead_lettered() -> anyhow::Result<()> {
     let aws = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let s3 = kedaform::aws::s3(&aws);
-    let pair = kedaform::aws::create_queue_with_dlq(&sqs, &unique("seed-"), 30, 0, 10).await?;
-    let bucket = unique("seed-events-");
+    let s3 = kedaform_common::aws::s3(&aws);
+    let pair = kedaform_common::queues::create_queue_with_dlq(&sqs, &unique("original-"), 30, 0, 10).await?;
+    let bucket = unique("original-events-");
     s3.create_bucket().bucket(&bucket).send().await?;
 
-    let mut rng = Seed(0x5eed_cafe_f00d_1234);
+    let mut rng = Lcg(0x5eed_cafe_f00d_1234);
     let mut stored: HashMap<String, String> = HashMap::new();
     let mut bad = 0;
     for n in 0..EVENTS {
-        let (body, event_type, priority, is_bad) = seed_event(n, &mut rng);
+        let (body, event_type, priority, is_bad) = original_event(n, &mut rng);
         if is_bad {
             bad += 1;
         } else {
@@ -149,14 +149,14 @@ async fn every_event_of_the_seeds_producer_is_stored_byte_identical_or_dead_lett
     };
     assert!(status.success(), "{status}");
 
-    let keys = kedaform::aws::object_keys(&s3, &bucket).await?;
+    let keys = kedaform_common::queues::object_keys(&s3, &bucket).await?;
     assert_eq!(keys.len(), stored.len(), "one object per valid event");
     for (key, body) in &stored {
         let object = s3.get_object().bucket(&bucket).key(key).send().await?;
         let bytes = object.body.collect().await?.into_bytes();
         assert_eq!(std::str::from_utf8(&bytes)?, body, "{key} is the message's bytes");
     }
-    let dead = kedaform::aws::receive_all(&sqs, &pair.dead_letter_url).await?;
+    let dead = kedaform_common::queues::receive_all(&sqs, &pair.dead_letter_url).await?;
     assert_eq!(dead.len(), bad, "every bad event in the dead-letter queue");
     for message in dead {
         let reason = message

@@ -1,7 +1,45 @@
-//! AWS: the one configuration loader (from `kedaform-common`, which the workloads share) and
-//! the queue and bucket operations the demo, the bench and the tests use.
+//! The reference system's queue and bucket as the demo, the bench and the tests handle them:
+//! a queue with its dead-letter queue made, its depth read as KEDA's scaler reads it, drained,
+//! and the consumer's bucket listed. Not part of the deployer (`kedaform`).
 
-pub use kedaform_common::aws::{load, s3};
+/// What these calls fail with: the action, the queue or bucket, and the SDK's error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An SQS call failed.
+    #[error("SQS {action} on {queue} failed")]
+    Sqs {
+        /// The API action.
+        action: &'static str,
+        /// The queue.
+        queue: String,
+        /// The SDK's error.
+        #[source]
+        source: Box<aws_sdk_sqs::Error>,
+    },
+
+    /// An S3 call failed.
+    #[error("S3 {action} on bucket {bucket} failed")]
+    S3 {
+        /// The API action.
+        action: &'static str,
+        /// The bucket.
+        bucket: String,
+        /// The SDK's error.
+        #[source]
+        source: Box<aws_sdk_s3::Error>,
+    },
+}
+
+/// The queue as KEDA's `aws-sqs-queue` scaler reads it (`ApproximateNumberOf…`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// `ApproximateNumberOfMessages`.
+    pub visible: u64,
+    /// `ApproximateNumberOfMessagesNotVisible`.
+    pub in_flight: u64,
+    /// `ApproximateNumberOfMessagesDelayed`.
+    pub delayed: u64,
+}
 
 /// A queue and the dead-letter queue its redrive policy names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,8 +50,8 @@ pub struct QueuePair {
     pub dead_letter_url: String,
 }
 
-fn sqs_error(action: &'static str, queue: &str, source: aws_sdk_sqs::Error) -> crate::Error {
-    crate::Error::Sqs {
+fn sqs_error(action: &'static str, queue: &str, source: aws_sdk_sqs::Error) -> Error {
+    Error::Sqs {
         action,
         queue: queue.to_owned(),
         source: Box::new(source),
@@ -27,7 +65,7 @@ pub async fn create_queue_with_dlq(
     visibility_timeout: u32,
     delay_seconds: u32,
     max_receive_count: u32,
-) -> Result<QueuePair, crate::Error> {
+) -> Result<QueuePair, Error> {
     use aws_sdk_sqs::types::QueueAttributeName as Attribute;
     let dlq_name = format!("{name}-dlq");
     let dead_letter_url = sqs
@@ -64,7 +102,7 @@ pub async fn create_queue_with_dlq(
 }
 
 /// Visible, in-flight and delayed messages, as the KEDA scaler reads them.
-pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<crate::sim::keda::QueueCounts, crate::Error> {
+pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<QueueCounts, Error> {
     use aws_sdk_sqs::types::QueueAttributeName as Attribute;
     let attributes = sqs
         .get_queue_attributes()
@@ -78,7 +116,7 @@ pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<crate:
         .attributes
         .unwrap_or_default();
     let count = |name| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Ok(crate::sim::keda::QueueCounts {
+    Ok(QueueCounts {
         visible: count(Attribute::ApproximateNumberOfMessages),
         in_flight: count(Attribute::ApproximateNumberOfMessagesNotVisible),
         delayed: count(Attribute::ApproximateNumberOfMessagesDelayed),
@@ -87,10 +125,7 @@ pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<crate:
 
 /// Receives every message of `url`, with its attributes, until three receives in a row come
 /// back empty; each is hidden for ten minutes, so none comes back while this runs.
-pub async fn receive_all(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-) -> Result<Vec<aws_sdk_sqs::types::Message>, crate::Error> {
+pub async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<aws_sdk_sqs::types::Message>, Error> {
     let mut all = Vec::new();
     let mut empty = 0;
     while empty < 3 {
@@ -112,10 +147,7 @@ pub async fn receive_all(
 }
 
 /// Every data key in `bucket`: not the files a query engine skips (`_…`, `.…`).
-pub async fn object_keys(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-) -> Result<std::collections::HashSet<String>, crate::Error> {
+pub async fn object_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<std::collections::HashSet<String>, Error> {
     let mut keys = std::collections::HashSet::new();
     let mut token = None;
     loop {
@@ -125,7 +157,7 @@ pub async fn object_keys(
             .set_continuation_token(token)
             .send()
             .await
-            .map_err(|e| crate::Error::S3 {
+            .map_err(|e| Error::S3 {
                 action: "ListObjectsV2",
                 bucket: bucket.to_owned(),
                 source: Box::new(e.into()),

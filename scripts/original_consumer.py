@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The original (seed) consumer's loop, as the CPU baseline of `make bench`: boto3, one
+"""scale-eks-with-keda's consumer's loop, as the CPU baseline of `make bench`: boto3, one
 receive of up to 10 messages with their attributes, per message json.loads of the body and
 one put_object of json.dumps(body) under
 <prefix>/event_type=<type>/dt=<YYYY_MM_DD>/<epoch microseconds>.json, then one
