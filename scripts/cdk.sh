@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# The CDK construct library (integrations/cdk): its pinned packages, the compile, its tests, and
-# a `cdk synth` of the example app (scale-eks-with-keda's system on an existing cluster) with the Lambdas
-# `sam build` wrote, linted as the templates are.
+# The CDK construct library (integrations/cdk): its pinned packages, the compile, its tests, a
+# `cdk synth` of the TypeScript example (scale-eks-with-keda's system on an existing cluster) with
+# the Lambdas `sam build` wrote; then the jsii build (the npm package, a Python wheel, a Java jar,
+# Go source) and scale-eks-with-keda's CDK-Python app ported to kedaform (examples/python),
+# synthesized from the wheel. Every template is linted as the others are.
 #   scripts/cdk.sh DIR   (DIR: where sam build wrote the deployer stack's functions, <build-dir>/Deployer)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 SAM_BUILD=${1:?usage: scripts/cdk.sh DIR (<sam build --build-dir>/Deployer)}
 command -v npm > /dev/null || { echo "npm is missing: apt-get install nodejs npm (Node.js 20 or later)" >&2; exit 1; }
+command -v mvn > /dev/null || { echo "mvn is missing (the Java package): apt-get install maven openjdk-17-jdk-headless" >&2; exit 1; }
+# jsii's notice that Node.js 20 is past its end of life, once per process: not this script's news.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 CDK_DISABLE_CLI_TELEMETRY=true
 cd "$ROOT/integrations/cdk"
 npm ci --no-audit --no-fund --loglevel=error
 npx tsc
 npx vitest run
 rm -rf cdk.out
-KEDAFORM_TRUST_POLICY_CODE=$SAM_BUILD/TrustPolicyFunction KEDAFORM_KUBERNETES_CODE=$SAM_BUILD/DeployerFunction \
-  CDK_DISABLE_CLI_TELEMETRY=true npx cdk synth --no-notices --quiet > /dev/null
+export KEDAFORM_TRUST_POLICY_CODE=$SAM_BUILD/TrustPolicyFunction KEDAFORM_KUBERNETES_CODE=$SAM_BUILD/DeployerFunction
+npx cdk synth --no-notices --quiet > /dev/null
 # CDK writes DependsOn beside the GetAtt that already orders a function after its role (W3005).
 "$VENV/bin/cfn-lint" --ignore-checks W3005 -- cdk.out/KedaformExample.template.json
 node -e '
@@ -28,3 +33,29 @@ if (runtimes.length !== 2 || runtimes.some((r) => r !== "provided.al2023")) {
 }
 console.log(`example synthesized: ${types.length} resources, the four custom resources, two provided.al2023 functions`);
 '
+
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+mkdir -p "$TARGET"
+
+# jsii: the same constructs for every CDK language. Go's source is generated but not compiled:
+# aws-cdk-go v2.263.0 needs github.com/cdklabs/cloud-assembly-schema-go/awscdkcloudassemblyschema/v54,
+# of which the Go module proxy serves no version.
+rm -rf lib .jsii dist-packages
+npx jsii --generate-tsconfig tsconfig.jsii.json --silence-warnings reserved-word
+npx jsii-pacmak --targets js python java > "$TARGET/jsii-pacmak.log" 2>&1 || {
+  cat "$TARGET/jsii-pacmak.log" >&2; exit 1; }
+npx jsii-pacmak --targets go --code-only > /dev/null
+wheel=$(ls dist-packages/python/kedaform_cdk-*-py3-none-any.whl)
+jar=$(ls dist-packages/java/io/github/kedaform/kedaform-cdk/*/kedaform-cdk-*[0-9].jar)
+ls dist-packages/js/kedaform-cdk@*.jsii.tgz "$wheel" "$jar" dist-packages/go/kedaformcdk/KedaInstall.go
+
+# scale-eks-with-keda's CDK-Python app on kedaform, from the wheel just built.
+venv=$VENV-cdk-python
+ensure_venv_at "$venv" "$ROOT/integrations/cdk/examples/python/requirements.txt"
+"$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
+out=$TARGET/cdk-python.out
+rm -rf "$out"
+(cd examples/python && ../../node_modules/.bin/cdk synth --no-notices --quiet --app "$venv/bin/python app.py" --output "$out" > /dev/null)
+"$VENV/bin/cfn-lint" --ignore-checks W3005 -- "$out/ScaleEksWithKeda.template.json"
+"$VENV/bin/python" "$ROOT/scripts/cdk_python_check.py" "$out/ScaleEksWithKeda.template.json"
+

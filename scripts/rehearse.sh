@@ -58,16 +58,19 @@ printf '127.0.0.1 localhost\n%s sts.amazonaws.com sts.us-east-1.amazonaws.com gi
 scripts/cluster.sh up
 ip netns exec "$KEDAFORM_NETNS" ip addr add "$public/32" dev lo
 
-# The CDK example app (integrations/cdk/example), synthesized as its users would for this cluster
-# and its OIDC issuer, with the functions sam build made.
+# The CDK apps, synthesized as their users would with the functions sam build made: the
+# TypeScript example for this cluster and its OIDC issuer, and scale-eks-with-keda's CDK-Python
+# app on kedaform (it makes its own cluster), from the wheel jsii builds (scripts/cdk.sh).
 cdk_out=()
 if [ "$scenario" = full ]; then
-  command -v npm > /dev/null || { echo "npm is missing: apt-get install nodejs npm (Node.js 20 or later)" >&2; exit 1; }
-  (cd integrations/cdk && npm ci --no-audit --no-fund --loglevel=error && npx tsc \
-    && KEDAFORM_TRUST_POLICY_CODE=$SAM_BUILD/Deployer/TrustPolicyFunction KEDAFORM_KUBERNETES_CODE=$SAM_BUILD/Deployer/DeployerFunction \
-      CDK_DISABLE_CLI_TELEMETRY=true npx cdk synth --no-notices --quiet --output "$work/cdk.out" \
-      -c clusterName=kedaform-cdk -c "oidcProvider=${issuer#https://}" > /dev/null)
-  cdk_out=(--cdk-out "$work/cdk.out")
+  scripts/cdk.sh "$SAM_BUILD/Deployer"
+  export KEDAFORM_TRUST_POLICY_CODE=$SAM_BUILD/Deployer/TrustPolicyFunction KEDAFORM_KUBERNETES_CODE=$SAM_BUILD/Deployer/DeployerFunction
+  export CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
+  (cd integrations/cdk && npx cdk synth --no-notices --quiet --output "$work/cdk.out" \
+    -c clusterName=kedaform-cdk -c "oidcProvider=${issuer#https://}" > /dev/null)
+  (cd integrations/cdk/examples/python && ../../node_modules/.bin/cdk synth --no-notices --quiet \
+    --app "$VENV-cdk-python/bin/python app.py" --output "$work/cdk-python.out" > /dev/null)
+  cdk_out=(--cdk-out "typescript=$work/cdk.out" --cdk-out "python=$work/cdk-python.out")
 fi
 
 scripts/cluster.sh exec env PYTHONPATH="$ROOT/scripts" "$VENV/bin/python" -m rehearsal \

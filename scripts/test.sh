@@ -67,7 +67,7 @@ for function in TrustPolicyFunction DeployerFunction; do
     echo "sam build did not produce an x86_64 Linux bootstrap for $function" >&2; exit 1; }
 done
 
-step "CDK constructs (integrations/cdk): npm ci, tsc, vitest, cdk synth of the example, cfn-lint"
+step "CDK constructs (integrations/cdk): npm ci, tsc, vitest, cdk synth, jsii packages (npm, Python, Java, Go source), the CDK-Python app, cfn-lint"
 scripts/cdk.sh "$SAM_BUILD/Deployer"
 
 step "moto server"

@@ -3,8 +3,8 @@
 `sam package` does, then runs the stack's life cycle, prints CloudFormation's event stream and
 ends with a verdict whose every line was checked by listing moto and the cluster.
 
-Scenarios: full (Create, Update in place, an Update that fails and rolls back, Delete; the CDK
-example app's Create and Delete; a Create that fails and rolls back; a Create refused by IAM);
+Scenarios: full (Create, Update in place, an Update that fails and rolls back, Delete; each CDK
+app's Create and Delete; a Create that fails and rolls back; a Create refused by IAM);
 short (the last two, for `make test`).
 """
 
@@ -38,11 +38,13 @@ UPDATE = {"QueueLength": "10", "MaxReplicas": "7", "PollingInterval": "3", "Prod
 FAILING = {"KedaManifestSha256": "0" * 64}
 # What has no local implementation: recorded as created and deleted, listed in the output.
 STAND_IN_TYPES = set(STAND_IN_PREFIXES) | {"AWS::EKS::Cluster", "AWS::EKS::AccessEntry"}
-# The CDK example app as `make rehearse` synthesizes it (scripts/rehearse.sh): its stack, the
-# existing cluster it names, the namespace of its consumer.
-CDK_STACK = "KedaformExample"
-CDK_CLUSTER = "kedaform-cdk"
-CDK_NAMESPACE = "sales"
+# The CDK apps as `make rehearse` synthesizes them (scripts/rehearse.sh), by their cdk.out
+# argument: (title, stack, the existing cluster it names or None when it makes its own, the
+# namespace of its consumer).
+CDK_APPS = {
+    "typescript": ("CDK example app (TypeScript)", "KedaformExample", "kedaform-cdk", "sales"),
+    "python": ("scale-eks-with-keda's CDK-Python app", "ScaleEksWithKeda", None, "consumer"),
+}
 # The permission the IAM check takes away: the trust-policy Lambda's right to rewrite the trust policy.
 REMOVED = ("TrustPolicyRole", "iam:UpdateAssumeRolePolicy")
 
@@ -213,29 +215,32 @@ class Rehearsal:
         self.world.stacks.remove(stack)
         return [stack]
 
-    def cdk_app(self, cdk_out):
-        """The CDK example app (integrations/cdk/example), synthesized for this cluster, deployed
-        as `cdk deploy` does on a bootstrapped account: its assets published, then Create and
-        Delete; KEDA scales its consumer in between. Its cluster exists before the stack, as the
-        example expects."""
-        account = CdkAccount(self.world)
-        self.world.cluster.register(CDK_CLUSTER)
-        stack = Stack(self.world, CDK_STACK, account.publish(cdk_out, CDK_STACK), {})
+    def cdk_app(self, app, cdk_out):
+        """A CDK app (`app`: one of CDK_APPS), synthesized for this cluster, deployed as `cdk
+        deploy` does on a bootstrapped account: its assets published, then Create and Delete;
+        KEDA scales its consumer in between. The TypeScript example's cluster exists before its
+        stack; the Python app makes its own."""
+        title, stack_name, existing_cluster, namespace = app
+        account = CdkAccount(self.world, cluster_provider=existing_cluster is not None)
+        if existing_cluster:
+            self.world.cluster.register(existing_cluster)
+        stack = Stack(self.world, stack_name, account.publish(cdk_out, stack_name), {})
         self.world.stacks.append(stack)
         try:
-            if self.step("CDK example app: Create", stack.create):
-                self.check("CDK app: KEDA installed and the consumer's ScaledObject created", self.keda_ready() and self.cluster.get(
-                    f"/apis/keda.sh/v1alpha1/namespaces/{CDK_NAMESPACE}/scaledobjects/consumer") is not None)
+            if self.step(f"{title}: Create", stack.create):
+                self.check(f"{title}: KEDA installed and the consumer's ScaledObject created", self.keda_ready() and self.cluster.get(
+                    f"/apis/keda.sh/v1alpha1/namespaces/{namespace}/scaledobjects/consumer") is not None)
                 queue = next(resource.physical for logical, resource in stack.resources.items()
                              if resource.type == "AWS::SQS::Queue" and logical.startswith("Queue"))
                 started = time.monotonic()
-                replicas = self.scales_on_queue_depth(queue, CDK_NAMESPACE)
-                self.check("CDK app: KEDA scales the consumer on queue depth", replicas >= 2,
+                replicas = self.scales_on_queue_depth(queue, namespace)
+                self.check(f"{title}: KEDA scales the consumer on queue depth", replicas >= 2,
                            f"{time.monotonic() - started:.0f} s", f"consumer replicas 1 -> {replicas}")
-            self.step("CDK example app: Delete", stack.delete)
+            self.step(f"{title}: Delete", stack.delete)
         finally:
             self.world.stacks.remove(stack)
-            self.world.cluster.unregister(CDK_CLUSTER)
+            if existing_cluster:
+                self.world.cluster.unregister(existing_cluster)
             account.remove()
         return [stack]
 
@@ -276,7 +281,8 @@ def main():
     parser.add_argument("--issuer", required=True, help="the service-account issuer of the cluster, an EKS-style OIDC URL")
     parser.add_argument("--moto-port", type=int, required=True, help="where moto listens (the pods' AWS_ENDPOINT_URL)")
     parser.add_argument("--scenario", choices=["full", "short"], default="full")
-    parser.add_argument("--cdk-out", help="the CDK example app's cdk.out, synthesized for the rehearsal (full scenario)")
+    parser.add_argument("--cdk-out", action="append", default=[], metavar="APP=DIR",
+                        help=f"a CDK app's cdk.out, synthesized for the rehearsal (full scenario); APP: {', '.join(CDK_APPS)}")
     parser.add_argument("--report", help="write the measurements as JSON here (make bench)")
     parser.add_argument("--parameter", action="append", default=[], help="Name=Value, over the rehearsal's parameters")
     arguments = parser.parse_args()
@@ -310,8 +316,9 @@ def main():
         try:
             if arguments.scenario == "full":
                 stacks += rehearsal.full(base)
-                if arguments.cdk_out:
-                    stacks += rehearsal.cdk_app(arguments.cdk_out)
+                for item in arguments.cdk_out:
+                    app, _, directory = item.partition("=")
+                    stacks += rehearsal.cdk_app(CDK_APPS[app], directory)
             stacks += rehearsal.failed_create(base)
             stacks += rehearsal.iam_refused(base, denied_text)
         except TemplateError as error:

@@ -12,12 +12,15 @@ BOOTSTRAP_VERSION = ("/cdk-bootstrap/hnb659fds/version", "21")
 
 
 class CdkAccount:
-    def __init__(self, world):
-        self.world, self.buckets = world, set()
+    """`cluster_provider`: the app names a cluster made elsewhere, so the cluster's OIDC provider
+    exists before it (its owner made it with the cluster)."""
+
+    def __init__(self, world, cluster_provider):
+        self.world, self.buckets, self.provider = world, set(), None
         world.client("ssm").put_parameter(Name=BOOTSTRAP_VERSION[0], Value=BOOTSTRAP_VERSION[1], Type="String")
-        # The cluster's owner made the provider with the cluster; the example only names it.
-        self.provider = world.client("iam").create_open_id_connect_provider(
-            Url=world.cluster.issuer, ClientIDList=["sts.amazonaws.com"], ThumbprintList=["0" * 40])["OpenIDConnectProviderArn"]
+        if cluster_provider:
+            self.provider = world.client("iam").create_open_id_connect_provider(
+                Url=world.cluster.issuer, ClientIDList=["sts.amazonaws.com"], ThumbprintList=["0" * 40])["OpenIDConnectProviderArn"]
 
     def publish(self, cdk_out, name):
         """Uploads the file assets of stack `name` as the CDK CLI does (a directory zipped,
@@ -48,7 +51,8 @@ class CdkAccount:
             for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
                 s3.delete_object(Bucket=bucket, Key=item["Key"])
             s3.delete_bucket(Bucket=bucket)
-        self.world.client("iam").delete_open_id_connect_provider(OpenIDConnectProviderArn=self.provider)
+        if self.provider:
+            self.world.client("iam").delete_open_id_connect_provider(OpenIDConnectProviderArn=self.provider)
         self.world.client("ssm").delete_parameter(Name=BOOTSTRAP_VERSION[0])
 
 

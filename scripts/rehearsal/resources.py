@@ -292,6 +292,34 @@ class Policy:
                 pass  # the role went first: its inline policies went with it
 
 
+class RolePolicy:
+    """AWS::IAM::RolePolicy: one inline policy of one role."""
+    KNOWN = {"PolicyName", "PolicyDocument", "RoleName"}
+
+    def create(self, stack, resource):
+        properties = resource.properties
+        _check(resource, properties, self.KNOWN)
+        stack.world.client("iam").put_role_policy(RoleName=properties["RoleName"], PolicyName=properties["PolicyName"],
+                                                  PolicyDocument=_document(properties["PolicyDocument"]))
+        return f"{properties['RoleName']}|{properties['PolicyName']}", {}
+
+    def update(self, stack, resource, properties):
+        _check(resource, properties, self.KNOWN)
+        if (properties["RoleName"], properties["PolicyName"]) != (resource.properties["RoleName"], resource.properties["PolicyName"]):
+            return _create_with(self, stack, resource, properties)
+        stack.world.client("iam").put_role_policy(RoleName=properties["RoleName"], PolicyName=properties["PolicyName"],
+                                                  PolicyDocument=_document(properties["PolicyDocument"]))
+        return resource.physical, {}
+
+    def delete(self, stack, resource):
+        iam = stack.world.client("iam")
+        role, name = resource.physical.split("|", 1)
+        try:
+            iam.delete_role_policy(RoleName=role, PolicyName=name)
+        except iam.exceptions.NoSuchEntityException:
+            pass  # the role went first: its inline policies went with it
+
+
 class OidcProvider:
     def create(self, stack, resource):
         properties = resource.properties
@@ -423,7 +451,7 @@ class Providers:
         self.by_type.update({
             "AWS::EKS::Cluster": Cluster(), "AWS::EKS::AccessEntry": AccessEntry(), "AWS::SQS::Queue": Queue(),
             "AWS::S3::Bucket": Bucket(), "AWS::S3::BucketPolicy": BucketPolicy(), "AWS::IAM::Role": Role(),
-            "AWS::IAM::Policy": Policy(), "AWS::IAM::OIDCProvider": OidcProvider(), "AWS::Logs::LogGroup": LogGroup(),
+            "AWS::IAM::Policy": Policy(), "AWS::IAM::RolePolicy": RolePolicy(), "AWS::IAM::OIDCProvider": OidcProvider(), "AWS::Logs::LogGroup": LogGroup(),
             "AWS::Lambda::Function": Function(), "AWS::CloudFormation::Stack": NestedStack(),
             "AWS::CloudFormation::CustomResource": CustomResource(),
         })

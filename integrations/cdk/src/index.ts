@@ -18,16 +18,43 @@ import {
   checkRoleArn,
 } from './validate';
 
-export { KedaformValidationError } from './validate';
+/** The custom-resource types kedaform serves. */
+export class ResourceTypes {
+  /** `Custom::KedaTrustPolicy`, served by the trust-policy Lambda. */
+  static readonly TRUST_POLICY = 'Custom::KedaTrustPolicy';
+  /** `Custom::KubernetesManifest`, served by the Kubernetes Lambda. */
+  static readonly MANIFEST = 'Custom::KubernetesManifest';
+  /** `Custom::KedaInstall`, served by the Kubernetes Lambda. */
+  static readonly KEDA_INSTALL = 'Custom::KedaInstall';
+  /** `Custom::KedaScaledObject`, served by the Kubernetes Lambda. */
+  static readonly SCALED_OBJECT = 'Custom::KedaScaledObject';
 
-/** `Custom::KedaTrustPolicy`, served by the trust-policy Lambda. */
-export const TRUST_POLICY = 'Custom::KedaTrustPolicy';
-/** `Custom::KubernetesManifest`, served by the Kubernetes Lambda. */
-export const MANIFEST = 'Custom::KubernetesManifest';
-/** `Custom::KedaInstall`, served by the Kubernetes Lambda. */
-export const KEDA_INSTALL = 'Custom::KedaInstall';
-/** `Custom::KedaScaledObject`, served by the Kubernetes Lambda. */
-export const SCALED_OBJECT = 'Custom::KedaScaledObject';
+  private constructor() {}
+}
+
+/** How the KEDA operator gets its AWS identity (`IdentityMode`). */
+export enum IdentityMode {
+  /** IAM Roles for Service Accounts: the operator's service account is annotated. */
+  IRSA = 'irsa',
+  /** EKS Pod Identity: the association is a resource of your stack. */
+  POD_IDENTITY = 'pod-identity',
+}
+
+/** What a ScaledObject scales (`ScaleTargetKind`). */
+export enum ScaleTargetKind {
+  /** A Deployment. */
+  DEPLOYMENT = 'Deployment',
+  /** A StatefulSet. */
+  STATEFUL_SET = 'StatefulSet',
+}
+
+/** KEDA's fallback: replicas to run after this many failed reads of the queue (`Fallback`, sent as `{failureThreshold, replicas}`). */
+export interface ScaledObjectFallback {
+  /** Failed reads before the fallback applies. */
+  readonly failureThreshold: number;
+  /** Replicas while it applies. */
+  readonly replicas: number;
+}
 
 // Below the Lambdas' timeouts (120 s and 900 s), so that CloudFormation gets the handler's
 // reason, not a timeout of its own.
@@ -166,7 +193,7 @@ export interface KedaTrustPolicyProps {
   /** Remove every other grant of `sts:AssumeRole` to AWS principals (`Exclusive`). @default true */
   readonly exclusive?: boolean;
   /** Not read: a change re-applies the statement (`Triggers`). @default none */
-  readonly triggers?: unknown;
+  readonly triggers?: any;
 }
 
 /** Lets exactly the KEDA operator role assume the consumer role. */
@@ -180,7 +207,7 @@ export class KedaTrustPolicy extends Construct {
       checkRoleArn('RoleName', props.roleName);
     }
     checkRoleArn('KedaRoleArn', props.kedaRoleArn);
-    this.resource = customResource(this, props.provider.trustPolicyServiceToken, TRUST_POLICY, TRUST_POLICY_TIMEOUT, {
+    this.resource = customResource(this, props.provider.trustPolicyServiceToken, ResourceTypes.TRUST_POLICY, TRUST_POLICY_TIMEOUT, {
       RoleName: props.roleName,
       KedaRoleArn: props.kedaRoleArn,
       ExternalId: props.externalId,
@@ -209,8 +236,8 @@ export interface KedaInstallProps {
   readonly manifestUrl?: string;
   /** The manifest's SHA-256, hex (`ManifestSha256`). @default not checked */
   readonly manifestSha256?: string;
-  /** `irsa` or `pod-identity` (`IdentityMode`). @default irsa */
-  readonly identityMode?: 'irsa' | 'pod-identity';
+  /** How the operator gets its AWS identity (`IdentityMode`). @default IdentityMode.IRSA */
+  readonly identityMode?: IdentityMode;
   /** The projected token's lifetime, seconds (`TokenExpiration`). @default 86400 */
   readonly tokenExpiration?: number;
   /** The pod security context clusters older than 1.19 needed (`LegacyFsGroup`). @default false */
@@ -235,7 +262,7 @@ export class KedaInstall extends Construct {
         throw new KedaformValidation('ManifestSha256', 'expected 64 hexadecimal digits');
       }
     }
-    this.resource = customResource(this, props.provider.kubernetesServiceToken, KEDA_INSTALL, KUBERNETES_TIMEOUT, {
+    this.resource = customResource(this, props.provider.kubernetesServiceToken, ResourceTypes.KEDA_INSTALL, KUBERNETES_TIMEOUT, {
       ClusterName: props.clusterName,
       OperatorRoleArn: props.operatorRoleArn,
       Version: props.version,
@@ -265,8 +292,8 @@ export interface KedaScaledObjectProps {
   readonly name: string;
   /** The Deployment (or StatefulSet) to scale (`ScaleTargetName`). */
   readonly scaleTargetName: string;
-  /** `Deployment` or `StatefulSet` (`ScaleTargetKind`). @default Deployment */
-  readonly scaleTargetKind?: 'Deployment' | 'StatefulSet';
+  /** What `scaleTargetName` names (`ScaleTargetKind`). @default ScaleTargetKind.DEPLOYMENT */
+  readonly scaleTargetKind?: ScaleTargetKind;
   /** `https://sqs.<region>.amazonaws.com/<account>/<name>` (`QueueUrl`). */
   readonly queueUrl: string;
   /** Target messages per replica (`QueueLength`). @default 5 */
@@ -288,9 +315,9 @@ export interface KedaScaledObjectProps {
   /** The consumer role KEDA assumes to read the queue (`RoleArn`). */
   readonly roleArn: string;
   /** The HPA behavior, camelCase as in Kubernetes (`Behavior`). @default none */
-  readonly behavior?: Record<string, unknown>;
-  /** `{failureThreshold, replicas}` (`Fallback`). @default none */
-  readonly fallback?: { failureThreshold: number; replicas: number };
+  readonly behavior?: { [key: string]: any };
+  /** KEDA's fallback (`Fallback`). @default none */
+  readonly fallback?: ScaledObjectFallback;
 }
 
 /** A TriggerAuthentication and a ScaledObject with an `aws-sqs-queue` trigger, waited for. */
@@ -312,7 +339,7 @@ export class KedaScaledObject extends Construct {
     checkRange('MaxReplicas', props.maxReplicas, 1);
     checkRange('PollingInterval', props.pollingInterval, 1);
     checkRange('CooldownPeriod', props.cooldownPeriod, 0);
-    this.resource = customResource(this, props.provider.kubernetesServiceToken, SCALED_OBJECT, KUBERNETES_TIMEOUT, {
+    this.resource = customResource(this, props.provider.kubernetesServiceToken, ResourceTypes.SCALED_OBJECT, KUBERNETES_TIMEOUT, {
       ClusterName: props.clusterName,
       Namespace: props.namespace,
       Name: props.name,
@@ -329,6 +356,7 @@ export class KedaScaledObject extends Construct {
       ScaleOnInFlight: props.scaleOnInFlight,
       RoleArn: props.roleArn,
       Behavior: props.behavior,
+      // camelCase inside, as in Kubernetes (like Behavior).
       Fallback: props.fallback,
     });
   }
@@ -346,7 +374,7 @@ export interface KubernetesManifestProps {
   /** The EKS cluster (`ClusterName`). */
   readonly clusterName: string;
   /** YAML (one or many documents), or objects (sent as JSON documents, which YAML reads) (`Manifest`). */
-  readonly manifest: string | Record<string, unknown>[];
+  readonly manifest: string | { [key: string]: any }[];
   /** Wait for every object to be ready (`WaitForReady`). @default true */
   readonly waitForReady?: boolean;
 }
@@ -365,7 +393,7 @@ export class KubernetesManifest extends Construct {
     if (!Token.isUnresolved(manifest) && manifest.trim() === '') {
       throw new KedaformValidation('Manifest', 'is empty: give one or more YAML documents');
     }
-    this.resource = customResource(this, props.provider.kubernetesServiceToken, MANIFEST, KUBERNETES_TIMEOUT, {
+    this.resource = customResource(this, props.provider.kubernetesServiceToken, ResourceTypes.MANIFEST, KUBERNETES_TIMEOUT, {
       ClusterName: props.clusterName,
       Manifest: manifest,
       WaitForReady: props.waitForReady,

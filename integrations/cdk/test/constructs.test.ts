@@ -8,16 +8,15 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { describe, expect, test } from 'vitest';
 
 import {
-  KEDA_INSTALL,
   KedaInstall,
   KedaScaledObject,
   KedaTrustPolicy,
   KedaformProvider,
   KubernetesManifest,
-  MANIFEST,
-  SCALED_OBJECT,
-  TRUST_POLICY,
+  ResourceTypes,
 } from '../src';
+
+const { KEDA_INSTALL, MANIFEST, SCALED_OBJECT, TRUST_POLICY } = ResourceTypes;
 
 const ACCOUNT = '111122223333';
 const KEDA_ROLE = `arn:aws:iam::${ACCOUNT}:role/keda-operator`;
