@@ -907,9 +907,10 @@ fn rehearsal(path: &Path) -> anyhow::Result<Rows> {
         value: seconds,
         unit: "s",
         target: None,
-        how: "sam package to moto, then Create, Update in place, a failed Update rolled back, Delete, a failed Create \
-              rolled back and a Create IAM refuses, the functions' zips under the Lambda Runtime Interface Emulator \
-              on the local cluster (scripts/rehearse.sh)"
+        how: "sam package to moto, then Create, Update in place, a failed Update rolled back, Delete; the CDK \
+              TypeScript example's and the CDK-Python app's Create and Delete; a failed Create rolled back and a \
+              Create IAM refuses; the functions' zips under the Lambda Runtime Interface Emulator on the local \
+              cluster (scripts/rehearse.sh)"
             .into(),
     }];
     for (kind, count) in measured["requests"].as_object().into_iter().flatten() {

@@ -41,7 +41,11 @@ def main():
     for row in bench["rows"]:
         met = {True: "yes", False: "**NO**", None: ""}[row.get("met")]
         how = row.get("how", "").replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {row['benchmark']} | {number(row['value'], row['unit'])} | {row.get('target') or ''} | {met} | {how} |")
+        target = ""
+        if row.get("target"):
+            comparison, bound = row["target"].split(" ", 1)
+            target = f"{comparison} {number(float(bound), row['unit'])}"
+        lines.append(f"| {row['benchmark']} | {number(row['value'], row['unit'])} | {target} | {met} | {how} |")
     with open(output, "w") as out:
         out.write("\n".join(lines) + "\n")
 
