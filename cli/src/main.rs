@@ -216,7 +216,10 @@ async fn main() -> ExitCode {
                 spinner.finish_and_clear();
             }
             let message = interruption(signal, &progress::record());
-            return fail(output, &message, None, 130);
+            fail(output, &message, None, 130);
+            // At once: returning would drop the runtime, which waits for a blocking read that may
+            // never end (a FIFO with no writer named by --manifest).
+            std::process::exit(130);
         }
     };
     if let Some(spinner) = spinner {

@@ -820,6 +820,40 @@ fn local_files_and_pipes_are_read_up_to_their_limit() {
     );
 }
 
+/// A `--manifest` that never yields a byte (a FIFO no one writes to) still stops on Ctrl-C,
+/// exit 130: the read runs off the runtime, and the process does not wait for it.
+#[test]
+fn a_manifest_that_never_opens_still_stops_on_ctrl_c() {
+    let fifo = std::env::temp_dir().join(format!("kedaform-fifo-{}", std::process::id()));
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let child = Command::new(env!("CARGO_BIN_EXE_kedaform"))
+        .args([
+            "keda",
+            "render",
+            "--operator-role",
+            "arn:aws:iam::123456789012:role/k",
+            "--manifest",
+        ])
+        .arg(&fifo)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output().unwrap()));
+    let output = waited.recv_timeout(std::time::Duration::from_secs(10));
+    std::fs::remove_file(&fifo).unwrap();
+    let Ok(output) = output else {
+        Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+        panic!("kedaform still ran 10 s after SIGINT");
+    };
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(stderr(&output).contains("interrupted by SIGINT"), "{}", stderr(&output));
+}
+
 /// `plan --traffic csv:FILE` reads the file the help names, by a path relative to the working
 /// directory as well as an absolute one, and the same traffic gives the same plan.
 #[test]

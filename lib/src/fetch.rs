@@ -286,8 +286,13 @@ impl Fetcher {
         let failed = |message: String| Error::input(Input::ManifestUrl, message);
         let cannot = |e: &dyn std::fmt::Display| failed(format!("cannot fetch {}: {e}", shown(url)));
         match classify(url, &self.rules).map_err(failed)? {
+            // Off the runtime: a FIFO with no writer blocks its open, and Ctrl-C must still be seen.
             Source::File(path) => {
-                read_bounded(&path, self.limit).map_err(|why| failed(format!("{} {why}", shown(url))))
+                let limit = self.limit;
+                tokio::task::spawn_blocking(move || read_bounded(&path, limit))
+                    .await
+                    .map_err(|e| cannot(&e))?
+                    .map_err(|why| failed(format!("{} {why}", shown(url))))
             }
             Source::S3 { bucket, key } => {
                 let s3 = self

@@ -222,11 +222,12 @@ class Rehearsal:
         stack; the Python app makes its own."""
         title, stack_name, existing_cluster, namespace = app
         account = CdkAccount(self.world, cluster_provider=existing_cluster is not None)
-        if existing_cluster:
-            self.world.cluster.register(existing_cluster)
-        stack = Stack(self.world, stack_name, account.publish(cdk_out, stack_name), {})
-        self.world.stacks.append(stack)
+        stack = None
         try:
+            if existing_cluster:
+                self.world.cluster.register(existing_cluster)
+            stack = Stack(self.world, stack_name, account.publish(cdk_out, stack_name), {})
+            self.world.stacks.append(stack)
             if self.step(f"{title}: Create", stack.create):
                 self.check(f"{title}: KEDA installed and the consumer's ScaledObject created", self.keda_ready() and self.cluster.get(
                     f"/apis/keda.sh/v1alpha1/namespaces/{namespace}/scaledobjects/consumer") is not None)
@@ -238,7 +239,8 @@ class Rehearsal:
                            f"{time.monotonic() - started:.0f} s", f"consumer replicas 1 -> {replicas}")
             self.step(f"{title}: Delete", stack.delete)
         finally:
-            self.world.stacks.remove(stack)
+            if stack is not None:
+                self.world.stacks.remove(stack)
             if existing_cluster:
                 self.world.cluster.unregister(existing_cluster)
             account.remove()

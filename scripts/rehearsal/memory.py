@@ -19,7 +19,8 @@ def own_cgroup():
     except (OSError, StopIteration):
         return None
     root = ROOT
-    if not os.path.isdir(root + path):
+    if not os.path.isdir(ROOT):
+        # No memory hierarchy mounted here at all: this namespace's own fresh /sys.
         root = "/run/kedaform-memory-cgroup"
         os.makedirs(root, exist_ok=True)
         if not os.path.ismount(root) and subprocess.run(

@@ -258,66 +258,46 @@ class Role:
         iam.delete_role(RoleName=resource.physical)
 
 
-class Policy:
-    """AWS::IAM::Policy: an inline policy put on each of its roles (CDK writes a role's grants
-    this way); its physical id is a generated name, as CloudFormation's is."""
-    KNOWN = {"PolicyName", "PolicyDocument", "Roles"}
+class InlinePolicy:
+    """AWS::IAM::Policy (`Roles`: CDK writes a role's grants this way) and AWS::IAM::RolePolicy
+    (`RoleName`): an inline policy put on each of its roles. An update puts the new document and
+    removes the old one from every role it no longer applies to; the physical id is a generated
+    name, as CloudFormation's is."""
 
-    def create(self, stack, resource):
-        properties = resource.properties
-        _check(resource, properties, self.KNOWN)
-        iam = stack.world.client("iam")
-        for role in properties.get("Roles", []):
-            iam.put_role_policy(RoleName=role, PolicyName=properties["PolicyName"],
-                                PolicyDocument=_document(properties["PolicyDocument"]))
-        return stack.physical_name(resource.logical), {}
+    def __init__(self, roles_property):
+        self.roles_property = roles_property
+        self.known = {"PolicyName", "PolicyDocument", roles_property}
 
-    def update(self, stack, resource, properties):
-        _check(resource, properties, self.KNOWN)
-        iam = stack.world.client("iam")
-        old_name, old_roles = resource.properties["PolicyName"], set(resource.properties.get("Roles", []))
-        for role in properties.get("Roles", []):
-            iam.put_role_policy(RoleName=role, PolicyName=properties["PolicyName"],
-                                PolicyDocument=_document(properties["PolicyDocument"]))
-        for role in old_roles - set(properties.get("Roles", [])) if old_name == properties["PolicyName"] else old_roles:
-            iam.delete_role_policy(RoleName=role, PolicyName=old_name)
-        return resource.physical, {}
+    def _pairs(self, properties):
+        roles = properties.get("Roles", []) if self.roles_property == "Roles" else [properties["RoleName"]]
+        return {(role, properties["PolicyName"]) for role in roles}
 
-    def delete(self, stack, resource):
-        iam = stack.world.client("iam")
-        for role in resource.properties.get("Roles", []):
+    def _put(self, iam, properties):
+        for role, name in self._pairs(properties):
+            iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=_document(properties["PolicyDocument"]))
+
+    @staticmethod
+    def _remove(iam, pairs):
+        for role, name in pairs:
             try:
-                iam.delete_role_policy(RoleName=role, PolicyName=resource.properties["PolicyName"])
+                iam.delete_role_policy(RoleName=role, PolicyName=name)
             except iam.exceptions.NoSuchEntityException:
                 pass  # the role went first: its inline policies went with it
 
-
-class RolePolicy:
-    """AWS::IAM::RolePolicy: one inline policy of one role."""
-    KNOWN = {"PolicyName", "PolicyDocument", "RoleName"}
-
     def create(self, stack, resource):
-        properties = resource.properties
-        _check(resource, properties, self.KNOWN)
-        stack.world.client("iam").put_role_policy(RoleName=properties["RoleName"], PolicyName=properties["PolicyName"],
-                                                  PolicyDocument=_document(properties["PolicyDocument"]))
-        return f"{properties['RoleName']}|{properties['PolicyName']}", {}
+        _check(resource, resource.properties, self.known)
+        self._put(stack.world.client("iam"), resource.properties)
+        return stack.physical_name(resource.logical), {}
 
     def update(self, stack, resource, properties):
-        _check(resource, properties, self.KNOWN)
-        if (properties["RoleName"], properties["PolicyName"]) != (resource.properties["RoleName"], resource.properties["PolicyName"]):
-            return _create_with(self, stack, resource, properties)
-        stack.world.client("iam").put_role_policy(RoleName=properties["RoleName"], PolicyName=properties["PolicyName"],
-                                                  PolicyDocument=_document(properties["PolicyDocument"]))
+        _check(resource, properties, self.known)
+        iam = stack.world.client("iam")
+        self._put(iam, properties)
+        self._remove(iam, self._pairs(resource.properties) - self._pairs(properties))
         return resource.physical, {}
 
     def delete(self, stack, resource):
-        iam = stack.world.client("iam")
-        role, name = resource.physical.split("|", 1)
-        try:
-            iam.delete_role_policy(RoleName=role, PolicyName=name)
-        except iam.exceptions.NoSuchEntityException:
-            pass  # the role went first: its inline policies went with it
+        self._remove(stack.world.client("iam"), self._pairs(resource.properties))
 
 
 class OidcProvider:
@@ -451,7 +431,7 @@ class Providers:
         self.by_type.update({
             "AWS::EKS::Cluster": Cluster(), "AWS::EKS::AccessEntry": AccessEntry(), "AWS::SQS::Queue": Queue(),
             "AWS::S3::Bucket": Bucket(), "AWS::S3::BucketPolicy": BucketPolicy(), "AWS::IAM::Role": Role(),
-            "AWS::IAM::Policy": Policy(), "AWS::IAM::RolePolicy": RolePolicy(), "AWS::IAM::OIDCProvider": OidcProvider(), "AWS::Logs::LogGroup": LogGroup(),
+            "AWS::IAM::Policy": InlinePolicy("Roles"), "AWS::IAM::RolePolicy": InlinePolicy("RoleName"), "AWS::IAM::OIDCProvider": OidcProvider(), "AWS::Logs::LogGroup": LogGroup(),
             "AWS::Lambda::Function": Function(), "AWS::CloudFormation::Stack": NestedStack(),
             "AWS::CloudFormation::CustomResource": CustomResource(),
         })

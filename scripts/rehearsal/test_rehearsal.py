@@ -13,7 +13,7 @@ from .memory import MemoryLimit, own_cgroup
 from .errors import TemplateError
 from .public import presigned_signature
 from .trust import caller_allowed, service_allowed, web_identity_allowed
-from .resources import Providers
+from .resources import InlinePolicy, Providers
 from .stack import Stack, StackFailed
 from .template import parse
 
@@ -221,6 +221,43 @@ Resources:
             parse("Resources:\n  A: {Type: [secret\n", "t.yaml")
         self.assertIn("line", str(caught.exception))
         self.assertNotIn("secret", str(caught.exception))
+
+
+class FakeIam:
+    """Inline role policies, as IAM keeps them: {(role, name): document}."""
+
+    class exceptions:  # noqa: N801 (boto3's name)
+        class NoSuchEntityException(Exception):
+            pass
+
+    def __init__(self):
+        self.policies = {}
+
+    def put_role_policy(self, RoleName, PolicyName, PolicyDocument):  # noqa: N803 (boto3's names)
+        self.policies[(RoleName, PolicyName)] = PolicyDocument
+
+    def delete_role_policy(self, RoleName, PolicyName):  # noqa: N803
+        if self.policies.pop((RoleName, PolicyName), None) is None:
+            raise self.exceptions.NoSuchEntityException(RoleName)
+
+
+class InlinePolicies(unittest.TestCase):
+    def test_an_update_moves_the_policy_and_a_delete_survives_a_role_deleted_first(self):
+        iam = FakeIam()
+        world = type("World", (), {"client": staticmethod(lambda service: iam)})()
+        stack = type("Stack", (), {"world": world, "physical_name": staticmethod(lambda logical: f"{logical}-X")})()
+        resource = type("Resource", (), {"logical": "Grants", "type": "AWS::IAM::Policy", "properties": {
+            "PolicyName": "p", "PolicyDocument": {"Statement": []}, "Roles": ["a", "b"]}})()
+        provider = InlinePolicy("Roles")
+        resource.physical, _ = provider.create(stack, resource)
+        self.assertEqual(set(iam.policies), {("a", "p"), ("b", "p")})
+        new = {"PolicyName": "p", "PolicyDocument": {"Statement": [1]}, "Roles": ["b", "c"]}
+        provider.update(stack, resource, new)
+        self.assertEqual(iam.policies, {("b", "p"): '{"Statement": [1]}', ("c", "p"): '{"Statement": [1]}'})
+        resource.properties = new
+        del iam.policies[("c", "p")]  # role c deleted first, its inline policies with it
+        provider.delete(stack, resource)
+        self.assertEqual(iam.policies, {})
 
 
 class Memory(unittest.TestCase):
