@@ -30,6 +30,8 @@ APISERVER=https://127.0.0.1:6443
 # The pod identity webhook's ports: clear of the ports KEDA's pods listen on at their own IPs.
 WEBHOOK_PORT=10443
 WEBHOOK_METRICS_PORT=10999
+# EKS Pod Identity's credentials endpoint (the agent's 169.254.170.23:80 on a node).
+POD_IDENTITY_PORT=2703
 
 in_netns() { ip netns exec "$NETNS" "$@"; }
 
@@ -236,12 +238,22 @@ EOF
   until_ok kube-apiserver 120 "$RUN/kube-apiserver.log" apiserver_ready
   # AWS's EKS pod identity webhook, as EKS runs it: a pod whose service account carries
   # eks.amazonaws.com/role-arn gets AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE and the projected
-  # service-account token for sts.amazonaws.com, which the pod runner then mounts.
+  # service-account token for sts.amazonaws.com, which the pod runner then mounts (IRSA). A pod
+  # whose service account has a Pod Identity association (pod-identity/associations.json) gets
+  # the container-credentials settings instead, pointing at scripts/podidentity.py.
+  mkdir -p "$RUN/pod-identity"
+  echo '{"identities": []}' > "$RUN/pod-identity/associations.json"
   start pod-identity-webhook "$BIN/amazon-eks-pod-identity-webhook" --in-cluster=false \
     --kubeconfig "$RUN/kubeconfig" --tls-cert "$RUN/pki/pod-identity-webhook.crt" \
     --tls-key "$RUN/pki/pod-identity-webhook.key" --port "$WEBHOOK_PORT" --metrics-port "$WEBHOOK_METRICS_PORT" \
-    --aws-default-region us-east-1 --sts-regional-endpoint=true
+    --aws-default-region us-east-1 --sts-regional-endpoint=true \
+    --watch-container-credentials-config "$RUN/pod-identity/associations.json" \
+    --container-credentials-full-uri "http://127.0.0.1:$POD_IDENTITY_PORT/v1/credentials"
   until_ok pod-identity-webhook 30 "$RUN/pod-identity-webhook.log" webhook_ready
+  start pod-identity env AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true \
+    "$VENV/bin/python" "$ROOT/scripts/podidentity.py" --run "$RUN" --port "$POD_IDENTITY_PORT" \
+    --cluster local
   pod_identity_webhook | api POST /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations \
     -H 'Content-Type: application/json' --data-binary @- > /dev/null
   start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$RUN/kubeconfig" \

@@ -260,6 +260,7 @@ async fn handler_overhead() -> Rows {
         keda_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/keda"),
         external_id: None,
         exclusive: true,
+        keda_account_id: None,
     };
     let plan = per_call(20_000, || {
         let document = policy::parse_document(std::hint::black_box(&encoded)).expect("the account-wide policy parses");

@@ -147,6 +147,40 @@ impl Rig {
         format!("s3://{bucket}/keda.yaml")
     }
 
+    /// Creates the `Custom::KedaScaledObject` `ScaledObject` of `properties`: the response.
+    async fn create_scaled_object(&self, properties: &Value) -> Value {
+        self.send(
+            "Custom::KedaScaledObject",
+            "Create",
+            "ScaledObject",
+            properties.clone(),
+            None,
+            180,
+        )
+        .await
+    }
+
+    /// `count` small messages on the queue, as the producer would send them.
+    async fn queue_messages(&self, queue_url: &str, count: u32) {
+        let sqs = aws_sdk_sqs::Client::new(&self.aws);
+        for i in 0..count {
+            sqs.send_message()
+                .queue_url(queue_url)
+                .message_body(format!("{{\"n\": {i}}}"))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Deletes the `Custom::KedaScaledObject` `logical` of `properties`, which must succeed.
+    async fn delete_scaled_object(&self, logical: &str, properties: Value) {
+        let deleted = self
+            .send("Custom::KedaScaledObject", "Delete", logical, properties, None, 120)
+            .await;
+        assert_eq!(deleted["Status"], "SUCCESS", "{logical}: {deleted}");
+    }
+
     /// The consumer of [`Self::consumer_and_queue`], then KEDA (`install`: its properties).
     async fn remove_consumer_and_keda(&self, namespace: &str, install: Value) {
         let deleted = self
@@ -563,16 +597,7 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
     let sqs = aws_sdk_sqs::Client::new(&rig.aws);
 
     let properties = scaled_object(&namespace, "consumer", &queue);
-    let ready = rig
-        .send(
-            "Custom::KedaScaledObject",
-            "Create",
-            "ScaledObject",
-            properties.clone(),
-            None,
-            180,
-        )
-        .await;
+    let ready = rig.create_scaled_object(&properties).await;
     assert_eq!(
         ready["Status"], "SUCCESS",
         "KEDA read the queue through our TriggerAuthentication: {ready}"
@@ -584,14 +609,7 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
     );
 
     // 35 messages at 10 per replica: KEDA activates (0 -> 1), the HPA controller takes it to 4.
-    for i in 0..35 {
-        sqs.send_message()
-            .queue_url(&queue_url)
-            .message_body(format!("{{\"n\": {i}}}"))
-            .send()
-            .await
-            .unwrap();
-    }
+    rig.queue_messages(&queue_url, 35).await;
     let scaled_up = Instant::now();
     rig.eventually("scale-up to 4 replicas", 180, || async {
         (rig.replicas(&namespace, "consumer").await == 4).then_some(())
@@ -676,23 +694,9 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
     let operator = rig.namespaced::<Deployment>("keda").get("keda-operator").await.unwrap();
     assert!(operator.metadata.deletion_timestamp.is_none(), "nothing was removed");
 
-    for (logical, properties) in [("Second", second), ("Wrong", wrong)] {
-        let deleted = rig
-            .send("Custom::KedaScaledObject", "Delete", logical, properties, None, 120)
-            .await;
-        assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    for (logical, properties) in [("Second", second), ("Wrong", wrong), ("ScaledObject", properties)] {
+        rig.delete_scaled_object(logical, properties).await;
     }
-    let deleted = rig
-        .send(
-            "Custom::KedaScaledObject",
-            "Delete",
-            "ScaledObject",
-            properties,
-            None,
-            120,
-        )
-        .await;
-    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
     let deleted = rig
         .send(
             "Custom::KubernetesManifest",
@@ -881,10 +885,7 @@ async fn the_real_keda_and_hpa_scale_as_the_planner_predicts() {
     // scaled the consumer to 2, which the real 1.35 controller did not do.
     assert_ne!(sequence(&predicted(&settings, "1.32")), sequence(&observed));
 
-    let deleted = rig
-        .send("Custom::KedaScaledObject", "Delete", "Replay", properties, None, 120)
-        .await;
-    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    rig.delete_scaled_object("Replay", properties).await;
     rig.remove_consumer_and_keda(&namespace, install).await;
 }
 
@@ -1075,4 +1076,135 @@ async fn the_cli_installs_keda_from_a_manifest_file_and_uninstalls_it() {
     assert!(printed.contains("done: local/keda"), "{printed}");
     let crds: Api<CustomResourceDefinition> = Api::all(rig.client.clone());
     assert!(crds.get_opt("scaledobjects.keda.sh").await.unwrap().is_none());
+}
+
+/// The local cluster's Pod Identity associations (`scripts/cluster.sh`): AWS's pod identity
+/// webhook reads them, as does the credentials endpoint that stands in for the agent.
+fn associate(identities: &[(&str, &str, &str)]) {
+    let run = std::env::var("KEDAFORM_CLUSTER_DIR").expect("KEDAFORM_CLUSTER_DIR (scripts/cluster.sh exec sets it)");
+    let identities: Vec<Value> = identities
+        .iter()
+        .map(|(namespace, account, role)| json!({"namespace": namespace, "serviceAccount": account, "roleArn": role}))
+        .collect();
+    let path = format!("{run}/pod-identity/associations.json");
+    let staged = format!("{path}.new");
+    std::fs::write(&staged, json!({ "identities": identities }).to_string()).unwrap();
+    std::fs::rename(&staged, &path).unwrap();
+}
+
+/// The stand-in agent's answer to `token`: its status line and body.
+async fn pod_identity_credentials(token: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect("127.0.0.1:2703").await.unwrap();
+    let request = format!("GET /v1/credentials HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: {token}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+}
+
+/// A token of `account` in `namespace` for `audience`, as the kubelet projects one.
+async fn service_account_token(client: &kube::Client, namespace: &str, account: &str, audience: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![audience.to_owned()],
+            expiration_seconds: Some(600),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let issued = accounts
+        .create_token_request(account, &kube::api::PostParams::default(), &request)
+        .await
+        .unwrap();
+    issued.status.unwrap().token
+}
+
+/// EKS Pod Identity end to end on the real KEDA: no IRSA annotation, the operator's pod gets
+/// the container-credentials settings from AWS's webhook, its AWS SDK fetches the operator
+/// role's credentials from the Pod Identity endpoint, and KEDA assumes the consumer role
+/// (`provider: aws`, `roleArn`) to read the queue and scale the consumer.
+#[tokio::test]
+async fn keda_scales_a_consumer_under_pod_identity_credentials() {
+    let rig = rig().await;
+    associate(&[("keda", "keda-operator", OPERATOR_ROLE)]);
+    let install = json!({"ClusterName": CLUSTER, "ManifestUrl": rig.mirror_keda().await,
+                         "OperatorRoleArn": OPERATOR_ROLE, "IdentityMode": "pod-identity"});
+    let installed = rig
+        .send("Custom::KedaInstall", "Create", "Keda", install.clone(), None, 600)
+        .await;
+    assert_eq!(installed["Status"], "SUCCESS", "{installed}");
+
+    // The operator's pod: container credentials from the webhook, nothing of IRSA.
+    let account = rig
+        .namespaced::<ServiceAccount>("keda")
+        .get("keda-operator")
+        .await
+        .unwrap();
+    assert!(
+        !account
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("eks.amazonaws.com/role-arn"),
+        "no IRSA annotation under Pod Identity"
+    );
+    let pods = rig
+        .namespaced::<Pod>("keda")
+        .list(&ListParams::default().labels("app=keda-operator"))
+        .await
+        .unwrap();
+    let [pod] = &pods.items[..] else {
+        panic!("one operator pod: {:?}", pods.items.len())
+    };
+    let env: Vec<(String, String)> = pod.spec.as_ref().unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.value.unwrap_or_default()))
+        .collect();
+    let value = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    assert_eq!(
+        value("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+        Some("http://127.0.0.1:2703/v1/credentials")
+    );
+    assert!(value("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").is_some(), "{env:?}");
+    assert_eq!(value("AWS_ROLE_ARN"), None, "{env:?}");
+
+    // The endpoint answers a token only for an associated service account and its audience.
+    let client = &rig.client;
+    let stranger = service_account_token(client, "default", "default", "pods.eks.amazonaws.com").await;
+    let (status, body) = pod_identity_credentials(&stranger).await;
+    assert!(status.contains(" 403 "), "{status} {body}");
+    let wrong_audience = service_account_token(client, "keda", "keda-operator", "sts.amazonaws.com").await;
+    let (status, body) = pod_identity_credentials(&wrong_audience).await;
+    assert!(status.contains(" 400 "), "{status} {body}");
+    assert!(!body.contains("AccessKeyId"), "{body}");
+
+    // KEDA reads the queue through the consumer role and scales the consumer.
+    let namespace = namespace("pod-identity-");
+    let (queue, queue_url) = rig.consumer_and_queue(&namespace, "orders-").await;
+    let mut properties = scaled_object(&namespace, "consumer", &queue);
+    properties["IdentityMode"] = json!("pod-identity");
+    let ready = rig.create_scaled_object(&properties).await;
+    assert_eq!(ready["Status"], "SUCCESS", "{ready}");
+    rig.queue_messages(&queue_url, 25).await;
+    rig.eventually("scale-up to 3 replicas under Pod Identity", 180, || async {
+        (rig.replicas(&namespace, "consumer").await == 3).then_some(())
+    })
+    .await;
+    let run = std::env::var("KEDAFORM_CLUSTER_DIR").unwrap();
+    let served = std::fs::read_to_string(format!("{run}/pod-identity.log")).unwrap();
+    assert!(
+        served.contains(&format!("credentials of {OPERATOR_ROLE} for keda/keda-operator")),
+        "the operator's credentials came from the Pod Identity endpoint:\n{served}"
+    );
+
+    rig.delete_scaled_object("ScaledObject", properties).await;
+    rig.remove_consumer_and_keda(&namespace, install).await;
+    associate(&[]);
 }

@@ -306,9 +306,14 @@ fn trust_patch_targets_the_consumer_role_and_names_the_keda_role() {
     let triggers = references(&properties(&template, trust)["Triggers"]);
     let missing: Vec<&String> = trust_inputs
         .difference(&triggers)
-        .filter(|r| !is_cluster(&template, r))
+        .filter(|r| !is_cluster(&template, r) && !r.starts_with("AWS::"))
         .collect();
     assert!(missing.is_empty(), "{trust}.Triggers misses {missing:?}");
+    // IdentityMode picks the trust policy (IRSA or Pod Identity): a switch re-applies the patch.
+    assert_eq!(
+        properties(&template, trust)["Triggers"]["IdentityMode"],
+        json!({"Ref": "IdentityMode"})
+    );
 }
 
 /// The issuer comes from the cluster, as the OIDC provider's URL does: the provider stands for it.
@@ -570,6 +575,7 @@ fn template_uses_only_intrinsics_the_checks_understand() {
         "Fn::Select",
         "Fn::Split",
         "Fn::GetAZs",
+        "Fn::Join",
     ];
     let unknown: Vec<&String> = seen.iter().filter(|s| !known.contains(&s.as_str())).collect();
     assert!(unknown.is_empty(), "extend tests/support/template.rs for {unknown:?}");
@@ -803,4 +809,376 @@ fn the_system_and_the_trust_fix_nest_the_deployer_stack() {
             "{path}"
         );
     }
+}
+
+/// `IdentityMode: pod-identity`: no OIDC provider, the agent add-on, one association per
+/// service account with the role its workload uses, each role trusting EKS for that service
+/// account only, no IRSA annotation left, and every pod started after its association exists.
+#[test]
+fn pod_identity_associates_each_service_account_with_its_role_and_drops_irsa() {
+    let template = template();
+    let given = [IMAGES[0], IMAGES[1], ("IdentityMode", "pod-identity")];
+    let evaluator = Evaluator::new(&template, &given);
+    let provider = only(&template, "AWS::IAM::OIDCProvider");
+    assert!(!evaluator.creates(provider), "no OIDC provider under Pod Identity");
+    let addon = only(&template, "AWS::EKS::Addon");
+    assert!(evaluator.creates(addon));
+    assert_eq!(properties(&template, addon)["AddonName"], "eks-pod-identity-agent");
+
+    let cluster = evaluator.eval(&json!({"Ref": "Cluster"})).unwrap();
+    let associations = template.of_type("AWS::EKS::PodIdentityAssociation");
+    let mut bound = BTreeSet::new();
+    for association in &associations {
+        assert!(evaluator.creates(association));
+        let props = evaluated_with(&evaluator, &template, association);
+        assert_eq!(props["ClusterName"], cluster, "{association}");
+        let role = points_at(&properties(&template, association)["RoleArn"]).unwrap();
+        let (namespace, account) = (
+            props["Namespace"].as_str().unwrap(),
+            props["ServiceAccount"].as_str().unwrap(),
+        );
+        bound.insert((namespace.to_owned(), account.to_owned(), role.to_owned()));
+        // The role trusts EKS Pod Identity for this service account of this cluster only.
+        let trust = evaluated_with(&evaluator, &template, role)["AssumeRolePolicyDocument"].clone();
+        let [statement] = &trust["Statement"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{role}: {trust}"))[..]
+        else {
+            panic!("{role}: one statement")
+        };
+        assert_eq!(
+            statement["Principal"],
+            json!({"Service": "pods.eks.amazonaws.com"}),
+            "{role}"
+        );
+        assert_eq!(
+            statement["Action"],
+            json!(["sts:AssumeRole", "sts:TagSession"]),
+            "{role}"
+        );
+        let conditions = &statement["Condition"]["StringEquals"];
+        assert_eq!(conditions["aws:RequestTag/kubernetes-namespace"], namespace, "{role}");
+        assert_eq!(
+            conditions["aws:RequestTag/kubernetes-service-account"], account,
+            "{role}"
+        );
+        assert_eq!(conditions["aws:RequestTag/eks-cluster-name"], cluster, "{role}");
+        assert_eq!(
+            conditions["aws:SourceAccount"],
+            kedaform_tests::template::ACCOUNT,
+            "{role}"
+        );
+    }
+    let namespace = |id: &str| {
+        evaluator
+            .eval(sub_variable(&template, id, "Manifest", "Namespace"))
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let expected = BTreeSet::from([
+        (
+            namespace("ProducerManifest"),
+            "producer".to_owned(),
+            "ProducerRole".to_owned(),
+        ),
+        (
+            namespace("ConsumerManifest"),
+            "consumer".to_owned(),
+            consumer_role(&template).to_owned(),
+        ),
+        (
+            install::NAMESPACE.to_owned(),
+            install::OPERATOR.to_owned(),
+            keda_role(&template).to_owned(),
+        ),
+    ]);
+    assert_eq!(bound, expected);
+
+    // IRSA, the default, creates none of it.
+    let irsa = Evaluator::new(&template, &IMAGES);
+    assert!(irsa.creates(provider));
+    for id in associations.iter().chain([&addon]) {
+        assert!(!irsa.creates(id), "{id} under IRSA");
+    }
+}
+
+/// Under Pod Identity the custom resources are told (and accept it), no IRSA annotation reaches
+/// a pod, every pod starts after its association, and nothing created names the OIDC provider.
+#[test]
+fn pod_identity_reaches_the_custom_resources_and_every_pod_waits_for_its_association() {
+    let template = template();
+    let given = [IMAGES[0], IMAGES[1], ("IdentityMode", "pod-identity")];
+    let evaluator = Evaluator::new(&template, &given);
+    let provider = only(&template, "AWS::IAM::OIDCProvider");
+    let addon = only(&template, "AWS::EKS::Addon");
+    let associations = template.of_type("AWS::EKS::PodIdentityAssociation");
+    for id in custom_resources(&template) {
+        let props = evaluated_with(&evaluator, &template, id);
+        let kind = template.type_of(id);
+        check(kind, &props).unwrap_or_else(|e| panic!("{id}: {e}"));
+        if matches!(kind, "Custom::KedaInstall" | "Custom::KedaScaledObject") {
+            assert_eq!(props["IdentityMode"], "pod-identity", "{id}");
+        }
+        if kind == "Custom::KubernetesManifest" {
+            let manifest = props["Manifest"].as_str().unwrap();
+            assert!(!manifest.contains("eks.amazonaws.com/role-arn"), "{id}: {manifest}");
+            assert!(manifest.contains("kedaform.io/role-arn: arn:aws:iam::"), "{id}");
+        }
+        if kind != "Custom::KedaTrustPolicy" {
+            assert!(
+                template.requires(id).contains("PodIdentityReady"),
+                "{id} must wait for the associations"
+            );
+        }
+    }
+    let ready = evaluator
+        .eval(&template.resource("PodIdentityReady")["Metadata"])
+        .unwrap();
+    let waited: BTreeSet<String> = ready["Associations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let needed: BTreeSet<String> = associations
+        .iter()
+        .chain([&addon])
+        .map(|id| kedaform_tests::template::physical_id(template.type_of(id), id))
+        .collect();
+    assert_eq!(waited, needed);
+    // Nothing created still names the OIDC provider.
+    let oidc = kedaform_tests::template::physical_id("AWS::IAM::OIDCProvider", provider);
+    for id in template.resources().keys().filter(|id| evaluator.creates(id)) {
+        let props = evaluated_with(&evaluator, &template, id);
+        assert!(!props.to_string().contains(&oidc), "{id} still names {provider}");
+    }
+}
+
+/// `EndpointAccess: private`: the cluster has no public endpoint; the Kubernetes Lambda runs
+/// in subnets whose route table has no route out, and reaches exactly what it needs: the
+/// cluster (security group rule), EKS's API (interface endpoint) and S3 for KEDA's manifest
+/// and CloudFormation's response (gateway endpoint on that route table).
+#[test]
+fn a_private_endpoint_puts_the_kubernetes_lambda_where_it_reaches_only_what_it_needs() {
+    let template = template();
+    let given = [
+        IMAGES[0],
+        IMAGES[1],
+        ("EndpointAccess", "private"),
+        ("KedaManifestBucket", "keda-mirror"),
+        ("KedaManifestKey", "keda/keda-2.20.2.yaml"),
+    ];
+    let evaluator = Evaluator::new(&template, &given);
+    let id_of = |logical: &str| kedaform_tests::template::physical_id(template.type_of(logical), logical);
+    let cluster = only(&template, "AWS::EKS::Cluster");
+    let vpc_config = &evaluated_with(&evaluator, &template, cluster)["ResourcesVpcConfig"];
+    assert_eq!(
+        (
+            &vpc_config["EndpointPublicAccess"],
+            &vpc_config["EndpointPrivateAccess"]
+        ),
+        (&json!(false), &json!(true))
+    );
+    assert!(vpc_config.get("PublicAccessCidrs").is_none());
+
+    let function = "DeployerFunction";
+    assert!(evaluator.creates(function));
+    let network = &evaluated_with(&evaluator, &template, function)["VpcConfig"];
+    let subnets: BTreeSet<String> = network["SubnetIds"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        subnets,
+        BTreeSet::from([id_of("IsolatedSubnetA"), id_of("IsolatedSubnetB")])
+    );
+    assert_eq!(network["SecurityGroupIds"], id_of("DeployerSecurityGroup"));
+
+    // Each subnet's route table: no route to a gateway or a NAT, S3's gateway endpoint on it.
+    let table_of = |subnet: &str| {
+        template
+            .of_type("AWS::EC2::SubnetRouteTableAssociation")
+            .into_iter()
+            .find(|a| evaluator.eval(&properties(&template, a)["SubnetId"]).unwrap() == json!(subnet))
+            .map_or_else(
+                || panic!("{subnet} has no route table"),
+                |a| evaluator.eval(&properties(&template, a)["RouteTableId"]).unwrap(),
+            )
+    };
+    let s3 = evaluated_with(&evaluator, &template, "S3Endpoint");
+    let eks = evaluated_with(&evaluator, &template, "EksEndpoint");
+    for subnet in &subnets {
+        let table = table_of(subnet);
+        for route in template.of_type("AWS::EC2::Route") {
+            assert_ne!(
+                evaluator.eval(&properties(&template, route)["RouteTableId"]).unwrap(),
+                table,
+                "{route} gives the Lambda's subnet {subnet} a public path"
+            );
+        }
+        assert!(
+            s3["RouteTableIds"].as_array().unwrap().contains(&table),
+            "{subnet}: no S3 route"
+        );
+        assert!(
+            eks["SubnetIds"].as_array().unwrap().contains(&json!(subnet)),
+            "{subnet}: no EKS endpoint"
+        );
+    }
+    assert_eq!(s3["VpcEndpointType"], "Gateway");
+    assert_eq!(s3["ServiceName"], "com.amazonaws.us-east-1.s3");
+    assert_eq!(
+        (eks["ServiceName"].as_str(), &eks["PrivateDnsEnabled"]),
+        (Some("com.amazonaws.us-east-1.eks"), &json!(true))
+    );
+    // Endpoint policies: the manifest, CloudFormation's response, this cluster; nothing else.
+    let allowed = |endpoint: &Value| -> BTreeSet<(String, String)> {
+        endpoint["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .inspect(|s| assert_eq!(s["Effect"], "Allow"))
+            .flat_map(|s| {
+                list(&s["Action"])
+                    .into_iter()
+                    .flat_map(move |a| list(&s["Resource"]).into_iter().map(move |r| (a.clone(), r)))
+            })
+            .collect()
+    };
+    assert_eq!(
+        allowed(&s3),
+        BTreeSet::from([
+            (
+                "s3:GetObject".to_owned(),
+                "arn:aws:s3:::keda-mirror/keda/keda-2.20.2.yaml".to_owned()
+            ),
+            (
+                "s3:PutObject".to_owned(),
+                "arn:aws:s3:::cloudformation-custom-resource-response-*/*".to_owned()
+            ),
+        ])
+    );
+    let cluster_arn = evaluator.eval(&json!({"Fn::GetAtt": [cluster, "Arn"]})).unwrap();
+    assert_eq!(
+        allowed(&eks),
+        BTreeSet::from([(
+            "eks:DescribeCluster".to_owned(),
+            cluster_arn.as_str().unwrap().to_owned()
+        )])
+    );
+    // The cluster admits the Lambda on 443; the EKS endpoint admits it and nothing else.
+    let rule = evaluated_with(&evaluator, &template, "ClusterAdmitsDeployer");
+    assert_eq!(rule["GroupId"], format!("{cluster}.ClusterSecurityGroupId"));
+    assert_eq!(rule["SourceSecurityGroupId"], id_of("DeployerSecurityGroup"));
+    assert_eq!(
+        (&rule["FromPort"], &rule["ToPort"], &rule["IpProtocol"]),
+        (&json!(443), &json!(443), &json!("tcp"))
+    );
+    let endpoint_group = &evaluated_with(&evaluator, &template, "EksEndpointSecurityGroup");
+    assert_eq!(
+        endpoint_group["SecurityGroupIngress"],
+        json!([{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                "SourceSecurityGroupId": id_of("DeployerSecurityGroup"),
+                "Description": "kedaform Kubernetes Lambda (eks:DescribeCluster)"}])
+    );
+    assert_eq!(eks["SecurityGroupIds"], json!([id_of("EksEndpointSecurityGroup")]));
+
+    // KEDA's manifest comes from the bucket, which the Lambda may read; its network interfaces
+    // are Lambda's to make; every Kubernetes resource waits for the routes.
+    let install = evaluated_with(&evaluator, &template, only(&template, "Custom::KedaInstall"));
+    assert_eq!(install["ManifestUrl"], "s3://keda-mirror/keda/keda-2.20.2.yaml");
+    assert!(grants(&template, &evaluator).contains(&(
+        "DeployerRole".to_owned(),
+        "s3:GetObject".to_owned(),
+        "arn:aws:s3:::keda-mirror/*".to_owned()
+    )));
+    assert_eq!(
+        evaluated_with(&evaluator, &template, "DeployerRole")["ManagedPolicyArns"],
+        json!(["arn:aws:iam::aws:policy/service-role/AWSLambdaENIManagementAccess"])
+    );
+    let routes = evaluator
+        .eval(&template.resource("DeployerNetwork")["Metadata"])
+        .unwrap();
+    assert_eq!(
+        routes["Routes"],
+        json!([
+            id_of("ClusterAdmitsDeployer"),
+            id_of("EksEndpoint"),
+            id_of("S3Endpoint")
+        ])
+    );
+    for id in custom_resources(&template) {
+        if template.type_of(id) != "Custom::KedaTrustPolicy" {
+            assert!(template.requires(id).contains("DeployerNetwork"), "{id}");
+        }
+    }
+
+    // The default keeps the Lambda outside any VPC and creates none of it.
+    let public = Evaluator::new(&template, &IMAGES);
+    assert!(evaluated_with(&public, &template, function).get("VpcConfig").is_none());
+    assert!(
+        evaluated_with(&public, &template, "DeployerRole")
+            .get("ManagedPolicyArns")
+            .is_none()
+    );
+    for id in [
+        "DeployerSecurityGroup",
+        "ClusterAdmitsDeployer",
+        "EksEndpoint",
+        "S3Endpoint",
+        "EksEndpointSecurityGroup",
+    ] {
+        assert!(!public.creates(id), "{id}");
+    }
+    let public_config = &evaluated_with(&public, &template, cluster)["ResourcesVpcConfig"];
+    assert_eq!(public_config["EndpointPublicAccess"], true);
+    assert!(
+        evaluated_with(&public, &template, only(&template, "Custom::KedaInstall"))
+            .get("ManifestUrl")
+            .is_none()
+    );
+}
+
+/// The deployer stack alone, for a cluster made elsewhere: subnets and security groups put the
+/// Kubernetes Lambda in that VPC (with the permission Lambda needs for it); none keeps it out.
+#[test]
+fn the_deployer_stack_joins_a_vpc_only_when_given_subnets() {
+    let deployer = Template::load(DEPLOYER);
+    let base = [
+        ("ClusterName", "sales"),
+        ("TrustPolicyRoleArns", "arn:aws:iam::123456789012:role/sales-consumer"),
+    ];
+    let inside = [
+        base[0],
+        base[1],
+        ("SubnetIds", "subnet-0a,subnet-0b"),
+        ("SecurityGroupIds", "sg-0c"),
+    ];
+    let evaluator = Evaluator::new(&deployer, &inside);
+    let function = evaluated_with(&evaluator, &deployer, "DeployerFunction");
+    assert_eq!(
+        function["VpcConfig"],
+        json!({"SubnetIds": ["subnet-0a", "subnet-0b"], "SecurityGroupIds": ["sg-0c"]})
+    );
+    assert!(
+        evaluated_with(&evaluator, &deployer, "TrustPolicyFunction")
+            .get("VpcConfig")
+            .is_none(),
+        "the trust-policy Lambda calls IAM only and needs no VPC"
+    );
+    let outside = Evaluator::new(&deployer, &base);
+    assert!(
+        evaluated_with(&outside, &deployer, "DeployerFunction")
+            .get("VpcConfig")
+            .is_none()
+    );
+}
+
+/// A resource's properties as evaluated with `evaluator`'s parameters.
+fn evaluated_with(evaluator: &Evaluator<'_>, template: &Template, id: &str) -> Value {
+    evaluator.eval(properties(template, id)).unwrap()
 }

@@ -897,3 +897,46 @@ fn a_typed_property_of_the_wrong_type_is_named_with_the_kind_of_value_not_the_va
         "property Exclusive: found a string that is not true or false"
     );
 }
+
+/// A cluster endpoint nothing answers on (a private endpoint seen from outside its VPC, subnets
+/// without a route, a security group that drops the function): the request fails at once,
+/// naming the network path to fix rather than the objects.
+#[tokio::test]
+async fn an_endpoint_the_function_cannot_reach_fails_at_once_naming_the_network_path() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let eks_server = fake_eks(CLUSTER, &format!("https://127.0.0.1:{closed}")).await;
+    let aws = moto().await;
+    let eks = aws_sdk_eks::Client::from_conf(
+        aws_sdk_eks::config::Builder::from(&aws)
+            .endpoint_url(&eks_server.url)
+            .build(),
+    );
+    let access = ClusterAccess::new(&aws, eks, kedaform_common::aws::s3(&aws)).unwrap();
+    let runtime =
+        Runtime::new(Resources::default().with_kubernetes(access)).with_response_margin(Duration::from_millis(500));
+    let started = Instant::now();
+    let response = round_trip(
+        &runtime,
+        "Custom::KubernetesManifest",
+        ("Create", "Resource"),
+        json!({"ClusterName": CLUSTER, "Manifest": "apiVersion: v1\nkind: Namespace\nmetadata: {name: sales}"}),
+        None,
+        60,
+    )
+    .await;
+    assert_eq!(response["Status"], "FAILED", "{response}");
+    let reason = response["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cannot reach the cluster's API server for the") && reason.contains("security group"),
+        "{reason}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "at once, not at the deadline: {:?}",
+        started.elapsed()
+    );
+}

@@ -217,6 +217,36 @@ async fn a_role_arn_of_another_account_or_partition_fails_and_the_local_namesake
 }
 
 #[tokio::test]
+async fn a_keda_role_of_another_account_is_trusted_with_its_account_named_and_an_external_id() {
+    let fx = Fixture::new().await;
+    let (consumer, _) = fx.role("consumer-", &account_wide_trust()).await;
+    let keda = "arn:aws:iam::444455556666:role/keda-operator";
+    let response = fx
+        .send(
+            "Create",
+            json!({"RoleName": consumer, "KedaRoleArn": keda, "KedaAccountId": "444455556666", "ExternalId": "kedaform-sales"}),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(response["Status"], "SUCCESS", "{response}");
+    let trust = fx.trust_of(&consumer).await;
+    let ours: Vec<Value> = statements(&trust)
+        .into_iter()
+        .filter(|s| s["Principal"].get("AWS").is_some())
+        .collect();
+    let [statement] = &ours[..] else {
+        panic!("the account-wide grant is gone, the KEDA role's is the one AWS principal: {trust}")
+    };
+    assert_eq!(statement["Sid"], "KedaformKedaOperator");
+    assert_eq!(statement["Principal"]["AWS"], keda);
+    assert_eq!(
+        statement["Condition"]["StringEquals"]["sts:ExternalId"],
+        "kedaform-sales"
+    );
+}
+
+#[tokio::test]
 async fn update_to_another_keda_role_replaces_the_statement_in_place() {
     let fx = Fixture::new().await;
     let (consumer, _) = fx.role("consumer-", &account_wide_trust()).await;
@@ -328,6 +358,32 @@ async fn bad_input_fails_with_a_reason_naming_the_property() {
         (
             json!({"RoleName": consumer, "KedaRoleArn": keda, "KedaRoleARN": keda}),
             "unknown property: KedaRoleARN",
+        ),
+        // A KEDA role of another account: never trusted without the explicit consent.
+        (
+            json!({"RoleName": consumer, "KedaRoleArn": "arn:aws:iam::444455556666:role/keda"}),
+            "property KedaRoleArn: names a role of another account than the consumer role's",
+        ),
+        (
+            json!({"RoleName": consumer, "KedaRoleArn": "arn:aws:iam::444455556666:role/keda", "KedaAccountId": "444455556667"}),
+            "property KedaAccountId: is not the account of the KEDA role",
+        ),
+        (
+            json!({"RoleName": consumer, "KedaRoleArn": keda, "KedaAccountId": ACCOUNT}),
+            "property KedaAccountId: is the consumer role's own account",
+        ),
+        (
+            json!({"RoleName": consumer, "KedaRoleArn": "arn:aws:iam::444455556666:role/keda", "KedaAccountId": "4444-5555-6666"}),
+            "property KedaAccountId: is not a 12-digit AWS account id",
+        ),
+        // Wrong ARN kinds for the KEDA role.
+        (
+            json!({"RoleName": consumer, "KedaRoleArn": format!("arn:aws:iam::{ACCOUNT}:user/keda")}),
+            "property KedaRoleArn:",
+        ),
+        (
+            json!({"RoleName": consumer, "KedaRoleArn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/keda/s")}),
+            "property KedaRoleArn:",
         ),
     ];
     for (props, expected) in cases {

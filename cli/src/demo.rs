@@ -452,6 +452,7 @@ async fn trust_step(aws: &aws_config::SdkConfig, side: &AwsSide) -> anyhow::Resu
         role_name: side.consumer_role.clone(),
         keda_role_arn: side.keda_role.clone(),
         external_id: None,
+        keda_account_id: None,
         exclusive: true,
         triggers: None,
     };

@@ -13,7 +13,11 @@ use serde_json::json;
 use crate::{Context, Output, flag_error};
 
 /// What the flags of these commands are called, for errors about them.
-const FLAGS: [(Input, &str); 2] = [(Input::Role, "--role"), (Input::OperatorRole, "--keda-role")];
+const FLAGS: [(Input, &str); 3] = [
+    (Input::Role, "--role"),
+    (Input::OperatorRole, "--keda-role"),
+    (Input::OperatorAccount, "--keda-account-id"),
+];
 
 #[derive(Debug, Args)]
 pub struct TrustCommand {
@@ -29,8 +33,12 @@ struct TrustArgs {
     /// The KEDA operator's role ARN.
     #[arg(long)]
     keda_role: String,
+    /// An sts:ExternalId condition on the KEDA statement.
     #[arg(long)]
     external_id: Option<String>,
+    /// The account of --keda-role when it is not the consumer role's account (required then).
+    #[arg(long)]
+    keda_account_id: Option<String>,
     /// Keep other grants of sts:AssumeRole to AWS principals.
     #[arg(long)]
     keep_others: bool,
@@ -66,6 +74,7 @@ async fn trust(action: TrustAction, aws: &aws_config::SdkConfig, output: Output)
                 keda_role_arn: args.keda_role.clone(),
                 external_id: args.external_id.clone(),
                 exclusive: !args.keep_others,
+                keda_account_id: args.keda_account_id.clone(),
             };
             let (current, plan) = policies.plan_apply(&args.role, &trust).await?;
             (

@@ -25,6 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         keda_role_arn: keda_role,
         external_id: None,
         exclusive: true,
+        keda_account_id: None,
     };
     // Plan first (a pure diff of the current document), then write only when it changes.
     let (current, plan) = policies.plan_apply(&role, &trust).await?;

@@ -78,6 +78,24 @@ pub enum Error {
         source: Box<::kube::Error>,
     },
 
+    /// The API server could not be reached at all (refused, unreachable, timed out): the
+    /// network path from this process to the cluster's endpoint is missing.
+    #[error(
+        "cannot reach the cluster's API server for the {action} of {object}: the function needs a network path to \
+         the cluster endpoint (private endpoint: the function in the cluster's VPC, its subnets routed to it, the \
+         cluster security group admitting HTTPS from the function's security groups; public endpoint: its \
+         PublicAccessCidrs admitting the function)"
+    )]
+    Unreachable {
+        /// What was being done.
+        action: &'static str,
+        /// The object.
+        object: String,
+        /// The client's error.
+        #[source]
+        source: Box<::kube::Error>,
+    },
+
     /// The API server answered with a Status: its message says it all.
     #[error("Kubernetes {action} of {object} was refused: {message} ({code} {reason})")]
     KubeRefused {
@@ -186,6 +204,8 @@ pub enum Input {
     Role,
     /// The KEDA operator's role.
     OperatorRole,
+    /// The account a KEDA role of another account may be in.
+    OperatorAccount,
     /// A planner traffic description.
     Traffic,
     /// A Kubernetes version for the planner.

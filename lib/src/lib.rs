@@ -29,6 +29,7 @@
 //!     keda_role_arn: "arn:aws:iam::111122223333:role/keda-operator".into(),
 //!     external_id: None,
 //!     exclusive: true,
+//!     keda_account_id: None,
 //! })
 //! .unwrap();
 //! assert_eq!(plan.removed, ["arn:aws:iam::111122223333:root"]);

@@ -3,8 +3,9 @@
 `sam package` does, then runs the stack's life cycle, prints CloudFormation's event stream and
 ends with a verdict whose every line was checked by listing moto and the cluster.
 
-Scenarios: full (Create, Update in place, an Update that fails and rolls back, Delete; each CDK
-app's Create and Delete; a Create that fails and rolls back; a Create refused by IAM);
+Scenarios: full (Create, Update in place, an Update that fails and rolls back, Delete; the
+private API endpoint variant's Create and Delete; each CDK app's Create and Delete; a Create
+that fails and rolls back; a Create refused by IAM);
 short (the last two, for `make test`).
 """
 
@@ -45,6 +46,10 @@ CDK_APPS = {
     "typescript": ("CDK example app (TypeScript)", "KedaformExample", "kedaform-cdk", "sales"),
     "python": ("scale-eks-with-keda's CDK-Python app", "ScaleEksWithKeda", None, "consumer"),
 }
+# The private API endpoint variant: the kube Lambda in the isolated subnets, KEDA's manifest
+# from S3 (the file of the KEDA mirror, uploaded first).
+PRIVATE = {"EndpointAccess": "private", "KedaManifestBucket": "kedaform-keda-manifests",
+           "KedaManifestKey": "keda/keda-2.20.2.yaml"}
 # The permission the IAM check takes away: the trust-policy Lambda's right to rewrite the trust policy.
 REMOVED = ("TrustPolicyRole", "iam:UpdateAssumeRolePolicy")
 
@@ -215,6 +220,35 @@ class Rehearsal:
         self.world.stacks.remove(stack)
         return [stack]
 
+    def private_endpoint(self, base, keda_mirror):
+        """The template with `EndpointAccess: private`: its rule and conditions, the Lambda's
+        network (stand-ins: the emulator does not confine the Lambda's traffic), and KEDA's
+        manifest read from S3 by the kube Lambda under its role's grant, checked by moto's IAM;
+        then Delete. The manifest's bucket is the operator's and is removed afterwards."""
+        bucket, key = PRIVATE["KedaManifestBucket"], PRIVATE["KedaManifestKey"]
+        s3 = self.world.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        s3.upload_file(os.path.join(keda_mirror, os.path.basename(key)), bucket, key)
+        values = dict(base, **PRIVATE)
+        stack = Stack(self.world, "kedaform-private", self.load(values), values)
+        self.world.stacks.append(stack)
+        try:
+            if self.step("Private API endpoint: Create (KEDA's manifest from S3)", stack.create):
+                deployer = next(child for child in self.world.stacks if child.id == stack.resources["Deployer"].physical)
+                network = deployer.resources["DeployerFunction"].properties.get("VpcConfig", {})
+                isolated = {stack.resources[name].physical for name in ("IsolatedSubnetA", "IsolatedSubnetB")}
+                install = stack.resources["KedaInstall"].properties
+                self.check("private endpoint: the kube Lambda in the isolated subnets installed KEDA from s3://",
+                           self.keda_ready() and set(network.get("SubnetIds", [])) == isolated
+                           and install.get("ManifestUrl") == f"s3://{bucket}/{key}",
+                           detail=f"SubnetIds {sorted(network.get('SubnetIds', []))}; ManifestUrl {install.get('ManifestUrl')}")
+            self.step("Private API endpoint: Delete", stack.delete)
+        finally:
+            self.world.stacks.remove(stack)
+            s3.delete_object(Bucket=bucket, Key=key)
+            s3.delete_bucket(Bucket=bucket)
+        return [stack]
+
     def cdk_app(self, app, cdk_out):
         """A CDK app (`app`: one of CDK_APPS), synthesized for this cluster, deployed as `cdk
         deploy` does on a bootstrapped account: its assets published, then Create and Delete;
@@ -318,6 +352,7 @@ def main():
         try:
             if arguments.scenario == "full":
                 stacks += rehearsal.full(base)
+                stacks += rehearsal.private_endpoint(base, arguments.keda_mirror)
                 for item in arguments.cdk_out:
                     app, _, directory = item.partition("=")
                     stacks += rehearsal.cdk_app(CDK_APPS[app], directory)

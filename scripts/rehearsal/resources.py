@@ -17,8 +17,13 @@ STAND_IN_PREFIXES = {
     "AWS::EC2::Subnet": "subnet", "AWS::EC2::RouteTable": "rtb", "AWS::EC2::Route": "rtb-route",
     "AWS::EC2::SubnetRouteTableAssociation": "rtbassoc", "AWS::EC2::EIP": "eipalloc",
     "AWS::EC2::NatGateway": "nat", "AWS::EKS::Nodegroup": "nodegroup",
+    # A private API endpoint's network (EndpointAccess private): recorded, the Lambda's traffic
+    # is not confined to it here.
+    "AWS::EC2::SecurityGroup": "sg", "AWS::EC2::SecurityGroupIngress": "sgr", "AWS::EC2::VPCEndpoint": "vpce",
     # CDK's version report to AWS (`cdk synth` adds it): nothing to create.
     "AWS::CDK::Metadata": "cdk-metadata",
+    # A handle no one signals: templates use it to depend on resources that may not exist.
+    "AWS::CloudFormation::WaitConditionHandle": "https://cloudformation-waitcondition.example/handle",
 }
 
 
@@ -51,7 +56,7 @@ class StandIn:
         prefix = STAND_IN_PREFIXES[resource.type]
         physical = f"{prefix}-{secrets.token_hex(8)}"
         attributes = {"AllocationId": physical, "PublicIp": "192.0.2.10", "SubnetId": physical,
-                      "VpcId": physical, "AvailabilityZone": resource.properties.get("AvailabilityZone", ""),
+                      "VpcId": physical, "GroupId": physical, "AvailabilityZone": resource.properties.get("AvailabilityZone", ""),
                       "CidrBlock": resource.properties.get("CidrBlock", ""), "DefaultSecurityGroup": f"sg-{secrets.token_hex(8)}",
                       "Arn": f"arn:aws:eks:{stack.world.region}:{stack.world.account}:nodegroup/{physical}",
                       "NodegroupName": physical}
@@ -346,8 +351,9 @@ class Function:
     its zip under the Runtime Interface Emulator. moto's Lambda is not used: it runs code only
     in Docker."""
 
+    # VpcConfig is recorded: the emulator runs every function on the cluster's network.
     KNOWN = {"FunctionName", "Code", "Handler", "Runtime", "Role", "MemorySize", "Timeout", "Environment",
-             "Architectures", "LoggingConfig", "Tags", "Description"}
+             "Architectures", "LoggingConfig", "Tags", "Description", "VpcConfig"}
 
     def create(self, stack, resource):
         properties = resource.properties

@@ -188,7 +188,10 @@ class Stack:
         for logical, definition in wanted.items():
             depends = definition.get("DependsOn", [])
             depends = [depends] if isinstance(depends, str) else depends
-            needed = references(definition.get("Properties", {})) | set(depends)
+            # References in Metadata order resources too (a WaitConditionHandle that stands for
+            # resources which may not exist, say).
+            needed = (references(definition.get("Properties", {})) | references(definition.get("Metadata", {}))
+                      | set(depends))
             needed = {name for name in needed if name not in self.parameters}
             for name in needed:
                 if name not in self.template["Resources"]:

@@ -182,7 +182,7 @@ impl Template {
     }
 
     /// Every resource CloudFormation creates before `id` (and deletes after it): explicit
-    /// `DependsOn` and references, transitively.
+    /// `DependsOn` and references (in `Properties` and `Metadata`), transitively.
     pub fn requires(&self, id: &str) -> BTreeSet<String> {
         let mut found = BTreeSet::new();
         let mut pending = vec![id.to_owned()];
@@ -192,6 +192,7 @@ impl Template {
                 .depends_on(&next)
                 .into_iter()
                 .chain(references(&resource["Properties"]))
+                .chain(references(&resource["Metadata"]))
                 .filter(|r| self.resources().contains_key(r));
             for dependency in direct {
                 if found.insert(dependency.clone()) {
@@ -445,6 +446,15 @@ impl<'a> Evaluator<'a> {
                     .collect(),
             ),
             "Fn::GetAZs" => json!([format!("{REGION}a"), format!("{REGION}b"), format!("{REGION}c")]),
+            "Fn::Join" => {
+                // A CommaDelimitedList a nested stack was given as one string is its items.
+                let items = match self.eval(arg(1))? {
+                    Value::Array(items) => items,
+                    Value::String(text) => text.split(',').map(|s| Value::String(s.to_owned())).collect(),
+                    other => vec![other],
+                };
+                Value::String(items.iter().map(scalar).collect::<Vec<_>>().join(arg(0).as_str()?))
+            }
             other => panic!("the template evaluator does not know {other}"),
         })
     }

@@ -3,6 +3,7 @@
 // defaults (left to the handler) and, for values known at synth time, the same messages.
 
 import { CustomResource, Duration, Fn, Stack, Token } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -11,11 +12,13 @@ import { Construct } from 'constructs';
 
 import {
   KedaformValidationError as KedaformValidation,
+  checkAccountId,
   checkDnsLabel,
   checkQueueUrl,
   checkRange,
   checkReplicas,
   checkRoleArn,
+  checkScaledObjectIdentity,
 } from './validate';
 
 /** The custom-resource types kedaform serves. */
@@ -38,6 +41,14 @@ export enum IdentityMode {
   IRSA = 'irsa',
   /** EKS Pod Identity: the association is a resource of your stack. */
   POD_IDENTITY = 'pod-identity',
+}
+
+/** Whose identity KEDA uses to read the queue (`IdentityOwner`). */
+export enum IdentityOwner {
+  /** KEDA's operator assumes `roleArn` with its own credentials (IRSA or Pod Identity). */
+  KEDA = 'keda',
+  /** The scaled workload's own IRSA role; not with Pod Identity (kedacore/keda issue 6418). */
+  WORKLOAD = 'workload',
 }
 
 /** What a ScaledObject scales (`ScaleTargetKind`). */
@@ -91,6 +102,17 @@ export interface KedaformProviderProps {
   readonly architecture?: lambda.Architecture;
   /** How long their logs are kept. @default one month */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * The VPC of a cluster whose API endpoint is private: the Kubernetes Lambda runs in it (the
+   * trust-policy Lambda calls IAM only and stays outside). Its subnets need routes to the
+   * cluster's endpoint, to EKS's API and to S3 (endpoints or a NAT); admit the Kubernetes
+   * Lambda's security groups on 443 in the cluster security group. @default outside any VPC
+   */
+  readonly vpc?: ec2.IVpc;
+  /** Which subnets of `vpc`. @default the VPC's private subnets */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /** Security groups of the Kubernetes Lambda in `vpc`. @default one the construct makes */
+  readonly securityGroups?: ec2.ISecurityGroup[];
 }
 
 /**
@@ -159,7 +181,14 @@ export class KedaformProvider extends Construct implements IKedaformProvider {
       bucket.grantRead(this.kubernetesRole);
     }
 
-    const fn = (name: string, role: iam.Role, code: lambda.Code, memorySize: number, timeout: Duration) => {
+    const fn = (
+      name: string,
+      role: iam.Role,
+      code: lambda.Code,
+      memorySize: number,
+      timeout: Duration,
+      network: Pick<lambda.FunctionProps, 'vpc' | 'vpcSubnets' | 'securityGroups'> = {},
+    ) => {
       const logGroup = new logs.LogGroup(this, `${name}Logs`, { retention });
       return new lambda.Function(this, name, {
         code,
@@ -170,11 +199,16 @@ export class KedaformProvider extends Construct implements IKedaformProvider {
         timeout,
         role,
         logGroup,
+        ...network,
       });
     };
     this.trustPolicyFunction = fn('TrustPolicyFunction', trustRole, props.code.trustPolicy, 128, Duration.seconds(120));
     // The most Lambda allows: readiness waits for images to pull on fresh nodes.
-    this.kubernetesFunction = fn('KubernetesFunction', this.kubernetesRole, props.code.kubernetes, 256, Duration.seconds(900));
+    this.kubernetesFunction = fn('KubernetesFunction', this.kubernetesRole, props.code.kubernetes, 256, Duration.seconds(900), {
+      vpc: props.vpc,
+      vpcSubnets: props.vpcSubnets,
+      securityGroups: props.securityGroups,
+    });
     this.trustPolicyServiceToken = this.trustPolicyFunction.functionArn;
     this.kubernetesServiceToken = this.kubernetesFunction.functionArn;
   }
@@ -190,6 +224,11 @@ export interface KedaTrustPolicyProps {
   readonly kedaRoleArn: string;
   /** An `sts:ExternalId` the statement requires (`ExternalId`). @default none */
   readonly externalId?: string;
+  /**
+   * The account of `kedaRoleArn` when KEDA runs in another account than the consumer role:
+   * the explicit consent such a role needs (`KedaAccountId`). @default the consumer role's account only
+   */
+  readonly kedaAccountId?: string;
   /** Remove every other grant of `sts:AssumeRole` to AWS principals (`Exclusive`). @default true */
   readonly exclusive?: boolean;
   /** Not read: a change re-applies the statement (`Triggers`). @default none */
@@ -207,10 +246,12 @@ export class KedaTrustPolicy extends Construct {
       checkRoleArn('RoleName', props.roleName);
     }
     checkRoleArn('KedaRoleArn', props.kedaRoleArn);
+    checkAccountId('KedaAccountId', props.kedaAccountId);
     this.resource = customResource(this, props.provider.trustPolicyServiceToken, ResourceTypes.TRUST_POLICY, TRUST_POLICY_TIMEOUT, {
       RoleName: props.roleName,
       KedaRoleArn: props.kedaRoleArn,
       ExternalId: props.externalId,
+      KedaAccountId: props.kedaAccountId,
       Exclusive: props.exclusive,
       Triggers: props.triggers,
     });
@@ -312,8 +353,14 @@ export interface KedaScaledObjectProps {
   readonly cooldownPeriod?: number;
   /** Count in-flight messages (`ScaleOnInFlight`). @default KEDA's, true */
   readonly scaleOnInFlight?: boolean;
-  /** The consumer role KEDA assumes to read the queue (`RoleArn`). */
-  readonly roleArn: string;
+  /** The consumer role KEDA assumes to read the queue (`RoleArn`); left out only with `IdentityOwner.WORKLOAD`. */
+  readonly roleArn?: string;
+  /** How the KEDA operator gets its own credentials (`IdentityMode`). @default IdentityMode.IRSA */
+  readonly identityMode?: IdentityMode;
+  /** Whose identity KEDA uses (`IdentityOwner`). @default IdentityOwner.KEDA */
+  readonly identityOwner?: IdentityOwner;
+  /** The `sts:ExternalId` KEDA passes when it assumes `roleArn` (`ExternalId`). @default none */
+  readonly externalId?: string;
   /** The HPA behavior, camelCase as in Kubernetes (`Behavior`). @default none */
   readonly behavior?: { [key: string]: any };
   /** KEDA's fallback (`Fallback`). @default none */
@@ -330,7 +377,7 @@ export class KedaScaledObject extends Construct {
     checkDnsLabel('Namespace', props.namespace);
     checkDnsLabel('Name', props.name);
     checkQueueUrl(props.queueUrl, props.awsRegion);
-    checkRoleArn('RoleArn', props.roleArn);
+    checkScaledObjectIdentity(props.identityMode, props.identityOwner, props.roleArn, props.externalId);
     if (props.queueLength !== undefined && !Token.isUnresolved(props.queueLength) && props.queueLength < 1) {
       throw new KedaformValidation('QueueLength', 'must be at least 1 (messages per replica)');
     }
@@ -355,6 +402,9 @@ export class KedaScaledObject extends Construct {
       CooldownPeriod: props.cooldownPeriod,
       ScaleOnInFlight: props.scaleOnInFlight,
       RoleArn: props.roleArn,
+      IdentityMode: props.identityMode,
+      IdentityOwner: props.identityOwner,
+      ExternalId: props.externalId,
       Behavior: props.behavior,
       // camelCase inside, as in Kubernetes (like Behavior).
       Fallback: props.fallback,

@@ -127,3 +127,55 @@ export function checkRange(property: string, value: number | undefined, least: n
     throw new KedaformValidationError(property, `${value} is below ${least}`);
   }
 }
+
+/**
+ * `RoleArn`, `IdentityMode`, `IdentityOwner` and `ExternalId` together
+ * (lib/src/resources/scaled_object.rs). The external id is never repeated in a message.
+ */
+export function checkScaledObjectIdentity(
+  identityMode: string | undefined,
+  identityOwner: string | undefined,
+  roleArn: string | undefined,
+  externalId: string | undefined,
+): void {
+  if (identityOwner === 'workload') {
+    if (identityMode === 'pod-identity') {
+      throw new KedaformValidationError(
+        'IdentityOwner',
+        "workload does not work with IdentityMode pod-identity: KEDA then looks for the workload's IRSA role, " +
+          'which Pod Identity never sets (kedacore/keda issue 6418); leave IdentityOwner out so that KEDA ' +
+          "assumes RoleArn with the operator's credentials",
+      );
+    }
+    if (roleArn !== undefined && roleArn !== '') {
+      throw new KedaformValidationError('RoleArn', 'must be left out with IdentityOwner workload (KEDA takes one or the other)');
+    }
+    if (externalId !== undefined) {
+      throw new KedaformValidationError(
+        'ExternalId',
+        'applies only when KEDA assumes RoleArn; leave it out with IdentityOwner workload',
+      );
+    }
+    return;
+  }
+  if (roleArn === undefined || roleArn === '') {
+    throw new KedaformValidationError(
+      'RoleArn',
+      'is required: the role KEDA assumes to read the queue (or set IdentityOwner workload)',
+    );
+  }
+  checkRoleArn('RoleArn', roleArn);
+  if (known(externalId) && !/^[A-Za-z0-9+=,.@:\/_-]{2,1224}$/.test(externalId as string)) {
+    throw new KedaformValidationError(
+      'ExternalId',
+      'is not an STS external id (2 to 1224 of A-Z a-z 0-9 and + = , . @ : / - _)',
+    );
+  }
+}
+
+/** `KedaAccountId`: the 12-digit account of a KEDA role in another account. */
+export function checkAccountId(property: string, value: string | undefined): void {
+  if (known(value) && !/^[0-9]{12}$/.test(value as string)) {
+    throw new KedaformValidationError(property, 'is not a 12-digit AWS account id');
+  }
+}

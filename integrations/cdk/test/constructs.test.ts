@@ -4,10 +4,13 @@ import * as path from 'path';
 
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { describe, expect, test } from 'vitest';
 
 import {
+  IdentityMode,
+  IdentityOwner,
   KedaInstall,
   KedaScaledObject,
   KedaTrustPolicy,
@@ -80,6 +83,27 @@ describe('KedaformProvider', () => {
       },
     });
     template.resourceCountIs('AWS::Logs::LogGroup', 2);
+  });
+
+  test('in a VPC: the Kubernetes Lambda joins it, the trust-policy Lambda stays out', () => {
+    const stack = new Stack(new App(), 'Test');
+    const dirs = code();
+    const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] });
+    new KedaformProvider(stack, 'Kedaform', {
+      code: KedaformProvider.codeFromDirectories(dirs.trust, dirs.kube),
+      consumerRoles: [iam.Role.fromRoleArn(stack, 'Consumer', CONSUMER_ROLE)],
+      clusterNames: ['sales'],
+      vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+    });
+    const template = Template.fromStack(stack);
+    const functions = template.findResources('AWS::Lambda::Function');
+    const inVpc = Object.entries(functions)
+      .filter(([, f]) => f.Properties.VpcConfig !== undefined)
+      .map(([id]) => id);
+    expect(inVpc).toHaveLength(1);
+    expect(inVpc[0]).toMatch(/KubernetesFunction/);
+    template.resourceCountIs('AWS::EC2::SecurityGroup', 1);
   });
 
   test('from service tokens: no function is created', () => {
@@ -218,11 +242,73 @@ describe('the four resources', () => {
         (stack, provider) => new KubernetesManifest(stack, 'M', { provider, clusterName: 'c', manifest: '  ' }),
         'property Manifest: is empty',
       ],
+      [
+        'IdentityOwner',
+        (stack, provider) =>
+          new KedaScaledObject(stack, 'S', {
+            ...scaledObjectProps(provider),
+            roleArn: undefined,
+            identityMode: IdentityMode.POD_IDENTITY,
+            identityOwner: IdentityOwner.WORKLOAD,
+          }),
+        'property IdentityOwner: workload does not work with IdentityMode pod-identity',
+      ],
+      [
+        'RoleArn with workload',
+        (stack, provider) =>
+          new KedaScaledObject(stack, 'S', { ...scaledObjectProps(provider), identityOwner: IdentityOwner.WORKLOAD }),
+        'property RoleArn: must be left out with IdentityOwner workload',
+      ],
+      [
+        'RoleArn missing',
+        (stack, provider) => new KedaScaledObject(stack, 'S', { ...scaledObjectProps(provider), roleArn: undefined }),
+        'property RoleArn: is required',
+      ],
+      [
+        'ExternalId',
+        (stack, provider) => new KedaScaledObject(stack, 'S', { ...scaledObjectProps(provider), externalId: 'x' }),
+        'property ExternalId: is not an STS external id',
+      ],
+      [
+        'KedaAccountId',
+        (stack, provider) =>
+          new KedaTrustPolicy(stack, 'T', { provider, roleName: 'r', kedaRoleArn: KEDA_ROLE, kedaAccountId: '1111-2222' }),
+        'property KedaAccountId: is not a 12-digit AWS account id',
+      ],
     ];
     for (const [name, build, message] of cases) {
       const { stack, provider } = stackWithProvider();
       expect(() => build(stack, provider), name).toThrow(message);
     }
+  });
+
+  test('Pod Identity, a workload identity and a KEDA role of another account go out as named', () => {
+    const { stack, provider } = stackWithProvider();
+    new KedaScaledObject(stack, 'PodIdentity', {
+      ...scaledObjectProps(provider),
+      identityMode: IdentityMode.POD_IDENTITY,
+      externalId: 'kedaform-sales',
+    });
+    new KedaScaledObject(stack, 'Workload', {
+      ...scaledObjectProps(provider),
+      name: 'workload',
+      roleArn: undefined,
+      identityOwner: IdentityOwner.WORKLOAD,
+    });
+    new KedaTrustPolicy(stack, 'Trust', {
+      provider,
+      roleName: 'sales-consumer',
+      kedaRoleArn: 'arn:aws:iam::444455556666:role/keda-operator',
+      kedaAccountId: '444455556666',
+    });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties(SCALED_OBJECT, {
+      IdentityMode: 'pod-identity',
+      ExternalId: 'kedaform-sales',
+      RoleArn: CONSUMER_ROLE,
+    });
+    template.hasResourceProperties(SCALED_OBJECT, { IdentityOwner: 'workload', RoleArn: Match.absent() });
+    template.hasResourceProperties(TRUST_POLICY, { KedaAccountId: '444455556666' });
   });
 
   test('tokens are left to the handler', () => {

@@ -218,6 +218,7 @@ impl TrustPolicies {
                 ),
             ));
         }
+        cross_account(&consumer, &keda, trust.keda_account_id.as_deref())?;
         let plan = policy::apply(&role.trust_policy, trust).map_err(malformed(role_name))?;
         Ok((role, plan))
     }
@@ -236,6 +237,32 @@ impl TrustPolicies {
         }
         let plan = policy::remove(&role.trust_policy).map_err(malformed(role_name))?;
         Ok(Some((role, plan)))
+    }
+}
+
+/// A KEDA role of another account than the consumer role's is trusted only when
+/// `keda_account_id` names that account: never guessed from the ARN alone, so a mistyped
+/// account in `KedaRoleArn` fails instead of opening the role to a stranger.
+pub fn cross_account(consumer: &RoleArn, keda: &RoleArn, keda_account_id: Option<&str>) -> Result<(), Error> {
+    match keda_account_id {
+        None if keda.account == consumer.account => Ok(()),
+        None => Err(Error::input(
+            Input::OperatorRole,
+            "names a role of another account than the consumer role's; if KEDA runs in that account, \
+             allow it by naming that account (KedaAccountId, or --keda-account-id)",
+        )),
+        Some(given) if given.len() != 12 || !given.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(Error::input(Input::OperatorAccount, "is not a 12-digit AWS account id"))
+        }
+        Some(given) if given == consumer.account => Err(Error::input(
+            Input::OperatorAccount,
+            "is the consumer role's own account; it is only for a KEDA role of another account, so leave it out",
+        )),
+        Some(given) if given != keda.account => Err(Error::input(
+            Input::OperatorAccount,
+            "is not the account of the KEDA role; the two must name the same account",
+        )),
+        Some(_) => Ok(()),
     }
 }
 
@@ -288,6 +315,29 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keda_role_of_another_account_needs_that_account_named() {
+        let role = |text: &str| RoleArn::parse(Input::Role, text).unwrap();
+        let consumer = role("arn:aws:iam::111122223333:role/consumer");
+        let here = role("arn:aws:iam::111122223333:role/keda");
+        let there = role("arn:aws:iam::444455556666:role/keda");
+        assert!(cross_account(&consumer, &here, None).is_ok());
+        assert!(cross_account(&consumer, &there, Some("444455556666")).is_ok());
+        let refused = |keda: &RoleArn, allowed: Option<&str>| {
+            let error = cross_account(&consumer, keda, allowed).unwrap_err();
+            assert!(!error.to_string().contains("444455556666"), "{error}");
+            match error {
+                Error::Invalid { input, .. } => input,
+                other => panic!("{other}"),
+            }
+        };
+        assert_eq!(refused(&there, None), Input::OperatorRole);
+        assert_eq!(refused(&there, Some("444455556667")), Input::OperatorAccount);
+        assert_eq!(refused(&here, Some("111122223333")), Input::OperatorAccount);
+        assert_eq!(refused(&there, Some("44445555666")), Input::OperatorAccount);
+        assert_eq!(refused(&there, Some("４４４455556666")), Input::OperatorAccount);
+    }
 
     #[test]
     fn role_arns_parse_with_paths_and_partitions() {

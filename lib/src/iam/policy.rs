@@ -23,6 +23,9 @@ pub struct KedaTrust {
     pub external_id: Option<String>,
     /// Remove every other grant of `sts:AssumeRole` to AWS principals.
     pub exclusive: bool,
+    /// The account of a KEDA role that is not in the consumer role's account: the explicit
+    /// consent [`crate::iam::cross_account`] asks for. Planning itself does not read it.
+    pub keda_account_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +73,7 @@ pub fn parse_document(text: &str) -> Result<Value, MalformedPolicy> {
 ///     keda_role_arn: "arn:aws:iam::111122223333:role/keda-operator".into(),
 ///     external_id: None,
 ///     exclusive: true,
+///     keda_account_id: None,
 /// };
 /// let plan = policy::apply(&current, &trust).unwrap();
 /// assert!(plan.changed);
@@ -261,6 +265,7 @@ mod tests {
             keda_role_arn: KEDA.into(),
             external_id: None,
             exclusive,
+            keda_account_id: None,
         }
     }
 
@@ -384,6 +389,7 @@ mod tests {
             keda_role_arn: "arn:aws:iam::111122223333:role/keda-2".into(),
             external_id: Some("x-1".into()),
             exclusive: true,
+            keda_account_id: None,
         };
         let second = apply(&first, &other).unwrap();
         assert!(second.changed);
@@ -487,7 +493,7 @@ mod tests {
     proptest! {
         #[test]
         fn applying_twice_changes_nothing(current in document(), exclusive in any::<bool>(), external in proptest::option::of("[a-z0-9]{1,8}")) {
-            let trust = KedaTrust { keda_role_arn: KEDA.into(), external_id: external, exclusive };
+            let trust = KedaTrust { keda_role_arn: KEDA.into(), external_id: external, exclusive, keda_account_id: None };
             let once = apply(&current, &trust).unwrap();
             let twice = apply(&once.document, &trust).unwrap();
             prop_assert!(!twice.changed);
@@ -516,7 +522,7 @@ mod tests {
 
         #[test]
         fn remove_after_apply_leaves_no_keda_statement(current in document(), exclusive in any::<bool>()) {
-            let applied = apply(&current, &KedaTrust { keda_role_arn: KEDA.into(), external_id: None, exclusive }).unwrap();
+            let applied = apply(&current, &KedaTrust { keda_role_arn: KEDA.into(), external_id: None, exclusive, keda_account_id: None }).unwrap();
             let removed = remove(&applied.document).unwrap();
             prop_assert!(removed.document["Statement"].as_array().unwrap().iter().all(|s| sid(s) != Some(KEDA_STATEMENT_SID)));
             prop_assert!(!remove(&removed.document).unwrap().changed);

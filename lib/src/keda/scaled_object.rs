@@ -114,12 +114,20 @@ pub struct TriggerAuthenticationSpec {
     pub pod_identity: PodIdentity,
 }
 
-/// `provider: aws` (the current provider; `aws-eks` is deprecated) with the role to assume.
+/// `provider: aws` (the current provider; `aws-eks` is deprecated) with the role to assume,
+/// or `identityOwner: workload` (KEDA takes one or the other).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PodIdentity {
     /// `aws`.
     pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The role the operator assumes for this trigger.
-    pub role_arn: String,
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `workload`: the scaled workload's own (IRSA) role instead of `roleArn`.
+    pub identity_owner: Option<String>,
+    #[serde(default, rename = "externalID", skip_serializing_if = "Option::is_none")]
+    /// The `sts:ExternalId` KEDA passes when it assumes `roleArn`.
+    pub external_id: Option<String>,
 }

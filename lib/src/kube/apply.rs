@@ -69,12 +69,39 @@ fn kube_error(action: &'static str, object: &ObjectKey, source: ::kube::Error) -
             reason: status.reason.clone(),
             message: withhold_values(&status.message),
         },
+        source if unreachable(&source) => Error::Unreachable {
+            action,
+            object: object.to_string(),
+            source: Box::new(source),
+        },
         source => Error::Kube {
             action,
             object: object.to_string(),
             source: Box::new(source),
         },
     }
+}
+
+/// Whether the connection itself failed: refused, no route, reset, or timed out.
+fn unreachable(error: &::kube::Error) -> bool {
+    use std::io::ErrorKind;
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = next {
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::TimedOut
+                    | ErrorKind::ConnectionReset
+            )
+        {
+            return true;
+        }
+        next = current.source();
+    }
+    false
 }
 
 /// The API server's message without the values it quotes from the object: a refused Secret's

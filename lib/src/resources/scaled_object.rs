@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::cfn::Outcome;
 use crate::iam::RoleArn;
+use crate::keda::install::IdentityMode;
 use crate::keda::scaled_object::{
     Advanced, AuthenticationRef, Fallback, HorizontalPodAutoscalerConfig, PodIdentity, ScaleTargetRef, ScaledObject,
     ScaledObjectSpec, Trigger, TriggerAuthentication, TriggerAuthenticationSpec,
@@ -60,8 +61,23 @@ pub struct ScaledObjectProperties {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Whether in-flight messages count (KEDA's default true).
     pub scale_on_in_flight: Option<bool>,
-    /// The consumer role KEDA assumes to read the queue.
+    /// The consumer role KEDA assumes to read the queue; left out (empty) only with
+    /// `IdentityOwner: workload`, where KEDA uses the scaled workload's own role instead.
+    #[serde(default)]
     pub role_arn: String,
+    /// How the KEDA operator gets its own credentials: `irsa` (default) or `pod-identity`.
+    /// Both write the same TriggerAuthentication (`provider: aws` with `roleArn`); the mode
+    /// decides which combinations are refused.
+    #[serde(default = "irsa", skip_serializing_if = "is_irsa")]
+    pub identity_mode: IdentityMode,
+    /// Whose identity KEDA uses: `keda` (default: KEDA assumes `RoleArn` with its own
+    /// credentials) or `workload` (the scaled workload's IRSA role; IRSA only).
+    #[serde(default, skip_serializing_if = "IdentityOwner::is_keda")]
+    pub identity_owner: IdentityOwner,
+    /// The `sts:ExternalId` KEDA passes when it assumes `RoleArn` (a role in another account
+    /// whose trust requires one): the TriggerAuthentication's `podIdentity.externalID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
     /// HPA behavior, as in `spec.advanced.horizontalPodAutoscalerConfig.behavior`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behavior: Option<HorizontalPodAutoscalerBehavior>,
@@ -73,6 +89,33 @@ pub struct ScaledObjectProperties {
     /// the request (default false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt_existing: bool,
+}
+
+/// `IdentityOwner`: whose identity KEDA uses for the trigger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentityOwner {
+    /// KEDA's operator assumes `RoleArn`.
+    #[default]
+    Keda,
+    /// KEDA uses the scaled workload's service-account role (IRSA only).
+    Workload,
+}
+
+impl IdentityOwner {
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+    fn is_keda(&self) -> bool {
+        *self == Self::Keda
+    }
+}
+
+fn irsa() -> IdentityMode {
+    IdentityMode::Irsa
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_irsa(mode: &IdentityMode) -> bool {
+    *mode == IdentityMode::Irsa
 }
 
 fn deployment() -> String {
@@ -118,6 +161,36 @@ fn queue_region(url: &str) -> Result<String, Error> {
         return Err(bad("has no valid queue name"));
     }
     Ok(region.to_owned())
+}
+
+/// The partition of the queue's region: `aws-cn` for `amazonaws.com.cn` hosts, else `aws`
+/// (the other partitions' SQS hosts do not pass [`queue_region`]).
+fn queue_partition(url: &str) -> String {
+    let host = url.trim_start_matches("https://").split('/').next().unwrap_or_default();
+    if host.ends_with(".amazonaws.com.cn") {
+        "aws-cn".into()
+    } else if host.starts_with("sqs.us-gov-") {
+        "aws-us-gov".into()
+    } else {
+        "aws".into()
+    }
+}
+
+/// `sts:ExternalId`: 2 to 1224 of `A-Z a-z 0-9 + = , . @ : / -` and `_` (STS's rule). The
+/// message never repeats it: an external id is a shared secret of sorts.
+fn external_id(id: &str) -> Result<(), Error> {
+    let valid = (2..=1224).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/-_".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "ExternalId",
+            "is not an STS external id (2 to 1224 of A-Z a-z 0-9 and + = , . @ : / - _)",
+        ))
+    }
 }
 
 fn dns_label(property: &str, value: &str) -> Result<(), Error> {
@@ -173,7 +246,7 @@ impl ScaledObjectProperties {
                 format!("{given} disagrees with QueueUrl, which is in {region}"),
             ));
         }
-        RoleArn::parse(Input::Role, &self.role_arn).map_err(|e| e.named(&[(Input::Role, "RoleArn")]))?;
+        self.validate_identity(&queue_partition(&self.queue_url))?;
         if self.queue_length == 0 {
             return Err(Error::invalid(
                 "QueueLength",
@@ -203,6 +276,59 @@ impl ScaledObjectProperties {
         Ok(region)
     }
 
+    /// `RoleArn`, `IdentityMode`, `IdentityOwner` and `ExternalId` together.
+    fn validate_identity(&self, queue_partition: &str) -> Result<(), Error> {
+        match self.identity_owner {
+            IdentityOwner::Workload => {
+                if self.identity_mode == IdentityMode::PodIdentity {
+                    return Err(Error::invalid(
+                        "IdentityOwner",
+                        "workload does not work with IdentityMode pod-identity: KEDA then looks for the \
+                         workload's IRSA role, which Pod Identity never sets (kedacore/keda issue 6418); leave \
+                         IdentityOwner out so that KEDA assumes RoleArn with the operator's credentials",
+                    ));
+                }
+                if !self.role_arn.is_empty() {
+                    return Err(Error::invalid(
+                        "RoleArn",
+                        "must be left out with IdentityOwner workload (KEDA takes one or the other)",
+                    ));
+                }
+                if self.external_id.is_some() {
+                    return Err(Error::invalid(
+                        "ExternalId",
+                        "applies only when KEDA assumes RoleArn; leave it out with IdentityOwner workload",
+                    ));
+                }
+                Ok(())
+            }
+            IdentityOwner::Keda => {
+                if self.role_arn.is_empty() {
+                    return Err(Error::invalid(
+                        "RoleArn",
+                        "is required: the role KEDA assumes to read the queue (or set IdentityOwner workload)",
+                    ));
+                }
+                let role =
+                    RoleArn::parse(Input::Role, &self.role_arn).map_err(|e| e.named(&[(Input::Role, "RoleArn")]))?;
+                if role.partition != queue_partition {
+                    return Err(Error::invalid(
+                        "RoleArn",
+                        format!(
+                            "is a role of partition {}, but the queue is in partition {queue_partition}; \
+                             a role can read queues of its own partition only",
+                            role.partition
+                        ),
+                    ));
+                }
+                if let Some(id) = &self.external_id {
+                    external_id(id)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The TriggerAuthentication's name: `<Name>-aws`.
     pub fn trigger_authentication_name(&self) -> String {
         format!("{}-aws", self.name)
@@ -214,9 +340,19 @@ impl ScaledObjectProperties {
         let mut auth = TriggerAuthentication::new(
             &self.trigger_authentication_name(),
             TriggerAuthenticationSpec {
-                pod_identity: PodIdentity {
-                    provider: "aws".into(),
-                    role_arn: self.role_arn.clone(),
+                pod_identity: match self.identity_owner {
+                    IdentityOwner::Keda => PodIdentity {
+                        provider: "aws".into(),
+                        role_arn: Some(self.role_arn.clone()),
+                        identity_owner: None,
+                        external_id: self.external_id.clone(),
+                    },
+                    IdentityOwner::Workload => PodIdentity {
+                        provider: "aws".into(),
+                        role_arn: None,
+                        identity_owner: Some("workload".into()),
+                        external_id: None,
+                    },
                 },
             },
         );
@@ -299,6 +435,9 @@ impl ScaledObjectProperties {
             cooldown_period: None,
             scale_on_in_flight: None,
             role_arn: role_arn.into(),
+            identity_mode: IdentityMode::Irsa,
+            identity_owner: IdentityOwner::Keda,
+            external_id: None,
             behavior: None,
             fallback: None,
             adopt_existing: false,
@@ -348,7 +487,8 @@ mod tests {
         })
     }
 
-    fn properties(overrides: &serde_json::Value) -> ScaledObjectProperties {
+    /// The original request with `overrides` (a null removes the property).
+    fn request(overrides: &serde_json::Value) -> serde_json::Value {
         let mut request = original_request();
         for (key, value) in overrides.as_object().unwrap() {
             if value.is_null() {
@@ -357,7 +497,11 @@ mod tests {
                 request[key] = value.clone();
             }
         }
-        decode_properties(&request, UnknownKeys::Reject).unwrap()
+        request
+    }
+
+    fn properties(overrides: &serde_json::Value) -> ScaledObjectProperties {
+        decode_properties(&request(overrides), UnknownKeys::Reject).unwrap()
     }
 
     #[test]
@@ -386,7 +530,9 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::too_many_lines)] // a table of cases
     fn bad_properties_are_refused_naming_them() {
+        let secret = "hunter2\u{0}\u{202e}";
         let cases = [
             (
                 json!({"QueueUrl": "https://sqs.us-east-1.amazonaws.com/reliable_q"}),
@@ -430,11 +576,109 @@ mod tests {
                 json!({"ScaleTargetKind": "Job"}),
                 "property ScaleTargetKind: Job is not Deployment or StatefulSet",
             ),
+            // Identity combinations KEDA cannot use, wrong ARN kinds, and external ids.
+            (
+                json!({"IdentityMode": "pod-identity", "IdentityOwner": "workload", "RoleArn": null}),
+                "property IdentityOwner: workload does not work with IdentityMode pod-identity",
+            ),
+            (
+                json!({"IdentityOwner": "workload"}),
+                "property RoleArn: must be left out with IdentityOwner workload",
+            ),
+            (
+                json!({"IdentityOwner": "workload", "RoleArn": null, "ExternalId": "abc"}),
+                "property ExternalId: applies only when KEDA assumes RoleArn",
+            ),
+            (json!({"RoleArn": null}), "property RoleArn: is required"),
+            (json!({"RoleArn": ""}), "property RoleArn: is required"),
+            (
+                json!({"ExternalId": secret}),
+                "property ExternalId: is not an STS external id",
+            ),
+            (
+                json!({"ExternalId": "x"}),
+                "property ExternalId: is not an STS external id",
+            ),
+            (
+                json!({"ExternalId": "a".repeat(1225)}),
+                "property ExternalId: is not an STS external id",
+            ),
+            // Wrong ARN kinds: a user, a policy, an OIDC provider, an STS session.
+            (
+                json!({"RoleArn": "arn:aws:iam::123456789012:user/consumer"}),
+                "property RoleArn:",
+            ),
+            (
+                json!({"RoleArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+                "property RoleArn:",
+            ),
+            (
+                json!({"RoleArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/X"}),
+                "property RoleArn:",
+            ),
+            (
+                json!({"RoleArn": "arn:aws:sts::123456789012:assumed-role/consumer/session"}),
+                "property RoleArn:",
+            ),
+            // A role of another partition cannot read this partition's queue.
+            (
+                json!({"RoleArn": "arn:aws-cn:iam::123456789012:role/consumer"}),
+                "property RoleArn: is a role of partition aws-cn, but the queue is in partition aws",
+            ),
+            (
+                json!({"IdentityMode": "eks-pod-identity"}),
+                "property IdentityMode: expected one of irsa, pod-identity",
+            ),
+            (
+                json!({"IdentityOwner": "operator"}),
+                "property IdentityOwner: expected one of keda, workload",
+            ),
         ];
         for (overrides, expected) in cases {
-            let message = properties(&overrides).render().unwrap_err().to_string();
+            let message = match decode_properties::<ScaledObjectProperties>(&request(&overrides), UnknownKeys::Reject) {
+                Ok(props) => props.render().unwrap_err().to_string(),
+                Err(error) => error.to_string(),
+            };
             assert!(message.starts_with(expected), "{overrides}: {message}");
+            assert!(!message.contains("hunter2"), "the external id leaked: {message}");
         }
+        // A China-region queue takes an aws-cn role.
+        let props = properties(
+            &json!({"QueueUrl": "https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q",
+                                       "RoleArn": "arn:aws-cn:iam::123456789012:role/consumer"}),
+        );
+        assert!(props.render().is_ok());
+    }
+
+    #[test]
+    fn identity_modes_owners_and_external_ids_render_what_keda_reads() {
+        let auth = |overrides: serde_json::Value| {
+            let (auth, _) = properties(&overrides).render().unwrap();
+            serde_json::to_value(&auth).unwrap()["spec"]["podIdentity"].clone()
+        };
+        let role = "arn:aws:iam::123456789012:role/consumer";
+        // Pod Identity: the operator's credentials come from the agent, the trigger is the same.
+        assert_eq!(
+            auth(json!({"IdentityMode": "pod-identity"})),
+            json!({"provider": "aws", "roleArn": role})
+        );
+        // A role of another account whose trust asks for an external id.
+        assert_eq!(
+            auth(json!({"RoleArn": "arn:aws:iam::444455556666:role/consumer", "ExternalId": "kedaform-sales"})),
+            json!({"provider": "aws", "roleArn": "arn:aws:iam::444455556666:role/consumer", "externalID": "kedaform-sales"})
+        );
+        assert_eq!(
+            auth(json!({"IdentityOwner": "workload", "RoleArn": null})),
+            json!({"provider": "aws", "identityOwner": "workload"})
+        );
+        // The properties serialize back as they came (defaults left out).
+        let props = properties(&json!({"IdentityMode": "pod-identity", "ExternalId": "kedaform-sales"}));
+        let value = serde_json::to_value(&props).unwrap();
+        assert_eq!(
+            (value["IdentityMode"].as_str(), value["ExternalId"].as_str()),
+            (Some("pod-identity"), Some("kedaform-sales"))
+        );
+        assert!(value.get("IdentityOwner").is_none());
     }
 
     #[test]

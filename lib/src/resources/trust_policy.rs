@@ -10,7 +10,11 @@ use crate::iam::{RoleArn, TrustPolicies, role_name};
 use crate::{Error, Input};
 
 /// What this resource calls the inputs the IAM layer judges.
-const NAMES: [(Input, &str); 2] = [(Input::Role, "RoleName"), (Input::OperatorRole, "KedaRoleArn")];
+const NAMES: [(Input, &str); 3] = [
+    (Input::Role, "RoleName"),
+    (Input::OperatorRole, "KedaRoleArn"),
+    (Input::OperatorAccount, "KedaAccountId"),
+];
 
 fn named(error: Error) -> Error {
     error.named(&NAMES)
@@ -27,6 +31,10 @@ pub struct TrustPolicyProperties {
     /// An `sts:ExternalId` condition on the KEDA statement; empty means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// The account of `KedaRoleArn` when KEDA runs in another account than the consumer role:
+    /// the explicit consent such a role needs (refused when it names the role's own account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keda_account_id: Option<String>,
     /// Whether grants of `sts:AssumeRole` to other AWS principals are removed (default true).
     #[serde(default = "exclusive_by_default")]
     pub exclusive: bool,
@@ -76,6 +84,7 @@ impl TrustPolicy {
             keda_role_arn: properties.keda_role_arn,
             external_id: properties.external_id.filter(|id| !id.is_empty()),
             exclusive: properties.exclusive,
+            keda_account_id: properties.keda_account_id,
         };
         invocation.step(format!("reading the trust policy of role {role_name}"));
         let (role, plan) = self.policies.plan_apply(&properties.role_name, &trust).await?;
