@@ -15,8 +15,11 @@ restarted with back-off.
   podrunner.py --run DIR --images FILE.json
 The image map: {"image": {"binary": PATH, "args": [extra args], "env": {NAME: value}}}; in
 extra args and env values {pod_ip}, {namespace}, {kubeconfig}, {mount:/path} and
-{service:NAME.NAMESPACE:PORT} (a ready endpoint's IP:PORT; DNS is the one thing of a cluster
-this does not emulate) are filled in.
+{service:NAME.NAMESPACE:PORT} are filled in. A service reference becomes the address of a local
+forwarder that plays kube-proxy: each connection goes to a ready endpoint of the Service as it
+is when the connection opens (the first that accepts), so a process keeps reaching the Service
+when its pods are replaced (KEDA's metrics server, say, reaches whichever operator replica
+leads). DNS is the one thing of a cluster this does not emulate.
 """
 
 import argparse
@@ -25,9 +28,11 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -146,8 +151,8 @@ def project_token(api, pod, path, wanted):
     write_if_changed(path, token(api, pod, wanted.get("audience"), lifetime).encode())
 
 
-def service_address(api, reference):
-    """NAME.NAMESPACE:PORT -> IP:PORT of a ready endpoint, or None."""
+def service_endpoints(api, reference):
+    """NAME.NAMESPACE:PORT -> the IP:PORT of each ready endpoint."""
     match = re.fullmatch(r"([a-z0-9-]+)\.([a-z0-9-]+):(\d+)", reference)
     if not match:
         raise ValueError(f"bad service reference {reference}")
@@ -156,11 +161,69 @@ def service_address(api, reference):
         f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
         f"?labelSelector=kubernetes.io%2Fservice-name%3D{name}"
     )
-    for item in (slices or {}).get("items", []):
-        for endpoint in item.get("endpoints") or []:
-            if endpoint.get("conditions", {}).get("ready") and endpoint.get("addresses"):
-                return f"{endpoint['addresses'][0]}:{port}"
-    return None
+    return [f"{endpoint['addresses'][0]}:{port}"
+            for item in (slices or {}).get("items", [])
+            for endpoint in item.get("endpoints") or []
+            if endpoint.get("conditions", {}).get("ready") and endpoint.get("addresses")]
+
+
+def pipe(source, target):
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, target):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class ServiceProxy:
+    """A Service's stand-in for kube-proxy: a listener on 127.0.0.1 whose connections go to a
+    ready endpoint of the Service, looked up when each connection opens."""
+
+    def __init__(self, api, reference):
+        self.api, self.reference = api, reference
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            client, _ = self.listener.accept()
+            threading.Thread(target=self.forward, args=(client,), daemon=True).start()
+
+    def forward(self, client):
+        try:
+            endpoints = service_endpoints(self.api, self.reference)
+        except (OSError, urllib.error.URLError, ValueError):
+            endpoints = []
+        for endpoint in endpoints:
+            host, port = endpoint.rsplit(":", 1)
+            try:
+                upstream = socket.create_connection((host, int(port)), timeout=5)
+            except OSError:
+                continue
+            upstream.settimeout(None)
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+            pipe(client, upstream)
+            return
+        client.close()
+
+
+PROXIES = {}
+
+
+def service_address(api, reference):
+    """The address that reaches the Service `reference`, or None while it has no ready endpoint."""
+    if not service_endpoints(api, reference):
+        return None
+    if reference not in PROXIES:
+        PROXIES[reference] = ServiceProxy(api, reference)
+    return PROXIES[reference].address
 
 
 def token(api, pod, audience, lifetime):

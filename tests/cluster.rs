@@ -1208,3 +1208,85 @@ async fn keda_scales_a_consumer_under_pod_identity_credentials() {
     rig.remove_consumer_and_keda(&namespace, install).await;
     associate(&[]);
 }
+
+/// The `operator.keda.sh` Lease's holder and when it was last renewed.
+async fn leader(client: &kube::Client) -> Option<(String, String)> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let lease = Api::<Lease>::namespaced(client.clone(), "keda")
+        .get_opt("operator.keda.sh")
+        .await
+        .unwrap()?;
+    let spec = lease.spec?;
+    Some((spec.holder_identity?, format!("{:?}", spec.renew_time?)))
+}
+
+/// Two operator replicas elect one leader; when the leader's pod goes, the other takes over
+/// and the ScaledObject keeps scaling. Pods are removed one at a time until the Lease changes
+/// hands (the local pod runner gives both replicas one host name, so the Lease's holder does
+/// not say which pod leads).
+#[tokio::test]
+async fn a_second_operator_replica_takes_over_when_the_leader_goes() {
+    let rig = rig().await;
+    let install = json!({"ClusterName": CLUSTER, "ManifestUrl": rig.mirror_keda().await,
+                         "OperatorRoleArn": OPERATOR_ROLE, "OperatorReplicas": 2, "PodDisruptionBudgets": true});
+    let installed = rig
+        .send("Custom::KedaInstall", "Create", "Keda", install.clone(), None, 600)
+        .await;
+    assert_eq!(installed["Status"], "SUCCESS", "{installed}");
+    let operator = rig.namespaced::<Deployment>("keda").get("keda-operator").await.unwrap();
+    assert_eq!(operator.status.unwrap().available_replicas, Some(2));
+
+    let namespace = namespace("ha-");
+    let (queue, queue_url) = rig.consumer_and_queue(&namespace, "orders-").await;
+    let properties = scaled_object(&namespace, "consumer", &queue);
+    let ready = rig.create_scaled_object(&properties).await;
+    assert_eq!(ready["Status"], "SUCCESS", "{ready}");
+    let first = rig
+        .eventually("a leader", 60, || async { leader(&rig.client).await })
+        .await;
+
+    let pods = rig.namespaced::<Pod>("keda");
+    let mut takeover = None;
+    for _ in 0..2 {
+        let listed = pods
+            .list(&ListParams::default().labels("app=keda-operator"))
+            .await
+            .unwrap();
+        let oldest = listed
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .min_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0))
+            .and_then(|p| p.metadata.name.clone())
+            .unwrap();
+        let removed = Instant::now();
+        pods.delete(&oldest, &DeleteParams::default()).await.unwrap();
+        // KEDA's lease lasts 15 s: past 45 s unchanged, the pod removed was not the leader.
+        while removed.elapsed() < Duration::from_secs(45) {
+            if let Some(new) = leader(&rig.client).await.filter(|(holder, _)| *holder != first.0) {
+                takeover = Some((new, removed.elapsed()));
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        if takeover.is_some() {
+            break;
+        }
+    }
+    let ((holder, _), after) = takeover.expect("the Lease changed hands once the leader's pod was removed");
+    eprintln!(
+        "leader {} -> {holder} within {:.0} s of its pod's removal",
+        first.0,
+        after.as_secs_f64()
+    );
+
+    // The new leader scales: 25 messages at 10 per replica take the consumer to 3.
+    rig.queue_messages(&queue_url, 25).await;
+    rig.eventually("scale-up to 3 replicas under the new leader", 180, || async {
+        (rig.replicas(&namespace, "consumer").await == 3).then_some(())
+    })
+    .await;
+
+    rig.delete_scaled_object("ScaledObject", properties).await;
+    rig.remove_consumer_and_keda(&namespace, install).await;
+}

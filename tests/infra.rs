@@ -1155,14 +1155,14 @@ fn the_deployer_stack_joins_a_vpc_only_when_given_subnets() {
     let inside = [
         base[0],
         base[1],
-        ("SubnetIds", "subnet-0a,subnet-0b"),
-        ("SecurityGroupIds", "sg-0c"),
+        ("SubnetIds", "subnet-0a1b2c3d4e5f60718,subnet-0b1b2c3d4e5f60718"),
+        ("SecurityGroupIds", "sg-0c1b2c3d4e5f60718"),
     ];
     let evaluator = Evaluator::new(&deployer, &inside);
     let function = evaluated_with(&evaluator, &deployer, "DeployerFunction");
     assert_eq!(
         function["VpcConfig"],
-        json!({"SubnetIds": ["subnet-0a", "subnet-0b"], "SecurityGroupIds": ["sg-0c"]})
+        json!({"SubnetIds": ["subnet-0a1b2c3d4e5f60718", "subnet-0b1b2c3d4e5f60718"], "SecurityGroupIds": ["sg-0c1b2c3d4e5f60718"]})
     );
     assert!(
         evaluated_with(&evaluator, &deployer, "TrustPolicyFunction")

@@ -940,3 +940,124 @@ async fn an_endpoint_the_function_cannot_reach_fails_at_once_naming_the_network_
         started.elapsed()
     );
 }
+
+/// Another metrics adapter (prometheus-adapter, say) serves `v1beta1.external.metrics.k8s.io`:
+/// KEDA's install fails naming the Service that holds it and leaves it alone; its rollback
+/// Delete takes only what it applied. With `AdoptExisting` it takes the APIService over and its
+/// Delete still never removes it.
+#[tokio::test]
+async fn keda_install_names_the_metrics_adapter_that_holds_the_apiservice_and_never_deletes_it() {
+    const PATH: &str = "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.external.metrics.k8s.io";
+    let rig = rig(Behaviour::default()).await;
+    let theirs = json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+        "spec": {"service": {"namespace": "monitoring", "name": "prometheus-adapter"},
+                 "group": "external.metrics.k8s.io", "version": "v1beta1",
+                 "groupPriorityMinimum": 100, "versionPriority": 100}});
+    rig.api.insert(PATH, theirs.clone());
+
+    let refused = rig
+        .send("Custom::KedaInstall", "Create", install(&rig.manifest_url), None, 60)
+        .await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    let reason = refused["Reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "APIService.apiregistration.k8s.io v1beta1.external.metrics.k8s.io (served by Service \
+             monitoring/prometheus-adapter) already exists and was not created by this resource"
+        ),
+        "{reason}"
+    );
+    assert!(reason.contains("AdoptExisting"), "{reason}");
+    let marker = refused["PhysicalResourceId"].as_str().unwrap();
+    let rolled_back = rig
+        .delete_failed_create("Custom::KedaInstall", install(&rig.manifest_url), marker)
+        .await;
+    assert_eq!(rolled_back["Status"], "SUCCESS", "{rolled_back}");
+    let left = rig.api.objects();
+    assert_eq!(left.keys().collect::<Vec<_>>(), [PATH], "only theirs is left");
+    assert_eq!(left[PATH], theirs, "untouched");
+
+    let mut adopting = install(&rig.manifest_url);
+    adopting["AdoptExisting"] = json!(true);
+    let adopted = rig
+        .send("Custom::KedaInstall", "Create", adopting.clone(), None, 60)
+        .await;
+    assert_eq!(adopted["Status"], "SUCCESS", "{adopted}");
+    assert_eq!(
+        rig.api.objects()[PATH]["spec"]["service"],
+        json!({"namespace": "keda", "name": "keda-metrics-apiserver"}),
+        "taken over: KEDA's metrics server serves it now"
+    );
+    let deleted = rig.send("Custom::KedaInstall", "Delete", adopting, None, 60).await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    assert_eq!(
+        rig.api.objects().keys().collect::<Vec<_>>(),
+        [PATH],
+        "an adopted APIService is never deleted"
+    );
+}
+
+/// KEDA without a single point of failure: replicas, budgets, spread and resources reach the
+/// Deployments as CloudFormation sends them (every scalar a string), and the budgets go with
+/// the install on Delete.
+#[tokio::test]
+async fn keda_install_applies_replicas_budgets_spread_and_resources() {
+    let rig = rig(Behaviour::default()).await;
+    let mut properties = install(&rig.manifest_url);
+    for (key, value) in [
+        ("OperatorReplicas", json!("2")),
+        ("MetricsServerReplicas", json!("2")),
+        ("PodDisruptionBudgets", json!("true")),
+        ("TopologySpread", json!("zone")),
+        (
+            "Resources",
+            json!({"Operator": {"requests": {"cpu": "250m", "memory": "256Mi"}}}),
+        ),
+    ] {
+        properties[key] = value;
+    }
+    let created = rig
+        .send("Custom::KedaInstall", "Create", properties.clone(), None, 60)
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    assert_eq!(created["Data"]["ObjectCount"], "30", "28 and two budgets");
+    let objects = rig.api.objects();
+    let operator = &objects["/apis/apps/v1/namespaces/keda/deployments/keda-operator"]["spec"];
+    assert_eq!(operator["replicas"], 2);
+    assert_eq!(
+        operator["template"]["spec"]["containers"][0]["resources"],
+        json!({"requests": {"cpu": "250m", "memory": "256Mi"}})
+    );
+    assert_eq!(
+        operator["template"]["spec"]["topologySpreadConstraints"][0]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    for name in ["keda-operator", "keda-metrics-apiserver"] {
+        let budget = &objects[&format!("/apis/policy/v1/namespaces/keda/poddisruptionbudgets/{name}")];
+        assert_eq!(budget["spec"]["maxUnavailable"], 1, "{name}");
+    }
+    assert!(
+        created["Data"]["HelmValues"]
+            .as_str()
+            .unwrap()
+            .contains("replicaCount: 2")
+    );
+
+    let mut refused = install(&rig.manifest_url);
+    refused["PodDisruptionBudgets"] = json!("true");
+    let answer = rig
+        .send("Custom::KedaInstall", "Update", refused, Some(properties.clone()), 60)
+        .await;
+    assert_eq!(answer["Status"], "FAILED", "{answer}");
+    assert!(
+        answer["Reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("property PodDisruptionBudgets: protects nothing with one replica"),
+        "{answer}"
+    );
+    let deleted = rig.send("Custom::KedaInstall", "Delete", properties, None, 60).await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    assert!(rig.api.objects().is_empty(), "{:?}", rig.api.objects().keys());
+}

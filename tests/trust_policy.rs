@@ -216,6 +216,39 @@ async fn a_role_arn_of_another_account_or_partition_fails_and_the_local_namesake
     }
 }
 
+/// A consumer role of Pod Identity (`IdentityMode: pod-identity`): its own statement for
+/// `pods.eks.amazonaws.com`, conditions and all, stays; the account-wide grant goes; KEDA's role
+/// is added. The same fix as for IRSA roles.
+#[tokio::test]
+async fn a_pod_identity_consumer_role_keeps_its_association_and_trusts_keda_alone() {
+    let fx = Fixture::new().await;
+    let pod_identity = json!({"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT,
+            "aws:RequestTag/kubernetes-namespace": "sales", "aws:RequestTag/kubernetes-service-account": "consumer"}}});
+    let account_wide = json!({"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+        "Action": "sts:AssumeRole"});
+    let (consumer, _) = fx
+        .role(
+            "consumer-",
+            &json!({"Version": "2012-10-17", "Statement": [pod_identity, account_wide]}),
+        )
+        .await;
+    let keda = fx.keda_role().await;
+    let response = fx
+        .send("Create", json!({"RoleName": consumer, "KedaRoleArn": keda}), None, None)
+        .await;
+    assert_eq!(response["Status"], "SUCCESS", "{response}");
+    assert_eq!(
+        response["Data"]["RemovedPrincipals"],
+        format!("arn:aws:iam::{ACCOUNT}:root")
+    );
+    assert_eq!(
+        statements(&fx.trust_of(&consumer).await),
+        [pod_identity, keda_statement(&keda)]
+    );
+}
+
 #[tokio::test]
 async fn a_keda_role_of_another_account_is_trusted_with_its_account_named_and_an_external_id() {
     let fx = Fixture::new().await;

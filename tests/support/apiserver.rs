@@ -13,7 +13,7 @@ use crate::{LocalServer, Recorded, Reply};
 /// A kind the fake serves: group, version, kind, plural, namespaced.
 type Kind = (&'static str, &'static str, &'static str, &'static str, bool);
 
-const KINDS: [Kind; 16] = [
+const KINDS: [Kind; 17] = [
     ("", "v1", "Namespace", "namespaces", false),
     ("", "v1", "ServiceAccount", "serviceaccounts", true),
     ("", "v1", "Service", "services", true),
@@ -38,6 +38,7 @@ const KINDS: [Kind; 16] = [
     ("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
     ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
     ("apps", "v1", "Deployment", "deployments", true),
+    ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true),
     ("apiregistration.k8s.io", "v1", "APIService", "apiservices", false),
     (
         "admissionregistration.k8s.io",
@@ -256,6 +257,7 @@ fn discovery(store: &Mutex<BTreeMap<String, Value>>, group: &str, version: &str)
         "apiextensions.k8s.io",
         "rbac.authorization.k8s.io",
         "apps",
+        "policy",
         "apiregistration.k8s.io",
         "admissionregistration.k8s.io",
     ];

@@ -589,14 +589,54 @@ impl Template {
             .filter(|(_, output)| references(output).iter().all(|r| !left_out(r)))
             .map(|(name, output)| (name.clone(), output.clone()))
             .collect();
+        // Only the conditions what is kept uses: the others may name what was left out (or,
+        // inlined from a nested stack, use functions a condition may not).
+        let mut used = BTreeSet::new();
+        let mut pending: Vec<String> = resources
+            .values()
+            .chain(outputs.values())
+            .flat_map(conditions_named)
+            .collect();
+        while let Some(name) = pending.pop() {
+            if used.insert(name.clone()) {
+                pending.extend(conditions_named(&self.root["Conditions"][&name]));
+            }
+        }
+        let conditions: Map<String, Value> = used
+            .iter()
+            .map(|name| (name.clone(), stub(&self.root["Conditions"][name], &left_out, evaluator)))
+            .collect();
         json!({
             "AWSTemplateFormatVersion": self.root["AWSTemplateFormatVersion"],
             "Parameters": self.root["Parameters"],
-            "Conditions": stub(&self.root["Conditions"], &left_out, evaluator),
+            "Conditions": conditions,
             "Resources": resources,
             "Outputs": outputs,
         })
     }
+}
+
+/// The conditions `value` names: a resource's or output's `Condition`, `Fn::If`'s first
+/// argument, and `{"Condition": name}` inside a condition.
+fn conditions_named(value: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("Condition", Value::String(name)) => found.push(name.clone()),
+                    ("Fn::If", Value::Array(arguments)) => {
+                        found.extend(arguments.first().and_then(Value::as_str).map(str::to_owned));
+                        found.extend(arguments.iter().skip(1).flat_map(conditions_named));
+                    }
+                    _ => found.extend(conditions_named(inner)),
+                }
+            }
+        }
+        Value::Array(items) => found.extend(items.iter().flat_map(conditions_named)),
+        _ => {}
+    }
+    found
 }
 
 fn stub(value: &Value, left_out: &dyn Fn(&str) -> bool, evaluator: &Evaluator<'_>) -> Value {

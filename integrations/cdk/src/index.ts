@@ -43,6 +43,14 @@ export enum IdentityMode {
   POD_IDENTITY = 'pod-identity',
 }
 
+/** Where KEDA's replicas are spread (`TopologySpread`). */
+export enum TopologySpread {
+  /** Across availability zones. */
+  ZONE = 'zone',
+  /** Across nodes. */
+  HOSTNAME = 'hostname',
+}
+
 /** Whose identity KEDA uses to read the queue (`IdentityOwner`). */
 export enum IdentityOwner {
   /** KEDA's operator assumes `roleArn` with its own credentials (IRSA or Pod Identity). */
@@ -283,6 +291,21 @@ export interface KedaInstallProps {
   readonly tokenExpiration?: number;
   /** The pod security context clusters older than 1.19 needed (`LegacyFsGroup`). @default false */
   readonly legacyFsGroup?: boolean;
+  /** Operator replicas, 1 to 10; they elect one leader (`OperatorReplicas`). @default KEDA's, 1 */
+  readonly operatorReplicas?: number;
+  /** Metrics API server replicas, 1 to 10 (`MetricsServerReplicas`). @default KEDA's, 1 */
+  readonly metricsServerReplicas?: number;
+  /** Admission webhook replicas, 1 to 10 (`WebhookReplicas`). @default KEDA's, 1 */
+  readonly webhookReplicas?: number;
+  /** A PodDisruptionBudget for each component with 2 replicas or more (`PodDisruptionBudgets`). @default false */
+  readonly podDisruptionBudgets?: boolean;
+  /** Spread each component's replicas (`TopologySpread`). @default no constraint */
+  readonly topologySpread?: TopologySpread;
+  /**
+   * Requests and limits per component, as in Kubernetes: `{Operator?, MetricsServer?, Webhooks?}`
+   * (`Resources`). @default the release manifest's
+   */
+  readonly resources?: { [key: string]: any };
 }
 
 /** KEDA with the IRSA values `helm install --set` used to carry, installed and waited for. */
@@ -303,6 +326,7 @@ export class KedaInstall extends Construct {
         throw new KedaformValidation('ManifestSha256', 'expected 64 hexadecimal digits');
       }
     }
+    checkAvailability(props);
     this.resource = customResource(this, props.provider.kubernetesServiceToken, ResourceTypes.KEDA_INSTALL, KUBERNETES_TIMEOUT, {
       ClusterName: props.clusterName,
       OperatorRoleArn: props.operatorRoleArn,
@@ -312,12 +336,40 @@ export class KedaInstall extends Construct {
       IdentityMode: props.identityMode,
       TokenExpiration: props.tokenExpiration,
       LegacyFsGroup: props.legacyFsGroup,
+      OperatorReplicas: props.operatorReplicas,
+      MetricsServerReplicas: props.metricsServerReplicas,
+      WebhookReplicas: props.webhookReplicas,
+      PodDisruptionBudgets: props.podDisruptionBudgets,
+      TopologySpread: props.topologySpread,
+      Resources: props.resources,
     });
   }
 
   /** The `helm --set` values this install stands for. */
   get helmValues(): string {
     return this.resource.getAttString('HelmValues');
+  }
+}
+
+/** `OperatorReplicas`, `MetricsServerReplicas`, `WebhookReplicas` and `PodDisruptionBudgets` (lib/src/keda/availability.rs). */
+function checkAvailability(props: KedaInstallProps): void {
+  const replicas: [string, number | undefined][] = [
+    ['OperatorReplicas', props.operatorReplicas],
+    ['MetricsServerReplicas', props.metricsServerReplicas],
+    ['WebhookReplicas', props.webhookReplicas],
+  ];
+  for (const [property, value] of replicas) {
+    if (value !== undefined && !Token.isUnresolved(value) && (value < 1 || value > 10)) {
+      throw new KedaformValidation(property, `${value} is outside 1 to 10`);
+    }
+  }
+  const known = replicas.every(([, value]) => value === undefined || !Token.isUnresolved(value));
+  if (props.podDisruptionBudgets === true && known && replicas.every(([, value]) => (value ?? 1) < 2)) {
+    throw new KedaformValidation(
+      'PodDisruptionBudgets',
+      'protects nothing with one replica of each component (a budget would only block node drains); give ' +
+        'OperatorReplicas, MetricsServerReplicas or WebhookReplicas 2 or more',
+    );
   }
 }
 

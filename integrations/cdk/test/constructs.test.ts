@@ -270,6 +270,18 @@ describe('the four resources', () => {
         'property ExternalId: is not an STS external id',
       ],
       [
+        'OperatorReplicas',
+        (stack, provider) =>
+          new KedaInstall(stack, 'K', { provider, clusterName: 'c', operatorRoleArn: KEDA_ROLE, operatorReplicas: 0 }),
+        'property OperatorReplicas: 0 is outside 1 to 10',
+      ],
+      [
+        'PodDisruptionBudgets',
+        (stack, provider) =>
+          new KedaInstall(stack, 'K', { provider, clusterName: 'c', operatorRoleArn: KEDA_ROLE, podDisruptionBudgets: true }),
+        'property PodDisruptionBudgets: protects nothing with one replica of each component',
+      ],
+      [
         'KedaAccountId',
         (stack, provider) =>
           new KedaTrustPolicy(stack, 'T', { provider, roleName: 'r', kedaRoleArn: KEDA_ROLE, kedaAccountId: '1111-2222' }),

@@ -5,6 +5,7 @@ use ::kube::api::DynamicObject;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::availability::Availability;
 use crate::{Error, Input};
 
 /// The KEDA release kedaform installs by default and was tested with.
@@ -31,6 +32,9 @@ const METRICS_SERVER_BINDINGS: [(&str, &str); 2] = [
     ("RoleBinding", "keda-auth-reader"),
 ];
 
+/// On the operator's pod template: the identity its pods were created with.
+pub const IDENTITY_ANNOTATION: &str = "kedaform.io/identity";
+
 /// How the operator gets AWS credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -43,7 +47,7 @@ pub enum IdentityMode {
 
 /// The KEDA-specific changes to the release manifest: the operator's identity, and the
 /// service-account split that keeps the role off the other KEDA pods.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Overlay {
     /// The role the operator assumes.
     pub operator_role_arn: String,
@@ -54,6 +58,8 @@ pub struct Overlay {
     /// scale-eks-with-keda's `fsGroup/runAsUser/runAsGroup: 1001` pod security context; only clusters
     /// older than Kubernetes 1.19 needed it for the projected token to be readable.
     pub legacy_fs_group: bool,
+    /// Replicas, budgets, spread and resources (the default changes nothing).
+    pub availability: Availability,
 }
 
 /// The kinds KEDA's operator manages through finalizers: while one exists, removing the
@@ -84,6 +90,7 @@ impl Overlay {
             identity: IdentityMode::Irsa,
             token_expiration: DEFAULT_TOKEN_EXPIRATION,
             legacy_fs_group: false,
+            availability: Availability::default(),
         }
     }
 }
@@ -210,6 +217,7 @@ fn separate_accounts(objects: &mut Vec<DynamicObject>) -> Result<(), Error> {
 /// with `legacy_fs_group`, the `keda-operator` Deployment its pod security context).
 pub fn apply_overlay(objects: &mut Vec<DynamicObject>, overlay: &Overlay) -> Result<(), Error> {
     separate_accounts(objects)?;
+    overlay.availability.apply(objects)?;
     let account = objects
         .iter_mut()
         .find(|o| is(o, "ServiceAccount", OPERATOR))
@@ -224,6 +232,17 @@ pub fn apply_overlay(objects: &mut Vec<DynamicObject>, overlay: &Overlay) -> Res
             overlay.token_expiration.to_string(),
         );
     }
+    // The webhook gives a pod its credentials settings when it is created: a change of identity
+    // must replace the operator's pods, so it is written into their template.
+    let identity = match overlay.identity {
+        IdentityMode::Irsa => format!("irsa {}", overlay.operator_role_arn),
+        IdentityMode::PodIdentity => "pod-identity".to_owned(),
+    };
+    let operator = objects
+        .iter_mut()
+        .find(|o| is(o, "Deployment", OPERATOR))
+        .ok_or_else(|| missing("keda-operator Deployment in namespace keda"))?;
+    operator.data["spec"]["template"]["metadata"]["annotations"][IDENTITY_ANNOTATION] = json!(identity);
     if overlay.legacy_fs_group {
         let deployment = objects
             .iter_mut()
@@ -258,6 +277,7 @@ pub fn helm_values(overlay: &Overlay) -> String {
             "tokenExpiration": overlay.token_expiration,
         });
     }
+    overlay.availability.helm_values(&mut values);
     if overlay.legacy_fs_group {
         values["podSecurityContext"] = json!({"operator": {"fsGroup": 1001, "runAsUser": 1001, "runAsGroup": 1001}});
     }
@@ -298,6 +318,7 @@ mod tests {
             identity: IdentityMode::Irsa,
             token_expiration: 86_400,
             legacy_fs_group,
+            availability: Availability::default(),
         }
     }
 
@@ -310,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn the_overlay_changes_accounts_and_bindings_only() {
+    fn the_overlay_changes_accounts_bindings_and_the_operators_identity_only() {
         let (_, original) = keda();
         let mut objects = original.clone();
         apply_overlay(&mut objects, &overlay(false)).unwrap();
@@ -328,6 +349,8 @@ mod tests {
                 "ClusterRoleBinding/keda-system-auth-delegator",
                 "Deployment/keda-admission",
                 "Deployment/keda-metrics-apiserver",
+                // its pod template's identity annotation
+                "Deployment/keda-operator",
             ]
         );
         let added: Vec<String> = objects[original.len()..].iter().map(kind_and_name).collect();
@@ -405,6 +428,31 @@ mod tests {
             .find(|o| is(o, "Deployment", "keda-metrics-apiserver"))
             .unwrap();
         assert!(metrics.data["spec"]["template"]["spec"]["securityContext"]["fsGroup"].is_null());
+    }
+
+    #[test]
+    fn a_change_of_identity_replaces_the_operators_pods() {
+        let template = |overlay: &Overlay| {
+            let (_, mut objects) = keda();
+            apply_overlay(&mut objects, overlay).unwrap();
+            operator_deployment(&objects).unwrap().data["spec"]["template"].clone()
+        };
+        let irsa = template(&overlay(false));
+        assert_eq!(
+            irsa["metadata"]["annotations"][IDENTITY_ANNOTATION],
+            "irsa arn:aws:iam::123456789012:role/keda-operator"
+        );
+        let pod_identity = template(&Overlay {
+            identity: IdentityMode::PodIdentity,
+            ..overlay(false)
+        });
+        let other_role = template(&Overlay {
+            operator_role_arn: "arn:aws:iam::123456789012:role/keda-2".into(),
+            ..overlay(false)
+        });
+        assert_ne!(irsa, pod_identity, "a new pod template: Kubernetes rolls the operator");
+        assert_ne!(irsa, other_role);
+        assert_eq!(irsa, template(&overlay(false)), "the same identity changes nothing");
     }
 
     #[test]

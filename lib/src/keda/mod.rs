@@ -1,5 +1,7 @@
-//! KEDA: installing its release manifest with the IRSA settings the Helm chart would carry,
-//! and the ScaledObject that scales a consumer on queue depth.
+//! KEDA: installing its release manifest with the identity settings the Helm chart would carry
+//! and the availability a production install wants, and the ScaledObject that scales a consumer
+//! on queue depth.
 
+pub mod availability;
 pub mod install;
 pub mod scaled_object;

@@ -319,7 +319,7 @@ impl Applier {
             let current = api.get_opt(&name).await.map_err(|e| kube_error("get", &key, e))?;
             let claim = plan::claim(current.as_ref().map(|c| &c.metadata), owner, adoption).map_err(|holder| {
                 Error::NotOwned {
-                    object: key.to_string(),
+                    object: plan::described(&key, current.as_ref()),
                     holder,
                 }
             })?;

@@ -143,6 +143,24 @@ pub enum Holder {
     Other(String),
 }
 
+/// `key` as an error names an object that exists: an APIService with the Service that serves
+/// it, since two metrics adapters fight over `v1beta1.external.metrics.k8s.io` (KEDA's and,
+/// say, prometheus-adapter's) and the user must know which one holds it.
+pub fn described(key: &ObjectKey, existing: Option<&DynamicObject>) -> String {
+    let service = existing
+        .filter(|_| key.kind == "APIService")
+        .map(|object| &object.data["spec"]["service"]);
+    match service {
+        Some(service) if service.is_object() => format!(
+            "{key} (served by Service {}/{})",
+            service["namespace"].as_str().unwrap_or_default(),
+            service["name"].as_str().unwrap_or_default()
+        ),
+        Some(_) => format!("{key} (served by the API server itself)"),
+        None => key.to_string(),
+    }
+}
+
 /// What an apply as `owner` may do with an object whose current metadata is `existing` (`None`:
 /// the object does not exist).
 pub fn claim(existing: Option<&::kube::api::ObjectMeta>, owner: &str, adoption: Adoption) -> Result<Claim, Holder> {
@@ -250,6 +268,31 @@ pub fn pruned(previous: &[DynamicObject], desired: &[DynamicObject]) -> Vec<Dyna
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_existing_apiservice_is_named_with_the_service_that_serves_it() {
+        let object = |yaml: &str| parse_manifest(yaml).unwrap().remove(0);
+        let theirs = object(
+            "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {name: v1beta1.external.metrics.k8s.io}\n\
+             spec: {service: {namespace: monitoring, name: prometheus-adapter}, group: external.metrics.k8s.io, version: v1beta1}",
+        );
+        let key = ObjectKey::of(&theirs);
+        assert_eq!(
+            described(&key, Some(&theirs)),
+            "APIService.apiregistration.k8s.io v1beta1.external.metrics.k8s.io (served by Service monitoring/prometheus-adapter)"
+        );
+        let local = object(
+            "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {name: v1.apps}\nspec: {group: apps, version: v1}",
+        );
+        assert!(described(&ObjectKey::of(&local), Some(&local)).ends_with("(served by the API server itself)"));
+        // Other kinds, and an object that does not exist, are named as they are.
+        let namespace = object("apiVersion: v1\nkind: Namespace\nmetadata: {name: sales}");
+        assert_eq!(
+            described(&ObjectKey::of(&namespace), Some(&namespace)),
+            "Namespace sales"
+        );
+        assert_eq!(described(&key, None), key.to_string());
+    }
 
     fn keda() -> Vec<DynamicObject> {
         let text = crate::test_data::keda_manifest();

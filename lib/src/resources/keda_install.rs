@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use super::ClusterAccess;
 use crate::cfn::{Invocation, Outcome};
 use crate::iam::RoleArn;
+use crate::keda::availability::{Availability, ComponentResources, TopologySpread};
 use crate::keda::install::{self, DEFAULT_TOKEN_EXPIRATION, IdentityMode, Overlay};
 use crate::{Error, Input};
 
 /// Properties of `Custom::KedaInstall`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct KedaInstallProperties {
     /// The cluster: an EKS cluster's name, or the kubeconfig's cluster for the CLI.
@@ -41,6 +42,26 @@ pub struct KedaInstallProperties {
     /// the request (default false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt_existing: bool,
+    /// Operator replicas, 1 to 10 (KEDA's default 1); they elect one leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_replicas: Option<i32>,
+    /// Metrics API server replicas, 1 to 10 (KEDA's default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_server_replicas: Option<i32>,
+    /// Admission webhook replicas, 1 to 10 (KEDA's default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_replicas: Option<i32>,
+    /// A `PodDisruptionBudget` (`maxUnavailable: 1`) for each component with 2 replicas or more
+    /// (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pod_disruption_budgets: bool,
+    /// `zone` or `hostname`: spread each component's replicas (default: no constraint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_spread: Option<TopologySpread>,
+    /// Requests and limits per component (`Operator`, `MetricsServer`, `Webhooks`; default the
+    /// manifest's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ComponentResources>,
 }
 
 fn default_version() -> String {
@@ -68,6 +89,12 @@ impl KedaInstallProperties {
             legacy_fs_group: false,
             token_expiration: DEFAULT_TOKEN_EXPIRATION,
             adopt_existing: false,
+            operator_replicas: None,
+            metrics_server_replicas: None,
+            webhook_replicas: None,
+            pod_disruption_budgets: false,
+            topology_spread: None,
+            resources: None,
         }
     }
 
@@ -85,12 +112,21 @@ impl KedaInstallProperties {
             identity: self.identity_mode,
             token_expiration: self.token_expiration,
             legacy_fs_group: self.legacy_fs_group,
+            availability: Availability {
+                operator_replicas: self.operator_replicas,
+                metrics_server_replicas: self.metrics_server_replicas,
+                webhook_replicas: self.webhook_replicas,
+                pod_disruption_budgets: self.pod_disruption_budgets,
+                topology_spread: self.topology_spread,
+                resources: self.resources.clone().unwrap_or_default(),
+            },
         }
     }
 
     /// The checks that need no call.
     pub fn validate(&self) -> Result<(), Error> {
-        RoleArn::parse(Input::OperatorRole, &self.operator_role_arn).map(|_| ())
+        RoleArn::parse(Input::OperatorRole, &self.operator_role_arn)?;
+        self.overlay().availability.validate()
     }
 
     /// The objects of `manifest` (the bytes at [`Self::url`]) as these properties install them.

@@ -16,7 +16,7 @@ use crate::{Error, Input};
 /// A resource's properties, by type.
 pub(super) enum Desired {
     Manifest(ManifestProperties),
-    Keda(KedaInstallProperties),
+    Keda(Box<KedaInstallProperties>),
     ScaledObject(Box<ScaledObjectProperties>),
 }
 
@@ -24,7 +24,7 @@ impl Desired {
     pub(super) fn decode(resource_type: &str, properties: &Value, unknown: UnknownKeys) -> Result<Self, Error> {
         Ok(match resource_type {
             MANIFEST => Self::Manifest(decode_properties(properties, unknown)?),
-            KEDA_INSTALL => Self::Keda(decode_properties(properties, unknown)?),
+            KEDA_INSTALL => Self::Keda(Box::new(decode_properties(properties, unknown)?)),
             SCALED_OBJECT => Self::ScaledObject(Box::new(decode_properties(properties, unknown)?)),
             other => return Err(super::unsupported(other, &super::KUBERNETES)),
         })
