@@ -18,7 +18,7 @@ npx tsc
 # The first synth loads aws-cdk-lib, slower than vitest's 5 s default on a busy machine: the
 # tests check what is synthesized, not how fast.
 npx vitest run --testTimeout=60000
-rm -rf cdk.out
+rm -rf cdk.out cdk-pod-identity.out
 export KEDAFORM_TRUST_POLICY_CODE=$SAM_BUILD/TrustPolicyFunction KEDAFORM_KUBERNETES_CODE=$SAM_BUILD/DeployerFunction
 npx cdk synth --no-notices --quiet > /dev/null
 # CDK writes DependsOn beside the GetAtt that already orders a function after its role (W3005).
@@ -34,6 +34,35 @@ if (runtimes.length !== 2 || runtimes.some((r) => r !== "provided.al2023")) {
   console.error(`expected kedaform'"'"'s two provided.al2023 functions and no other, found ${runtimes}`); process.exit(1);
 }
 console.log(`example synthesized: ${types.length} resources, the four custom resources, two provided.al2023 functions`);
+'
+# The same app with EKS Pod Identity: associations instead of IRSA, each role trusting EKS for
+# its service account, KEDA and the ScaledObject told, every pod after its association.
+npx cdk synth --no-notices --quiet -c identityMode=pod-identity --output cdk-pod-identity.out > /dev/null
+"$VENV/bin/cfn-lint" --ignore-checks W3005 -- cdk-pod-identity.out/KedaformExample.template.json
+node -e '
+const t = require("./cdk-pod-identity.out/KedaformExample.template.json").Resources;
+const fail = (why) => { console.error(`the Pod Identity example: ${why}`); process.exit(1); };
+const of = (type) => Object.entries(t).filter(([, r]) => r.Type === type);
+const associations = of("AWS::EKS::PodIdentityAssociation").map(([id, r]) => [id, r.Properties]);
+const bound = associations.map(([, p]) => `${p.Namespace}/${p.ServiceAccount}`).sort().join(" ");
+if (bound !== "keda/keda-operator sales/consumer") fail(`associations for ${bound}`);
+for (const [, p] of associations) {
+  const role = t[p.RoleArn["Fn::GetAtt"][0]].Properties.AssumeRolePolicyDocument.Statement;
+  const s = role.length === 1 ? role[0] : fail("one trust statement per role");
+  const tags = s.Condition.StringEquals;
+  if (s.Principal.Service !== "pods.eks.amazonaws.com" || !s.Action.includes("sts:TagSession")
+      || tags["aws:RequestTag/kubernetes-namespace"] !== p.Namespace
+      || tags["aws:RequestTag/kubernetes-service-account"] !== p.ServiceAccount) fail(`trust of ${p.ServiceAccount}: ${JSON.stringify(s)}`);
+}
+if (JSON.stringify(t).includes("oidc-provider") || JSON.stringify(t).includes("eks.amazonaws.com/role-arn")) fail("IRSA is left");
+const ids = associations.map(([id]) => id);
+for (const [id, r] of [...of("Custom::KedaInstall"), ...of("Custom::KubernetesManifest")]) {
+  if (!ids.every((a) => (r.DependsOn || []).includes(a))) fail(`${id} does not wait for the associations`);
+}
+for (const [id, r] of [...of("Custom::KedaInstall"), ...of("Custom::KedaScaledObject")]) {
+  if (r.Properties.IdentityMode !== "pod-identity") fail(`${id} is not told`);
+}
+console.log(`Pod Identity example synthesized: ${associations.length} associations, no OIDC provider or IRSA annotation`);
 '
 
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
