@@ -1182,3 +1182,39 @@ fn the_deployer_stack_joins_a_vpc_only_when_given_subnets() {
 fn evaluated_with(evaluator: &Evaluator<'_>, template: &Template, id: &str) -> Value {
     evaluator.eval(properties(template, id)).unwrap()
 }
+
+/// The trust fix alone, in the queue's account for a KEDA of another account: `KedaAccountId`
+/// reaches the handler, which accepts it; left empty, the property is not sent at all.
+#[test]
+fn the_trust_fix_takes_a_keda_role_of_another_account_only_with_its_account_named() {
+    let template = Template::load("infra/trust-policy.yaml");
+    let trust = only(&template, "Custom::KedaTrustPolicy");
+    let base = [
+        ("ConsumerRoleName", "sales-consumer"),
+        ("KedaRoleArn", "arn:aws:iam::444455556666:role/keda-operator"),
+    ];
+    let cross = [
+        base[0],
+        base[1],
+        ("KedaAccountId", "444455556666"),
+        ("ExternalId", "kedaform-sales"),
+    ];
+    let sent = Evaluator::new(&template, &cross)
+        .eval(properties(&template, trust))
+        .unwrap();
+    assert_eq!(sent["KedaAccountId"], "444455556666");
+    assert_eq!(sent["ExternalId"], "kedaform-sales");
+    check("Custom::KedaTrustPolicy", &sent).unwrap();
+    let same = Evaluator::new(&template, &base)
+        .eval(properties(&template, trust))
+        .unwrap();
+    assert!(same.get("KedaAccountId").is_none(), "{same}");
+    check("Custom::KedaTrustPolicy", &same).unwrap();
+    let pattern = template.root["Parameters"]["KedaAccountId"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        pattern, "(\\d{12})?",
+        "CloudFormation refuses anything but an account id"
+    );
+}
