@@ -1290,3 +1290,61 @@ async fn a_second_operator_replica_takes_over_when_the_leader_goes() {
     rig.delete_scaled_object("ScaledObject", properties).await;
     rig.remove_consumer_and_keda(&namespace, install).await;
 }
+
+/// Another adapter's `v1beta1.external.metrics.k8s.io` on the real API server: the install
+/// fails naming the APIService and the Service behind it, its rollback takes back what it
+/// applied, and the other adapter's APIService is left exactly as it was.
+#[tokio::test]
+async fn keda_leaves_another_adapters_metrics_apiservice_alone() {
+    let rig = rig().await;
+    let services: Api<APIService> = Api::all(rig.client.clone());
+    let theirs: APIService = serde_json::from_value(json!({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+        "spec": {"service": {"namespace": "monitoring", "name": "prometheus-adapter", "port": 443},
+                 "group": "external.metrics.k8s.io", "version": "v1beta1", "insecureSkipTLSVerify": true,
+                 "groupPriorityMinimum": 100, "versionPriority": 100}}))
+    .unwrap();
+    services
+        .create(&kube::api::PostParams::default(), &theirs)
+        .await
+        .unwrap();
+    let before = services.get("v1beta1.external.metrics.k8s.io").await.unwrap();
+
+    let install =
+        json!({"ClusterName": CLUSTER, "ManifestUrl": rig.mirror_keda().await, "OperatorRoleArn": OPERATOR_ROLE});
+    let refused = rig
+        .send("Custom::KedaInstall", "Create", "Keda", install.clone(), None, 600)
+        .await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    let reason = refused["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains(
+            "v1beta1.external.metrics.k8s.io (served by Service monitoring/prometheus-adapter) already exists"
+        ),
+        "{reason}"
+    );
+    let after = services.get("v1beta1.external.metrics.k8s.io").await.unwrap();
+    assert_eq!(after.spec, before.spec, "untouched");
+    assert_eq!(
+        (after.metadata.labels, after.metadata.annotations),
+        (before.metadata.labels, before.metadata.annotations),
+        "no owner label, no adoption"
+    );
+    // This APIService has no Service behind it, so the namespace controller's discovery fails
+    // and no namespace can finish deleting while it exists (a real adapter's answers): it goes
+    // first, then the rollback's Delete takes back what the Create applied.
+    services
+        .delete("v1beta1.external.metrics.k8s.io", &DeleteParams::default())
+        .await
+        .unwrap();
+    let rolled_back = rig
+        .send("Custom::KedaInstall", "Delete", "Keda", install, None, 600)
+        .await;
+    assert_eq!(rolled_back["Status"], "SUCCESS", "{rolled_back}");
+    let namespaces: Api<Namespace> = Api::all(rig.client.clone());
+    assert!(
+        namespaces.get_opt("keda").await.unwrap().is_none(),
+        "KEDA's namespace is gone"
+    );
+}

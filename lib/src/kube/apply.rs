@@ -477,16 +477,11 @@ impl Applier {
                 Err(error) => return Err(kube_error("delete", &key, error)),
             }
             let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(4), deadline);
-            while api
-                .get_opt(&key.name)
-                .await
-                .map_err(|e| kube_error("get", &key, e))?
-                .is_some()
-            {
+            while let Some(left) = api.get_opt(&key.name).await.map_err(|e| kube_error("get", &key, e))? {
                 if !backoff.wait().await {
                     return Err(Error::NotReady {
                         object: key.to_string(),
-                        reason: "still being deleted (finalizers?)".into(),
+                        reason: plan::deletion_blocked_by(&left),
                     });
                 }
             }

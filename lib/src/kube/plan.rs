@@ -143,6 +143,34 @@ pub enum Holder {
     Other(String),
 }
 
+/// Why an object is still there after its Delete: the conditions that say so (a Namespace's
+/// `NamespaceDeletionDiscoveryFailure` when an aggregated API does not answer, its content or
+/// finalizers remaining), else its finalizers.
+pub fn deletion_blocked_by(object: &DynamicObject) -> String {
+    let blocking: Vec<String> = object.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["status"] == "True")
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["type"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    if !blocking.is_empty() {
+        return format!("still being deleted: {}", blocking.join("; "));
+    }
+    match object.metadata.finalizers.as_deref() {
+        Some(finalizers) if !finalizers.is_empty() => {
+            format!("still being deleted, held by finalizers {}", finalizers.join(", "))
+        }
+        _ => "still being deleted".to_owned(),
+    }
+}
+
 /// `key` as an error names an object that exists: an APIService with the Service that serves
 /// it, since two metrics adapters fight over `v1beta1.external.metrics.k8s.io` (KEDA's and,
 /// say, prometheus-adapter's) and the user must know which one holds it.
@@ -268,6 +296,31 @@ pub fn pruned(previous: &[DynamicObject], desired: &[DynamicObject]) -> Vec<Dyna
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_left_after_its_delete_says_what_holds_it() {
+        let object = |yaml: &str| parse_manifest(yaml).unwrap().remove(0);
+        let stuck: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "keda"},
+            "status": {"phase": "Terminating", "conditions": [
+                {"type": "NamespaceDeletionDiscoveryFailure", "status": "True",
+                 "message": "Discovery failed for some groups, 1 failing: external.metrics.k8s.io/v1beta1"},
+                {"type": "NamespaceContentRemaining", "status": "False", "message": "All content removed"}]}}))
+        .unwrap();
+        assert_eq!(
+            deletion_blocked_by(&stuck),
+            "still being deleted: NamespaceDeletionDiscoveryFailure: Discovery failed for some groups, 1 failing: external.metrics.k8s.io/v1beta1"
+        );
+        let held = object(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: c, namespace: s, finalizers: [finalizer.keda.sh]}",
+        );
+        assert_eq!(
+            deletion_blocked_by(&held),
+            "still being deleted, held by finalizers finalizer.keda.sh"
+        );
+        let plain = object("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: s}");
+        assert_eq!(deletion_blocked_by(&plain), "still being deleted");
+    }
 
     #[test]
     fn an_existing_apiservice_is_named_with_the_service_that_serves_it() {
