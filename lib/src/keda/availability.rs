@@ -10,7 +10,7 @@ use kube::api::DynamicObject;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::install::NAMESPACE;
+use super::install::{NAMESPACE, is, missing};
 use crate::Error;
 
 /// KEDA's three Deployments: (component, Deployment, its pods' `app` label).
@@ -167,17 +167,8 @@ impl Availability {
         for (component, deployment, app) in COMPONENTS {
             let found = objects
                 .iter_mut()
-                .find(|o| {
-                    o.types.as_ref().is_some_and(|t| t.kind == "Deployment")
-                        && o.metadata.name.as_deref() == Some(deployment)
-                        && o.metadata.namespace.as_deref() == Some(NAMESPACE)
-                })
-                .ok_or_else(|| {
-                    Error::input(
-                        crate::Input::Manifest,
-                        format!("the manifest has no {deployment} Deployment in namespace keda: is it KEDA's release manifest (2.10 or later)?"),
-                    )
-                })?;
+                .find(|o| is(o, "Deployment", deployment))
+                .ok_or_else(|| missing(&format!("{deployment} Deployment in namespace keda")))?;
             let spec = &mut found.data["spec"];
             if let Some(replicas) = self.replicas(component) {
                 spec["replicas"] = json!(replicas);

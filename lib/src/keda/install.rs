@@ -132,7 +132,8 @@ pub fn verify(manifest: &[u8], expected: &str) -> Result<(), Error> {
     }
 }
 
-fn is(object: &DynamicObject, kind: &str, name: &str) -> bool {
+/// Whether `object` is KEDA's `kind` `name` in its namespace.
+pub(super) fn is(object: &DynamicObject, kind: &str, name: &str) -> bool {
     object.types.as_ref().is_some_and(|t| t.kind == kind)
         && object.metadata.name.as_deref() == Some(name)
         && object.metadata.namespace.as_deref() == Some(NAMESPACE)
@@ -142,7 +143,8 @@ fn is_named(object: &DynamicObject, kind: &str, name: &str) -> bool {
     object.types.as_ref().is_some_and(|t| t.kind == kind) && object.metadata.name.as_deref() == Some(name)
 }
 
-fn missing(what: &str) -> Error {
+/// A manifest without `what`: not KEDA's release manifest.
+pub(super) fn missing(what: &str) -> Error {
     Error::input(
         Input::Manifest,
         format!("the manifest has no {what}: is it KEDA's release manifest (2.10 or later)?"),

@@ -163,16 +163,14 @@ fn queue_region(url: &str) -> Result<String, Error> {
     Ok(region.to_owned())
 }
 
-/// The partition of the queue's region: `aws-cn` for `amazonaws.com.cn` hosts, else `aws`
-/// (the other partitions' SQS hosts do not pass [`queue_region`]).
-fn queue_partition(url: &str) -> String {
-    let host = url.trim_start_matches("https://").split('/').next().unwrap_or_default();
-    if host.ends_with(".amazonaws.com.cn") {
-        "aws-cn".into()
-    } else if host.starts_with("sqs.us-gov-") {
-        "aws-us-gov".into()
+/// The partition of `region`, as `queue_region` reads it from the queue's URL.
+fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
     } else {
-        "aws".into()
+        "aws"
     }
 }
 
@@ -246,7 +244,7 @@ impl ScaledObjectProperties {
                 format!("{given} disagrees with QueueUrl, which is in {region}"),
             ));
         }
-        self.validate_identity(&queue_partition(&self.queue_url))?;
+        self.validate_identity(partition(&region))?;
         if self.queue_length == 0 {
             return Err(Error::invalid(
                 "QueueLength",
