@@ -13,9 +13,6 @@ ensure_keda_release
 export PATH=$SAM_VENV/bin:$VENV/bin:$PATH
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
-echo "== cargo lambda build (release, x86_64, zip)"
-cargo lambda build --release --x86-64 --output-format zip --package trust-policy --package kube-resources
-
 echo "== the consumer as its image ships it (profile workload)"
 cargo build --profile workload --locked --package consumer
 
@@ -50,8 +47,42 @@ echo "{\"seconds\": $seconds, \"peak_rss_kib\": $rss, \"requests\": $requests,
   \"nodes_seconds\": $nodes_seconds, \"nodes_peak_rss_kib\": $nodes_rss}" > "$TARGET/cluster-bench.json"
 scripts/cluster.sh down
 
+echo "== KEDA upgraded in place (2.19.0 -> 2.20.2), then KEDA's Helm chart installed (a fresh local cluster)"
+ensure_keda_chart
+scripts/cluster-build.sh helm
+scripts/cluster.sh up
+bin=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}/cluster/bin
+scripts/cluster.sh exec "$VENV/bin/aws" s3api create-bucket --bucket keda-mirror > /dev/null
+scripts/cluster.sh exec "$VENV/bin/aws" s3 cp --quiet "$bin/keda-2.19.0.yaml" s3://keda-mirror/keda-2.19.0.yaml
+scripts/cluster.sh exec "$VENV/bin/aws" s3 cp --quiet "$KEDAFORM_KEDA_MIRROR/keda-$KEDA_VERSION.yaml" s3://keda-mirror/keda.yaml
+kedaform_keda=("$TARGET/release/kedaform" --kubeconfig "$run/kubeconfig" keda)
+operator=(--cluster local --operator-role arn:aws:iam::123456789012:role/keda-operator)
+requests_of() { jq -c --arg agent "$1" 'select(.userAgent // "" | startswith($agent))' "$run/audit.log" | wc -l; }
+scripts/cluster.sh exec "${kedaform_keda[@]}" install "${operator[@]}" --version 2.19.0 \
+  --manifest s3://keda-mirror/keda-2.19.0.yaml > "$run/previous.log"
+before=$(requests_of kedaform/)
+/usr/bin/time -f '%e %M' -o "$run/upgrade.time" scripts/cluster.sh exec "${kedaform_keda[@]}" install "${operator[@]}" \
+  --manifest s3://keda-mirror/keda.yaml > "$run/upgrade.log"
+read -r upgrade_seconds upgrade_rss < "$run/upgrade.time"
+upgrade_requests=$(( $(requests_of kedaform/) - before ))
+scripts/cluster.sh exec "${kedaform_keda[@]}" uninstall "${operator[@]}" --manifest s3://keda-mirror/keda.yaml > "$run/uninstall.log"
+# helm install --wait (kstatus: Deployments available, CRDs established) of the same release,
+# KEDA's own chart at its defaults, on the same cluster.
+/usr/bin/time -f '%e %M' -o "$run/helm.time" scripts/cluster.sh exec "$bin/helm" install keda "$KEDAFORM_KEDA_CHART" \
+  --kubeconfig "$run/kubeconfig" --namespace keda --create-namespace --wait --timeout 10m > "$run/helm.log"
+read -r helm_seconds helm_rss < "$run/helm.time"
+helm_requests=$(requests_of Helm/)
+echo "{\"upgrade_seconds\": $upgrade_seconds, \"upgrade_peak_rss_kib\": $upgrade_rss, \"upgrade_requests\": $upgrade_requests,
+  \"helm_seconds\": $helm_seconds, \"helm_peak_rss_kib\": $helm_rss, \"helm_requests\": $helm_requests}" > "$TARGET/lifecycle-bench.json"
+scripts/cluster.sh down
+
 echo "== make rehearse (its own cluster)"
 KEDAFORM_REHEARSAL_REPORT=$TARGET/rehearsal-bench.json scripts/rehearse.sh full
+
+# After the rehearsal, whose `sam build` moves the binaries it builds out of the shared target
+# directory.
+echo "== cargo lambda build (release, x86_64, zip)"
+cargo lambda build --release --x86-64 --output-format zip --package trust-policy --package kube-resources
 
 start_moto
 start_elasticmq
@@ -64,6 +95,7 @@ KEDAFORM_BENCH_JSON=$TARGET/bench-rows.json \
 KEDAFORM_CONSUMER_BIN=$TARGET/workload/consumer \
 KEDAFORM_MOTO_PID=$MOTO_PID \
 KEDAFORM_CLUSTER_BENCH=$TARGET/cluster-bench.json \
+KEDAFORM_LIFECYCLE_BENCH=$TARGET/lifecycle-bench.json \
 KEDAFORM_REHEARSAL_BENCH=$TARGET/rehearsal-bench.json \
 KEDAFORM_PYTHON=$VENV/bin/python \
 KEDAFORM_ELASTICMQ_URL=$ELASTICMQ_URL \
@@ -72,13 +104,14 @@ KEDAFORM_GOFAKES3_PID=$GOFAKES3_PID \
   cargo bench --package kedaform-tests --bench bench
 
 echo "== the benchmarks page (docs/src/benchmarks.md) from target/bench.json"
-python3 - "$TARGET/bench-rows.json" "$TARGET/bench.json" "$(git rev-parse --short HEAD)" << 'PY'
+changes=$(if git diff --quiet HEAD -- 2> /dev/null; then echo committed; else echo uncommitted; fi)
+python3 - "$TARGET/bench-rows.json" "$TARGET/bench.json" "$(git rev-parse --short HEAD)" "$changes" << 'PY'
 import datetime, json, os, sys
-rows, out, commit = sys.argv[1:4]
+rows, out, commit, changes = sys.argv[1:5]
 cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "unknown CPU")
 memory = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
 json.dump({"command": "make bench", "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "commit": commit, "machine": {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": round(memory / 1024 / 1024)},
+           "commit": commit, "uncommitted": changes == "uncommitted", "machine": {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": round(memory / 1024 / 1024)},
            "rows": json.load(open(rows))}, open(out, "w"), indent=1)
 PY
 python3 scripts/docs/benchmarks.py "$TARGET/bench.json" docs/src/benchmarks.md

@@ -127,29 +127,36 @@ node_ready() { api GET /api/v1/nodes/kwok-node-0 | jq -e '.status.conditions[] |
 default_account() { api GET /api/v1/namespaces/default/serviceaccounts/default; }
 moto_ready() { in_netns curl -sf http://127.0.0.1:5000/moto-api/; }
 
-# The KEDA v2.20.2 images of KEDA's release manifest (keda-2.20.2.yaml) and what runs for them:
-# the pod's own args plus what a container would not need (its own bind address, the
-# kubeconfig a mounted service-account token would replace, the operator's address that DNS
-# would give).
-images() {
+# The images of KEDA's release manifests (keda-2.20.2.yaml, and keda-2.19.0.yaml of the upgrade
+# test) and what runs for them: the pod's own args plus what a container would not need (its
+# own bind address, the kubeconfig a mounted service-account token would replace, the
+# operator's address that DNS would give).
+keda_images() {
+  local version=$1 suffix=$2
   cat << EOF
-{
-  "ghcr.io/kedacore/keda:2.20.2": {"binary": "$BIN/keda-operator", "args": [
+  "ghcr.io/kedacore/keda:$version": {"binary": "$BIN/keda-operator$suffix", "args": [
     "--metrics-bind-address={pod_ip}:8080", "--health-probe-bind-address={pod_ip}:8081",
     "--metrics-service-bind-address={pod_ip}:9666", "--cert-dir={mount:/certs}"],
     "env": {"KEDA_CLUSTER_OBJECT_NAMESPACE": "{namespace}"}},
-  "ghcr.io/kedacore/keda-metrics-apiserver:2.20.2": {"binary": "$BIN/keda-adapter", "args": [
+  "ghcr.io/kedacore/keda-metrics-apiserver:$version": {"binary": "$BIN/keda-adapter$suffix", "args": [
     "--bind-address={pod_ip}", "--port=18080", "--lister-kubeconfig={kubeconfig}",
     "--authentication-kubeconfig={kubeconfig}", "--authorization-kubeconfig={kubeconfig}",
     "--metrics-service-address={service:keda-operator.keda:9666}",
     "--metrics-service-grpc-authority=keda-operator.keda.svc.cluster.local"],
     "env": {"KEDA_CLUSTER_OBJECT_NAMESPACE": "{namespace}"}},
-  "ghcr.io/kedacore/keda-admission-webhooks:2.20.2": {"binary": "$BIN/keda-admission-webhooks", "args": [
+  "ghcr.io/kedacore/keda-admission-webhooks:$version": {"binary": "$BIN/keda-admission-webhooks$suffix", "args": [
     "--metrics-bind-address={pod_ip}:8080", "--health-probe-bind-address={pod_ip}:8081",
     "--cert-dir={mount:/certs}"],
     "env": {"KEDA_CLUSTER_OBJECT_NAMESPACE": "{namespace}"}}
-}
 EOF
+}
+
+images() {
+  echo "{"
+  keda_images 2.20.2 ""
+  echo ","
+  keda_images 2.19.0 -2.19.0
+  echo "}"
 }
 
 # A node kwok keeps Ready; room for KEDA and a demo at MaxReplicas 50.
@@ -212,6 +219,7 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 export KEDAFORM_CLUSTER_DIR=$RUN KEDAFORM_NETNS=$NETNS
+export KEDAFORM_KEDA_PREVIOUS=$BIN/keda-2.19.0.yaml
 EOF
 
   echo "starting etcd, moto, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the pod runner in network namespace $NETNS"

@@ -144,6 +144,32 @@ KEDA_FILES=(
   "keda.sh_scaledobjects.yaml af35555862a83933b074af14ad439c4b4ceabaf4daa3e9338e9b23e36d308d80 https://raw.githubusercontent.com/kedacore/keda/v$KEDA_VERSION/config/crd/bases/keda.sh_scaledobjects.yaml"
   "keda.sh_triggerauthentications.yaml 275307b4cb19ca8f0f506a879282aa4c67587ac16ec757f494d6585c5c185d65 https://raw.githubusercontent.com/kedacore/keda/v$KEDA_VERSION/config/crd/bases/keda.sh_triggerauthentications.yaml"
 )
+# KEDA's Helm chart 2.20.2, for the side-by-side bench: the directory $KEDAFORM_KEDA_CHART when
+# set, else the chart's package downloaded once into the cache from KEDA's chart repository.
+# Either way the files helm renders (Chart.yaml, values.yaml, templates/) must have the digest
+# of kedacore/charts at "prepare v2.20.2 release"; exports KEDAFORM_KEDA_CHART.
+KEDA_CHART_DIGEST=f376ef736bf3cf7983d96fa01ceae77727c564b7c682e240f58cb149674cfd84
+KEDA_CHART_URL=https://kedacore.github.io/charts/keda-$KEDA_VERSION.tgz
+ensure_keda_chart() {
+  local chart=${KEDAFORM_KEDA_CHART:-} cache=${KEDAFORM_CACHE:-$HOME/.cache/kedaform}/keda-chart-$KEDA_VERSION digest
+  if [ -z "$chart" ]; then
+    chart=$cache/keda
+    if [ ! -f "$chart/Chart.yaml" ]; then
+      mkdir -p "$cache"
+      curl -fsSL -o "$cache/keda.tgz.part" "$KEDA_CHART_URL" || {
+        echo "cannot download $KEDA_CHART_URL: point KEDAFORM_KEDA_CHART at KEDA's chart directory (keda/ of kedacore/charts v2.20.2)" >&2
+        return 1; }
+      tar -xzf "$cache/keda.tgz.part" -C "$cache" && rm "$cache/keda.tgz.part"
+    fi
+  fi
+  digest=$(cd "$chart" && find Chart.yaml values.yaml templates -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
+  [ "$digest" = "$KEDA_CHART_DIGEST" ] || {
+    echo "$chart: its Chart.yaml, values.yaml and templates/ digest to $digest, the bench expects KEDA's chart $KEDA_VERSION ($KEDA_CHART_DIGEST)" >&2
+    return 1; }
+  KEDAFORM_KEDA_CHART=$(cd "$chart" && pwd)
+  export KEDAFORM_KEDA_CHART
+}
+
 ensure_keda_release() {
   local mirror=${KEDAFORM_KEDA_MIRROR:-${KEDAFORM_CACHE:-$HOME/.cache/kedaform}/keda-$KEDA_VERSION} entry name sha url
   for entry in "${KEDA_FILES[@]}"; do

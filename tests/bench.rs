@@ -6,6 +6,7 @@
 //! `KEDAFORM_BENCH_JSON` (where to write the table as JSON), `KEDAFORM_CONSUMER_BIN` (the release
 //! consumer), `KEDAFORM_MOTO_PID` (the moto server it started, whose CPU time is read too) and
 //! `KEDAFORM_CLUSTER_BENCH` (what it measured of `Custom::KedaInstall` on the local cluster),
+//! `KEDAFORM_LIFECYCLE_BENCH` (the upgrade and the side-by-side `helm install`),
 //! `KEDAFORM_REHEARSAL_BENCH` (what `make rehearse` measured).
 
 use std::path::{Path, PathBuf};
@@ -871,6 +872,81 @@ fn cluster_install(path: &Path) -> anyhow::Result<Rows> {
     ])
 }
 
+/// The upgrade and the side-by-side Helm install (`scripts/bench.sh`), against kedaform's create
+/// of the same release measured in `cluster`.
+fn lifecycle(path: &Path, cluster: &Path) -> anyhow::Result<Rows> {
+    let read = |path: &Path| -> anyhow::Result<Value> {
+        Ok(serde_json::from_str(
+            &std::fs::read_to_string(path).with_context(|| path.display().to_string())?,
+        )?)
+    };
+    let (measured, create) = (read(path)?, read(cluster)?);
+    let number = |json: &Value, key: &str| {
+        json[key]
+            .as_f64()
+            .with_context(|| format!("{key} in {}", path.display()))
+    };
+    let (helm, ours) = (number(&measured, "helm_seconds")?, number(&create, "seconds")?);
+    let (helm_requests, our_requests) = (number(&measured, "helm_requests")?, number(&create, "requests")?);
+    let (helm_rss, our_rss) = (
+        number(&measured, "helm_peak_rss_kib")?,
+        number(&create, "peak_rss_kib")?,
+    );
+    let faster = if ours <= helm {
+        format!("kedaform is {:.1}× faster ({ours} s)", helm / ours.max(0.01))
+    } else {
+        format!("Helm is {:.1}× faster (kedaform {ours} s)", ours / helm.max(0.01))
+    };
+    Ok(vec![
+        Row {
+            benchmark: "KEDA upgrade in place, 2.19.0 → 2.20.2, to ready".into(),
+            value: number(&measured, "upgrade_seconds")?,
+            unit: "s",
+            target: None,
+            how: "kedaform keda install of 2.20.2's manifest over 2.19.0's (rendered from its module), release build, \
+                  on the local cluster: CRDs Established first, then the 3 Deployments rolled and available"
+                .into(),
+        },
+        Row {
+            benchmark: "KEDA upgrade in place: requests to the API server".into(),
+            value: number(&measured, "upgrade_requests")?,
+            unit: "requests",
+            target: None,
+            how: format!(
+                "audit log, User-Agent kedaform/…; peak RSS {:.1} MiB",
+                number(&measured, "upgrade_peak_rss_kib")? / 1024.0
+            ),
+        },
+        Row {
+            benchmark: "helm install --wait of KEDA's chart 2.20.2, to ready".into(),
+            value: helm,
+            unit: "s",
+            target: None,
+            how: format!(
+                "helm v4.3.2 (built from helm.sh/helm/v4) on the same local cluster after kedaform's uninstall; \
+                 {faster} to ready (kedaform also waits for the metrics APIService Available, helm's kstatus wait does not)"
+            ),
+        },
+        Row {
+            benchmark: "helm install --wait of KEDA's chart: requests to the API server".into(),
+            value: helm_requests,
+            unit: "requests",
+            target: None,
+            how: format!("audit log, User-Agent Helm/…; kedaform's create of the same release: {our_requests}"),
+        },
+        Row {
+            benchmark: "helm install --wait of KEDA's chart: peak RSS".into(),
+            value: helm_rss / 1024.0,
+            unit: "MiB",
+            target: None,
+            how: format!(
+                "GNU time's maximum resident set size of helm; kedaform's create: {:.1} MiB",
+                our_rss / 1024.0
+            ),
+        },
+    ])
+}
+
 fn print(rows: &[Row]) {
     let width = rows.iter().map(|r| r.benchmark.chars().count()).max().unwrap_or(10);
     println!(
@@ -949,6 +1025,10 @@ async fn main() -> anyhow::Result<()> {
     rows.extend(keep_alive_cpu().await?);
     rows.extend(elasticmq_throughput().await?);
     rows.extend(cluster_install(&env_path("KEDAFORM_CLUSTER_BENCH")?)?);
+    rows.extend(lifecycle(
+        &env_path("KEDAFORM_LIFECYCLE_BENCH")?,
+        &env_path("KEDAFORM_CLUSTER_BENCH")?,
+    )?);
     rows.extend(rehearsal(&env_path("KEDAFORM_REHEARSAL_BENCH")?)?);
     print(&rows);
     let json: Vec<Value> = rows

@@ -18,7 +18,7 @@ use kedaform::kube::Kubeconfig;
 use kedaform::resources::{ClusterAccess, Resources};
 use kedaform_tests::{cfn_request, round_trip, unique};
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -234,6 +234,14 @@ impl Rig {
         assert_eq!(installed["Status"], "SUCCESS", "{installed}");
         eprintln!("KEDA installed and ready in {:.1} s", started.elapsed().as_secs_f64());
         install
+    }
+
+    /// Waits (3 minutes at most) until the consumer in `namespace` has `replicas`.
+    async fn consumer_scales_to(&self, namespace: &str, replicas: i32, what: &str) {
+        self.eventually(what, 180, || async {
+            (self.replicas(namespace, "consumer").await == replicas).then_some(())
+        })
+        .await;
     }
 
     async fn replicas(&self, namespace: &str, name: &str) -> i32 {
@@ -611,17 +619,12 @@ async fn keda_installs_scales_a_consumer_on_queue_depth_and_uninstalls() {
     // 35 messages at 10 per replica: KEDA activates (0 -> 1), the HPA controller takes it to 4.
     rig.queue_messages(&queue_url, 35).await;
     let scaled_up = Instant::now();
-    rig.eventually("scale-up to 4 replicas", 180, || async {
-        (rig.replicas(&namespace, "consumer").await == 4).then_some(())
-    })
-    .await;
+    rig.consumer_scales_to(&namespace, 4, "scale-up to 4 replicas").await;
     eprintln!("0 -> 4 replicas in {:.1} s", scaled_up.elapsed().as_secs_f64());
     sqs.purge_queue().queue_url(&queue_url).send().await.unwrap();
     let scaled_down = Instant::now();
-    rig.eventually("scale-in to 0 after the cooldown", 180, || async {
-        (rig.replicas(&namespace, "consumer").await == 0).then_some(())
-    })
-    .await;
+    rig.consumer_scales_to(&namespace, 0, "scale-in to 0 after the cooldown")
+        .await;
     eprintln!(
         "4 -> 0 replicas in {:.1} s after the queue emptied",
         scaled_down.elapsed().as_secs_f64()
@@ -1193,10 +1196,8 @@ async fn keda_scales_a_consumer_under_pod_identity_credentials() {
     let ready = rig.create_scaled_object(&properties).await;
     assert_eq!(ready["Status"], "SUCCESS", "{ready}");
     rig.queue_messages(&queue_url, 25).await;
-    rig.eventually("scale-up to 3 replicas under Pod Identity", 180, || async {
-        (rig.replicas(&namespace, "consumer").await == 3).then_some(())
-    })
-    .await;
+    rig.consumer_scales_to(&namespace, 3, "scale-up to 3 replicas under Pod Identity")
+        .await;
     let run = std::env::var("KEDAFORM_CLUSTER_DIR").unwrap();
     let served = std::fs::read_to_string(format!("{run}/pod-identity.log")).unwrap();
     assert!(
@@ -1282,10 +1283,8 @@ async fn a_second_operator_replica_takes_over_when_the_leader_goes() {
 
     // The new leader scales: 25 messages at 10 per replica take the consumer to 3.
     rig.queue_messages(&queue_url, 25).await;
-    rig.eventually("scale-up to 3 replicas under the new leader", 180, || async {
-        (rig.replicas(&namespace, "consumer").await == 3).then_some(())
-    })
-    .await;
+    rig.consumer_scales_to(&namespace, 3, "scale-up to 3 replicas under the new leader")
+        .await;
 
     rig.delete_scaled_object("ScaledObject", properties).await;
     rig.remove_consumer_and_keda(&namespace, install).await;
@@ -1347,4 +1346,493 @@ async fn keda_leaves_another_adapters_metrics_apiservice_alone() {
         namespaces.get_opt("keda").await.unwrap().is_none(),
         "KEDA's namespace is gone"
     );
+}
+
+/// The links `kedaform doctor` finds wrong, by name.
+fn wrong_links(report: &kedaform::doctor::Report) -> Vec<&'static str> {
+    report
+        .findings()
+        .filter(|f| f.status == kedaform::doctor::Status::Wrong)
+        .map(|f| f.link.name())
+        .collect()
+}
+
+/// Examines `target` until `link` is among the wrong links (or, with None, every link is ok):
+/// the report.
+async fn until(
+    rig: &Rig,
+    doctor: &kedaform::doctor::Doctor,
+    target: &kedaform::doctor::Target,
+    link: Option<&'static str>,
+) -> kedaform::doctor::Report {
+    let what = format!("the doctor finding {link:?} wrong (None: every link ok)");
+    rig.eventually(&what, 120, || async {
+        let report = doctor.examine(&rig.client, CLUSTER, target).await.unwrap();
+        let done = match link {
+            Some(link) => wrong_links(&report).contains(&link),
+            None => report.healthy(),
+        };
+        done.then_some(report)
+    })
+    .await
+}
+
+/// Sets `deployment`'s replicas in namespace keda.
+async fn scale_keda(rig: &Rig, deployment: &str, replicas: i32) {
+    rig.namespaced::<Deployment>("keda")
+        .patch(
+            deployment,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// Each fault the issue names, seeded one at a time on the real cluster: the doctor names its
+/// link and no other, and a healthy chain is ok in every link (exit code 0 from the CLI).
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one cluster, one ScaledObject, six faults in turn
+async fn the_doctor_names_the_one_broken_link_of_each_seeded_fault() {
+    use kedaform::doctor::{Doctor, Target};
+    use kedaform::iam::policy::{self, KedaTrust};
+
+    let rig = rig().await;
+    let iam = aws_sdk_iam::Client::new(&rig.aws);
+    // The operator's role and a consumer role as scale-eks-with-keda made it, then trust-fixed.
+    let _ = iam
+        .create_role()
+        .role_name("keda-operator")
+        .assume_role_policy_document(kedaform_tests::iam::account_wide_trust().to_string())
+        .send()
+        .await;
+    let consumer = kedaform_tests::iam::account_wide_role(&iam, "doctor-consumer-").await;
+    let consumer_arn = format!("arn:aws:iam::{ACCOUNT}:role/{consumer}");
+    let trust = kedaform::TrustPolicies::new(iam.clone());
+    let fix_trust = || async {
+        let role = trust.read(&consumer).await.unwrap().unwrap();
+        let keda = KedaTrust {
+            keda_role_arn: OPERATOR_ROLE.into(),
+            external_id: None,
+            exclusive: true,
+            keda_account_id: None,
+        };
+        let plan = policy::apply(&role.trust_policy, &keda).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        assert!(trust.write(&consumer, &plan.document, deadline).await.unwrap());
+    };
+    fix_trust().await;
+
+    let install = rig.install_keda().await;
+    let namespace = namespace("doctor-");
+    let (queue, _) = rig.consumer_and_queue(&namespace, "doctor-").await;
+    let mut properties = scaled_object(&namespace, "consumer", &queue);
+    properties["RoleArn"] = json!(consumer_arn);
+    properties["MinReplicas"] = json!(1);
+    let ready = rig.create_scaled_object(&properties).await;
+    assert_eq!(ready["Status"], "SUCCESS", "{ready}");
+
+    let doctor = Doctor::new(&rig.aws);
+    let target = Target {
+        namespace: Some(namespace.clone()),
+        name: Some("consumer".into()),
+    };
+    // Healthy: every link ok, through the CLI too (JSON, exit code 0).
+    let report = until(&rig, &doctor, &target, None).await;
+    assert_eq!(report.findings().count(), 11, "{report:#?}");
+    let cli = |output: &str| {
+        std::process::Command::new(kedaform_cli())
+            .args([
+                "--kubeconfig",
+                &kubeconfig_path(),
+                "--output",
+                output,
+                "doctor",
+                "--cluster",
+                CLUSTER,
+            ])
+            .args(["--namespace", &namespace, "consumer"])
+            .output()
+            .unwrap()
+    };
+    let output = cli("json");
+    let json: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    assert!(output.status.success(), "{json:#}");
+    assert_eq!(json["healthy"], true);
+    assert_eq!(json["scaledObjects"][0]["findings"][7]["link"], "replicas");
+
+    // 1. The trust fix not applied: the consumer role trusts the whole account.
+    iam.update_assume_role_policy()
+        .role_name(&consumer)
+        .policy_document(kedaform_tests::iam::account_wide_trust().to_string())
+        .send()
+        .await
+        .unwrap();
+    let report = until(&rig, &doctor, &target, Some("trust")).await;
+    assert_eq!(wrong_links(&report), ["trust"], "{report:#?}");
+    let output = cli("text");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("WRONG    trust") && text.contains(&format!("trusts arn:aws:iam::{ACCOUNT}:root")),
+        "{text}"
+    );
+    assert!(text.contains("fix: run the trust fix"), "{text}");
+    fix_trust().await;
+    until(&rig, &doctor, &target, None).await;
+
+    // 2. The consumer role missing.
+    iam.delete_role().role_name(&consumer).send().await.unwrap();
+    let report = until(&rig, &doctor, &target, Some("consumer-role")).await;
+    assert_eq!(wrong_links(&report), ["consumer-role"], "{report:#?}");
+    iam.create_role()
+        .role_name(&consumer)
+        .assume_role_policy_document(kedaform_tests::iam::account_wide_trust().to_string())
+        .send()
+        .await
+        .unwrap();
+    fix_trust().await;
+    until(&rig, &doctor, &target, None).await;
+
+    // 3. The TriggerAuthentication missing.
+    let authentication = ApiResource::from_gvk(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "TriggerAuthentication"));
+    let authentications: Api<DynamicObject> = Api::namespaced_with(rig.client.clone(), &namespace, &authentication);
+    authentications
+        .delete("consumer-aws", &DeleteParams::default())
+        .await
+        .unwrap();
+    let report = until(&rig, &doctor, &target, Some("trigger-authentication")).await;
+    assert_eq!(wrong_links(&report), ["trigger-authentication"], "{report:#?}");
+
+    let restored = rig.create_scaled_object(&properties).await;
+    assert_eq!(restored["Status"], "SUCCESS", "{restored}");
+    until(&rig, &doctor, &target, None).await;
+
+    // 4. A wrong queue URL, written by hand over the ScaledObject.
+    let scaled_objects = ApiResource::from_gvk(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"));
+    let scaled_objects: Api<DynamicObject> = Api::namespaced_with(rig.client.clone(), &namespace, &scaled_objects);
+    let mut object = scaled_objects.get("consumer").await.unwrap();
+    object.data["spec"]["triggers"][0]["metadata"]["queueURL"] =
+        json!(format!("https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/{queue}-gone"));
+    scaled_objects
+        .replace("consumer", &kube::api::PostParams::default(), &object)
+        .await
+        .unwrap();
+    let report = until(&rig, &doctor, &target, Some("queue")).await;
+    assert_eq!(wrong_links(&report), ["queue"], "{report:#?}");
+    let queue_finding = report.findings().find(|f| f.link.name() == "queue").unwrap();
+    assert!(
+        queue_finding.detail.ends_with("-gone does not exist"),
+        "{queue_finding:?}"
+    );
+    // Restored once KEDA has reported the fault, as an Update would come: the Update is not
+    // failed by what KEDA said about the spec it corrects.
+    rig.eventually("KEDA reporting the missing queue", 60, || async {
+        let report = doctor.examine(&rig.client, CLUSTER, &target).await.unwrap();
+        let scaler = report.findings().find(|f| f.link.name() == "scaler").unwrap().clone();
+        scaler
+            .detail
+            .starts_with("follows from queue: KEDA cannot read the trigger")
+            .then_some(())
+    })
+    .await;
+    let restored = rig.create_scaled_object(&properties).await;
+    assert_eq!(restored["Status"], "SUCCESS", "{restored}");
+
+    // 5. KEDA's operator scaled to 0.
+    scale_keda(&rig, "keda-operator", 0).await;
+    let report = until(&rig, &doctor, &target, Some("keda")).await;
+    assert_eq!(wrong_links(&report), ["keda"], "{report:#?}");
+    assert!(
+        report.cluster[0].detail.contains("keda-operator is scaled to 0"),
+        "{report:#?}"
+    );
+    scale_keda(&rig, "keda-operator", 1).await;
+
+    // 6. The metrics APIService unavailable: its metrics server gone.
+    scale_keda(&rig, "keda-metrics-apiserver", 0).await;
+    let report = until(&rig, &doctor, &target, Some("metrics-api")).await;
+    assert_eq!(wrong_links(&report), ["metrics-api"], "{report:#?}");
+    assert!(report.cluster[1].detail.contains("is not Available"), "{report:#?}");
+    scale_keda(&rig, "keda-metrics-apiserver", 1).await;
+    let apiservices: Api<APIService> = Api::all(rig.client.clone());
+    rig.eventually("the metrics APIService available again", 120, || async {
+        let apiservice = apiservices.get("v1beta1.external.metrics.k8s.io").await.ok()?;
+        let available = apiservice
+            .status?
+            .conditions?
+            .into_iter()
+            .any(|c| c.type_ == "Available" && c.status == "True");
+        available.then_some(())
+    })
+    .await;
+
+    rig.delete_scaled_object("ScaledObject", properties).await;
+    rig.remove_consumer_and_keda(&namespace, install).await;
+    iam.delete_role().role_name(&consumer).send().await.unwrap();
+}
+
+/// KEDA's previous release manifest, rendered from its Go module by `scripts/cluster-build.sh`
+/// (the recipe reproduces KEDA 2.20.2's published manifest byte for byte), and the images the
+/// local cluster runs its binaries for.
+fn previous_release() -> Vec<u8> {
+    let path = std::env::var("KEDAFORM_KEDA_PREVIOUS").unwrap_or_default();
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "KEDAFORM_KEDA_PREVIOUS={path:?}: {e}. `scripts/cluster-build.sh keda-previous` renders it; \
+             `scripts/cluster.sh up` exports it"
+        )
+    })
+}
+
+/// The image and `app.kubernetes.io/version` of a Deployment in namespace keda.
+async fn release_of(rig: &Rig, deployment: &str) -> (String, String) {
+    let deployment = rig.namespaced::<Deployment>("keda").get(deployment).await.unwrap();
+    let version = deployment.metadata.labels.unwrap_or_default()["app.kubernetes.io/version"].clone();
+    let image = deployment.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap_or_default();
+    (image, version)
+}
+
+/// Waits until every operator pod's process (run by the pod runner from the binary built for
+/// its image) has logged that it is KEDA `version`.
+async fn operator_runs(rig: &Rig, version: &str) {
+    let run = std::env::var("KEDAFORM_CLUSTER_DIR").unwrap();
+    let said = format!("KEDA Version: {version}");
+    rig.eventually(&format!("the operator's process saying {said}"), 120, || async {
+        let pods = rig
+            .namespaced::<Pod>("keda")
+            .list(&ListParams::default().labels("app=keda-operator"))
+            .await
+            .ok()?;
+        let all = !pods.items.is_empty()
+            && pods.items.iter().all(|pod| {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                std::fs::read_to_string(format!("{run}/pods/keda_{name}/log")).is_ok_and(|log| log.contains(&said))
+            });
+        all.then_some(())
+    })
+    .await;
+}
+
+/// Asserts that the operator's Deployment is of KEDA `version` and waits until its process
+/// says so.
+async fn runs_release(rig: &Rig, version: &str) {
+    assert_eq!(
+        release_of(rig, "keda-operator").await,
+        (format!("ghcr.io/kedacore/keda:{version}"), version.to_owned())
+    );
+    operator_runs(rig, version).await;
+}
+
+/// The audit log's requests from kedaform, from line `from` on: (verb, resource, name).
+fn kedaform_requests(from: usize) -> Vec<(String, String, String)> {
+    let run = std::env::var("KEDAFORM_CLUSTER_DIR").unwrap();
+    let log = std::fs::read_to_string(format!("{run}/audit.log")).unwrap();
+    log.lines()
+        .skip(from)
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["userAgent"].as_str().unwrap_or_default().starts_with("kedaform/"))
+        .map(|entry| {
+            let text = |key: &str| entry["objectRef"][key].as_str().unwrap_or_default().to_owned();
+            (
+                entry["verb"].as_str().unwrap_or_default().to_owned(),
+                text("resource"),
+                text("name"),
+            )
+        })
+        .collect()
+}
+
+fn audit_lines() -> usize {
+    let run = std::env::var("KEDAFORM_CLUSTER_DIR").unwrap();
+    std::fs::read_to_string(format!("{run}/audit.log"))
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// KEDA 2.19.0 upgraded in place to 2.20.2 through a `Custom::KedaInstall` Update while a
+/// ScaledObject scales on a queue whose depth changes during the upgrade; then CloudFormation's
+/// rollback (an Update back to 2.19.0) restores the old release, and a downgrade further back
+/// is refused unless allowed.
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one sequence: install, scale, upgrade, roll back
+async fn keda_upgrades_in_place_while_a_scaled_object_scales_and_rolls_back() {
+    let rig = rig().await;
+    let s3 = kedaform_common::aws::s3(&rig.aws);
+    let bucket = unique("keda-releases-");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    for (key, body) in [
+        ("keda-2.19.0.yaml", previous_release()),
+        ("keda-2.20.2.yaml", fixture()),
+    ] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let release = |version: &str| {
+        json!({"ClusterName": CLUSTER, "Version": version, "OperatorRoleArn": OPERATOR_ROLE,
+               "ManifestUrl": format!("s3://{bucket}/keda-{version}.yaml")})
+    };
+    let (old, new) = (release("2.19.0"), release("2.20.2"));
+    let installed = rig
+        .send("Custom::KedaInstall", "Create", "Keda", old.clone(), None, 600)
+        .await;
+    assert_eq!(installed["Status"], "SUCCESS", "{installed}");
+    runs_release(&rig, "2.19.0").await;
+
+    // A ScaledObject that KEDA 2.19.0 scales.
+    let namespace = namespace("upgrade-");
+    let (queue, queue_url) = rig.consumer_and_queue(&namespace, "upgrade-").await;
+    let properties = scaled_object(&namespace, "consumer", &queue);
+    let ready = rig.create_scaled_object(&properties).await;
+    assert_eq!(ready["Status"], "SUCCESS", "{ready}");
+    rig.queue_messages(&queue_url, 25).await;
+    rig.consumer_scales_to(&namespace, 3, "KEDA 2.19.0 scaling the consumer to 3")
+        .await;
+    let scaled_objects = ApiResource::from_gvk(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"));
+    let scaled_objects: Api<DynamicObject> = Api::namespaced_with(rig.client.clone(), &namespace, &scaled_objects);
+    let identity = |meta: &kube::api::ObjectMeta| (meta.uid.clone(), meta.generation);
+    let object_before = identity(&scaled_objects.get("consumer").await.unwrap().metadata);
+    let hpas = rig.namespaced::<HorizontalPodAutoscaler>(&namespace);
+    let hpa_before = hpas.get("keda-hpa-consumer").await.unwrap().metadata.uid;
+
+    // The upgrade, with the queue growing while it runs.
+    let from = audit_lines();
+    let started = Instant::now();
+    let (upgraded, ()) = tokio::join!(
+        rig.send(
+            "Custom::KedaInstall",
+            "Update",
+            "Keda",
+            new.clone(),
+            Some(old.clone()),
+            600
+        ),
+        async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            rig.queue_messages(&queue_url, 20).await;
+        }
+    );
+    assert_eq!(upgraded["Status"], "SUCCESS", "{upgraded}");
+    eprintln!("upgraded 2.19.0 -> 2.20.2 in {:.1} s", started.elapsed().as_secs_f64());
+    for deployment in ["keda-operator", "keda-metrics-apiserver", "keda-admission"] {
+        let (image, version) = release_of(&rig, deployment).await;
+        assert!(
+            image.ends_with(":2.20.2") && version == "2.20.2",
+            "{deployment}: {image} {version}"
+        );
+    }
+    operator_runs(&rig, "2.20.2").await;
+    // CRDs first, every one of them Established (the API server's answer to their apply, or
+    // read back until it says so) before the operator's Deployment was applied.
+    let requests = kedaform_requests(from);
+    let last_crd_patch = requests
+        .iter()
+        .rposition(|(verb, resource, _)| verb == "patch" && resource == "customresourcedefinitions")
+        .expect("the CRDs applied");
+    let operator_patch = requests
+        .iter()
+        .position(|(v, r, n)| v == "patch" && r == "deployments" && n == "keda-operator")
+        .expect("the operator applied");
+    assert!(last_crd_patch < operator_patch, "{requests:?}");
+    let crds: Api<CustomResourceDefinition> = Api::all(rig.client.clone());
+    for crd in crds.list(&ListParams::default()).await.unwrap().items {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        if name.ends_with("keda.sh") {
+            let labels = crd.metadata.labels.unwrap_or_default();
+            assert_eq!(labels["app.kubernetes.io/version"], "2.20.2", "{name}");
+            let conditions = crd.status.unwrap().conditions.unwrap_or_default();
+            assert!(
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True"),
+                "{name}"
+            );
+        }
+    }
+    eprintln!("the upgrade took {} requests", requests.len());
+    // The ScaledObject and its HPA untouched, still scaling: 45 messages at 10 → 5.
+    assert_eq!(
+        identity(&scaled_objects.get("consumer").await.unwrap().metadata),
+        object_before
+    );
+    assert_eq!(hpas.get("keda-hpa-consumer").await.unwrap().metadata.uid, hpa_before);
+    rig.consumer_scales_to(&namespace, 5, "KEDA 2.20.2 scaling the consumer to 5")
+        .await;
+    let apiservices: Api<APIService> = Api::all(rig.client.clone());
+    let available = apiservices
+        .get("v1beta1.external.metrics.k8s.io")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(
+        available
+            .conditions
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "Available" && c.status == "True"),
+        "the metrics API served after the upgrade"
+    );
+
+    // Further back than the release it came from: refused, nothing changed.
+    let older = json!({"ClusterName": CLUSTER, "Version": "2.18.0", "OperatorRoleArn": OPERATOR_ROLE,
+                       "ManifestUrl": format!("s3://{bucket}/keda-2.19.0.yaml")});
+    let refused = rig
+        .send("Custom::KedaInstall", "Update", "Keda", older, Some(new.clone()), 120)
+        .await;
+    assert_eq!(refused["Status"], "FAILED");
+    assert!(
+        refused["Reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("property Version: 2.18.0 is older than KEDA 2.20.2"),
+        "{refused}"
+    );
+    assert_eq!(release_of(&rig, "keda-operator").await.1, "2.20.2");
+
+    // CloudFormation's rollback: the Update back to the old properties restores 2.19.0.
+    let rolled_back = rig
+        .send(
+            "Custom::KedaInstall",
+            "Update",
+            "Keda",
+            old.clone(),
+            Some(new.clone()),
+            600,
+        )
+        .await;
+    assert_eq!(rolled_back["Status"], "SUCCESS", "{rolled_back}");
+    runs_release(&rig, "2.19.0").await;
+    assert_eq!(
+        identity(&scaled_objects.get("consumer").await.unwrap().metadata),
+        object_before
+    );
+    assert_eq!(hpas.get("keda-hpa-consumer").await.unwrap().metadata.uid, hpa_before);
+    rig.queue_messages(&queue_url, 10).await;
+    rig.eventually(
+        "KEDA 2.19.0 again, scaling on: 55 messages at 10 → 5 (the maximum)",
+        120,
+        || async {
+            let ready = scaled_objects.get("consumer").await.ok()?;
+            let ready = ready.data["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (ready && rig.replicas(&namespace, "consumer").await == 5).then_some(())
+        },
+    )
+    .await;
+
+    rig.delete_scaled_object("ScaledObject", properties).await;
+    rig.remove_consumer_and_keda(&namespace, old).await;
 }

@@ -115,11 +115,16 @@ pub async fn respond<H: CustomResource>(handler: H, request: Value, output: Outp
 /// never allow either.
 pub async fn cluster_access(context: &Context) -> anyhow::Result<Resources> {
     let aws = context.aws().await;
-    let mut access = ClusterAccess::new(&aws, aws_sdk_eks::Client::new(&aws), kedaform_common::aws::s3(&aws))?
+    Ok(Resources::default().with_kubernetes(access(context, &aws).await?))
+}
+
+/// The clusters the CLI reaches: by EKS name, or the `--kubeconfig` one.
+pub async fn access(context: &Context, aws: &aws_config::SdkConfig) -> anyhow::Result<ClusterAccess> {
+    let mut access = ClusterAccess::new(aws, aws_sdk_eks::Client::new(aws), kedaform_common::aws::s3(aws))?
         .allow_plain_http()
         .allow_local_files();
     if let Some(path) = &context.kubeconfig {
         access = access.with_kubeconfig(kedaform::kube::Kubeconfig::read(path).await?);
     }
-    Ok(Resources::default().with_kubernetes(access))
+    Ok(access)
 }

@@ -28,6 +28,7 @@ pub struct KedaCommand {
 }
 
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // flags: each its own switch
 struct KedaArgs {
     #[arg(long)]
     operator_role: String,
@@ -47,6 +48,9 @@ struct KedaArgs {
     /// by hand or by Helm): they are applied, and never deleted by kedaform.
     #[arg(long)]
     adopt_existing: bool,
+    /// Install a release older than the one running on the cluster.
+    #[arg(long)]
+    allow_downgrade: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +94,7 @@ impl KedaArgs {
             },
             legacy_fs_group: self.legacy_fs_group,
             adopt_existing: self.adopt_existing,
+            allow_downgrade: self.allow_downgrade,
             ..KedaInstallProperties::new(cluster, &self.operator_role)
         })
     }

@@ -8,6 +8,7 @@
 #![allow(clippy::doc_markdown)]
 
 mod demo;
+mod doctor;
 mod invoke;
 mod keda;
 mod plan;
@@ -34,7 +35,8 @@ use kedaform::Input;
   kedaform scaledobject apply --cluster sales --namespace sales --name consumer --target consumer \\
       --queue-url https://sqs.us-east-1.amazonaws.com/111122223333/reliable_q --role-arn arn:aws:iam::111122223333:role/sales-consumer
   kedaform token --cluster sales          # an ExecCredential, for a kubeconfig exec plugin
-  kedaform invoke --event request.json    # replay a CloudFormation request locally"
+  kedaform invoke --event request.json    # replay a CloudFormation request locally
+  kedaform doctor --cluster sales --namespace sales consumer   # why it does not scale"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -76,6 +78,10 @@ enum Command {
     /// Run a CloudFormation custom-resource request through the matching handler and print
     /// the response it would send.
     Invoke(invoke::InvokeCommand),
+    /// Why a ScaledObject does or does not scale: KEDA, the metrics API, the operator's
+    /// identity, the TriggerAuthentication, the consumer role and its trust, the queue, KEDA's
+    /// events, the HPA and the replicas, each ok, wrong (with the fix) or unknown. Reads only.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// What every subcommand may need: the output format, the kubeconfig, AWS settings on demand.
@@ -127,6 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => args.run(context.output),
         Command::Demo(args) => Box::pin(demo::run(&args, &context)).await,
         Command::Invoke(command) => command.run(&context).await,
+        Command::Doctor(args) => args.run(&context).await,
     }
 }
 

@@ -210,6 +210,10 @@ pub enum Input {
     Traffic,
     /// A Kubernetes version for the planner.
     KubernetesVersion,
+    /// A namespace to examine.
+    Namespace,
+    /// A ScaledObject to examine.
+    ScaledObject,
 }
 
 impl Error {

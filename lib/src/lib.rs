@@ -14,6 +14,7 @@
 //!   nothing of CloudFormation and reports wrong input as an [`Input`]; its waits are bounded by
 //!   the request's deadline.
 //! - [`sim`]: the planner (KEDA and the HPA controller per Kubernetes version).
+//! - [`doctor`]: why a ScaledObject does or does not scale, link by link (reads only).
 //!
 //! AWS clients come from one loader, `kedaform_common::aws::load` (the Lambdas and the CLI use
 //! it): endpoints only from the standard `AWS_ENDPOINT_URL*` settings.
@@ -36,6 +37,7 @@
 //! ```
 
 pub mod cfn;
+pub mod doctor;
 pub mod eks;
 mod error;
 pub mod fetch;

@@ -31,7 +31,8 @@ def main():
         "",
         "# Benchmarks",
         "",
-        f"Measured by `{bench['command']}` on {bench['date']} at commit `{bench['commit']}`, on a machine "
+        f"Measured by `{bench['command']}` on {bench['date']} at commit `{bench['commit']}`"
+        f"{' with uncommitted changes' if bench.get('uncommitted') else ''}, on a machine "
         f"with {machine['cpus']} cores ({machine['cpu']}) and {machine['memory_gib']} GiB of memory. "
         "A target a row does not meet is marked **NO**; `make bench` prints the same table.",
         "",

@@ -291,6 +291,12 @@ export interface KedaInstallProps {
   readonly tokenExpiration?: number;
   /** The pod security context clusters older than 1.19 needed (`LegacyFsGroup`). @default false */
   readonly legacyFsGroup?: boolean;
+  /**
+   * Install a release older than the KEDA running on the cluster (`AllowDowngrade`); going back
+   * to the release this install upgraded from, as CloudFormation's rollback does, needs no flag.
+   * @default false
+   */
+  readonly allowDowngrade?: boolean;
   /** Operator replicas, 1 to 10; they elect one leader (`OperatorReplicas`). @default KEDA's, 1 */
   readonly operatorReplicas?: number;
   /** Metrics API server replicas, 1 to 10 (`MetricsServerReplicas`). @default KEDA's, 1 */
@@ -336,6 +342,7 @@ export class KedaInstall extends Construct {
       IdentityMode: props.identityMode,
       TokenExpiration: props.tokenExpiration,
       LegacyFsGroup: props.legacyFsGroup,
+      AllowDowngrade: props.allowDowngrade,
       OperatorReplicas: props.operatorReplicas,
       MetricsServerReplicas: props.metricsServerReplicas,
       WebhookReplicas: props.webhookReplicas,

@@ -145,6 +145,7 @@ describe('the four resources', () => {
       clusterName: 'sales',
       operatorRoleArn: KEDA_ROLE,
       manifestUrl: 's3://mirror/keda.yaml',
+      allowDowngrade: true,
     });
     new KedaScaledObject(stack, 'Scaling', {
       ...scaledObjectProps(provider),
@@ -171,6 +172,7 @@ describe('the four resources', () => {
       ServiceTimeout: '870',
       ClusterName: 'sales',
       ManifestUrl: 's3://mirror/keda.yaml',
+      AllowDowngrade: true,
       Version: Match.absent(),
     });
     template.hasResourceProperties(SCALED_OBJECT, {

@@ -123,6 +123,38 @@ pub fn remove(current: &Value) -> Result<Plan, MalformedPolicy> {
     Ok(plan(current, kept, Vec::new()))
 }
 
+/// How a trust policy treats one role: whether it lets that role assume it, and which other
+/// AWS principals it also lets in (those the trust fix would remove).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// An `Allow` of `sts:AssumeRole` names the role.
+    pub admitted: bool,
+    /// Every other AWS principal granted `sts:AssumeRole` (an account, `*`, another role).
+    pub others: Vec<String>,
+}
+
+/// How `document` treats `role_arn`, read with the same rules as the trust fix ([`apply`]):
+/// service and federated principals (EKS Pod Identity, an OIDC provider) are not counted.
+pub fn admission(document: &Value, role_arn: &str) -> Result<Admission, MalformedPolicy> {
+    let mut admitted = false;
+    let mut others = Vec::new();
+    for statement in statements(document)? {
+        if !is_allow(&statement) || !grants_assume_role(&statement) {
+            continue;
+        }
+        let mut principals = Vec::new();
+        without_aws_principals(statement, &mut principals);
+        for principal in principals {
+            if principal == role_arn {
+                admitted = true;
+            } else if !others.contains(&principal) {
+                others.push(principal);
+            }
+        }
+    }
+    Ok(Admission { admitted, others })
+}
+
 fn plan(current: &Value, statements: Vec<Value>, removed: Vec<String>) -> Plan {
     let mut document = current.as_object().cloned().unwrap_or_default();
     document
@@ -527,5 +559,48 @@ mod tests {
             prop_assert!(removed.document["Statement"].as_array().unwrap().iter().all(|s| sid(s) != Some(KEDA_STATEMENT_SID)));
             prop_assert!(!remove(&removed.document).unwrap().changed);
         }
+    }
+
+    #[test]
+    fn admission_names_the_role_and_every_other_aws_principal() {
+        let account = "arn:aws:iam::111122223333:root";
+        let open =
+            json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": account}, "Action": "sts:AssumeRole"}]});
+        assert_eq!(
+            admission(&open, KEDA).unwrap(),
+            Admission {
+                admitted: false,
+                others: vec![account.into()]
+            }
+        );
+        let fixed = apply(&open, &trust(true)).unwrap().document;
+        assert_eq!(
+            admission(&fixed, KEDA).unwrap(),
+            Admission {
+                admitted: true,
+                others: vec![]
+            }
+        );
+        let both = apply(&open, &trust(false)).unwrap().document;
+        assert_eq!(
+            admission(&both, KEDA).unwrap(),
+            Admission {
+                admitted: true,
+                others: vec![account.into()]
+            }
+        );
+        // A Deny, another action, a service principal: not counted.
+        let other = json!({"Statement": [
+            {"Effect": "Deny", "Principal": {"AWS": KEDA}, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": {"AWS": KEDA}, "Action": "sts:TagSession"},
+            {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]});
+        assert_eq!(
+            admission(&other, KEDA).unwrap(),
+            Admission {
+                admitted: false,
+                others: vec![]
+            }
+        );
+        assert!(admission(&json!("x"), KEDA).is_err());
     }
 }

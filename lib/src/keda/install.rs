@@ -298,6 +298,62 @@ pub fn operator_deployment(objects: &[DynamicObject]) -> Option<&DynamicObject> 
     objects.iter().find(|o| is(o, "Deployment", OPERATOR))
 }
 
+/// On the operator's Deployment: the release an Update of this install came from, so that the
+/// way back (CloudFormation's rollback, or the user's) is never refused as a downgrade.
+pub const PREVIOUS_VERSION_ANNOTATION: &str = "kedaform.io/previous-version";
+
+/// Records on the operator's Deployment that these objects replace release `previous`.
+pub fn record_previous(objects: &mut [DynamicObject], previous: &str) {
+    if let Some(operator) = objects.iter_mut().find(|o| is(o, "Deployment", OPERATOR)) {
+        operator
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(PREVIOUS_VERSION_ANNOTATION.into(), previous.into());
+    }
+}
+
+/// `2.20.2` (or `v2.20.2`, a pre-release suffix ignored) as numbers to compare.
+fn release(version: &str) -> Option<(u32, u32, u32)> {
+    let core = version.trim().trim_start_matches('v');
+    let core = core.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
+    let release = (parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0));
+    parts.next().is_none().then_some(release)
+}
+
+/// Whether an install of `requested` may replace the KEDA running (`running`, the operator
+/// Deployment's `app.kubernetes.io/version`; `previous`, its [`PREVIOUS_VERSION_ANNOTATION`]).
+///
+/// An older release than the one running is refused: its CRDs would drop the fields of
+/// objects written for the newer one, and its operator does not know them. It is allowed when
+/// `allowed` (`AllowDowngrade`), and always when it is the release the running one replaced:
+/// that is what CloudFormation's rollback of an upgrade asks for, and a request cannot tell a
+/// rollback from a user going back. Versions that do not parse are not judged.
+pub fn check_downgrade(
+    requested: &str,
+    running: Option<&str>,
+    previous: Option<&str>,
+    allowed: bool,
+) -> Result<(), Error> {
+    let (Some(wanted), Some(current)) = (release(requested), running.and_then(release)) else {
+        return Ok(());
+    };
+    if wanted >= current || allowed || previous.and_then(release) == Some(wanted) {
+        return Ok(());
+    }
+    let running = running.unwrap_or_default();
+    Err(Error::invalid(
+        "Version",
+        format!(
+            "{requested} is older than KEDA {running}, which runs on the cluster: a downgrade can drop fields of \
+             ScaledObjects written for {running} and leave an operator that does not know them. Set AllowDowngrade: \
+             true to downgrade anyway (going back to the release this install upgraded from, as a rollback does, \
+             needs no flag)"
+        ),
+    ))
+}
+
 /// The `keda-operator` ServiceAccount, the one object the IRSA overlay changes.
 pub fn operator_account(objects: &[DynamicObject]) -> Option<&DynamicObject> {
     objects.iter().find(|o| is(o, "ServiceAccount", OPERATOR))
@@ -539,5 +595,61 @@ mod tests {
             release_url("2.20.2"),
             "https://github.com/kedacore/keda/releases/download/v2.20.2/keda-2.20.2.yaml"
         );
+    }
+
+    #[test]
+    fn a_downgrade_is_refused_unless_allowed_or_the_way_back() {
+        assert!(
+            check_downgrade("2.20.2", Some("2.19.0"), None, false).is_ok(),
+            "an upgrade"
+        );
+        assert!(
+            check_downgrade("2.20.2", Some("2.20.2"), None, false).is_ok(),
+            "the same"
+        );
+        assert!(check_downgrade("2.19.0", None, None, false).is_ok(), "nothing running");
+        assert!(check_downgrade("2.19.0", Some("not a version"), None, false).is_ok());
+        let refused = check_downgrade("2.18.1", Some("2.20.2"), Some("2.19.0"), false).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("property Version: 2.18.1 is older than KEDA 2.20.2, which runs on the cluster"),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("AllowDowngrade: true"));
+        assert!(
+            check_downgrade("2.18.1", Some("2.20.2"), Some("2.19.0"), true).is_ok(),
+            "allowed"
+        );
+        assert!(
+            check_downgrade("v2.19.0", Some("2.20.2"), Some("2.19.0"), false).is_ok(),
+            "the way back"
+        );
+        assert!(
+            check_downgrade("2.19", Some("2.20.2"), Some("2.19.0"), false).is_ok(),
+            "2.19 is 2.19.0"
+        );
+        assert!(
+            check_downgrade("2.9.0", Some("2.20.2-rc1"), None, false).is_err(),
+            "numbers, not text"
+        );
+    }
+
+    #[test]
+    fn the_previous_release_is_recorded_on_the_operator_only() {
+        let (text, _) = keda();
+        let mut objects = crate::kube::plan::parse_manifest(&text).unwrap();
+        record_previous(&mut objects, "2.19.0");
+        let marked: Vec<String> = objects
+            .iter()
+            .filter(|o| {
+                o.metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.get(PREVIOUS_VERSION_ANNOTATION).map(String::as_str) == Some("2.19.0"))
+            })
+            .map(|o| o.metadata.name.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(marked, ["keda-operator"]);
     }
 }

@@ -297,7 +297,14 @@ impl Applier {
         Ok((api, key))
     }
 
-    /// Applies `objects` in order as `owner`; returns them as the API server stored them.
+    /// The client it works through, for reads of its own (the doctor's).
+    pub fn client(&self) -> &::kube::Client {
+        &self.client
+    }
+
+    /// Applies `objects` in order as `owner`; returns them as the API server stored them. The
+    /// CRDs among them are Established before anything after them is applied: an upgrade's
+    /// new schema is served before the operator that relies on it rolls.
     ///
     /// Each object is read first and judged by [`plan::claim`]: one that does not exist, or
     /// carries `owner`'s label, is applied with that label; one that exists and is nobody's is
@@ -312,8 +319,18 @@ impl Applier {
         adoption: Adoption,
         deadline: Instant,
     ) -> Result<Vec<DynamicObject>, Error> {
-        let mut applied = Vec::with_capacity(objects.len());
+        let mut applied: Vec<DynamicObject> = Vec::with_capacity(objects.len());
+        // CRDs applied in this call, until they are Established: nothing after them (an
+        // operator that watches their kinds, a custom resource) is applied before that.
+        let mut crds: Vec<DynamicObject> = Vec::new();
         for mut object in plan::apply_order(objects) {
+            let is_crd = object
+                .types
+                .as_ref()
+                .is_some_and(|t| t.kind == "CustomResourceDefinition");
+            if !is_crd && !crds.is_empty() {
+                self.wait_ready(&std::mem::take(&mut crds), deadline).await?;
+            }
             let (api, key) = self.api(&object, deadline).await?;
             let name = key.name.clone();
             let current = api.get_opt(&name).await.map_err(|e| kube_error("get", &key, e))?;
@@ -333,31 +350,38 @@ impl Applier {
                 .await
                 .map_err(|e| kube_error("apply", &key, e))?;
             tracing::info!(object = %key, adopted = claim == Claim::Adopted, "applied");
-            if key.kind == "CustomResourceDefinition"
-                && let Some(group) = object.data["spec"]["group"].as_str()
-            {
-                self.crd_groups
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(group.to_owned());
+            if is_crd {
+                if let Some(group) = object.data["spec"]["group"].as_str() {
+                    self.crd_groups
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(group.to_owned());
+                }
+                crds.push(stored.clone());
             }
             applied.push(stored);
         }
+        self.wait_ready(&crds, deadline).await?;
         Ok(applied)
     }
 
     /// Waits, in order, for each object to be ready. On timeout the error names the first
     /// object not ready, why, and its latest events.
+    ///
+    /// An object not ready as given (what its apply returned) is read back at once, then every
+    /// 250 ms doubling to 1 s: a wait ends within a second of the object being ready.
     pub async fn wait_ready(&self, objects: &[DynamicObject], deadline: Instant) -> Result<(), Error> {
         for object in objects {
             let (api, key) = self.api(object, deadline).await?;
             let mut current = object.clone();
-            let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5), deadline);
+            // Whether `current` is still the copy given, not yet read back.
+            let mut given = true;
+            let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(1), deadline);
             // A ready-looking object is looked at once more, a second later, with its events:
             // KEDA's conditions flap on a failing trigger and its events come asynchronously.
             let mut confirmed = false;
             loop {
-                match readiness(&current) {
+                let wait = match readiness(&current) {
                     Readiness::Ready if key.kind != "ScaledObject" || confirmed => break,
                     Readiness::Ready => {
                         let events = self.event_list(&key).await;
@@ -372,7 +396,10 @@ impl Applier {
                             break;
                         }
                         confirmed = true;
+                        true
                     }
+                    // What the apply returned may predate it: read it back before judging.
+                    Readiness::Failed(_) if given => false,
                     Readiness::Failed(reason) => {
                         let events = self.events(&key).await;
                         return Err(Error::NotReady {
@@ -381,6 +408,17 @@ impl Applier {
                         });
                     }
                     Readiness::Pending(reason) => {
+                        // A ScaledObject whose trigger fails may stay not Ready without a new
+                        // condition; its failure events say so sooner.
+                        if key.kind == "ScaledObject" {
+                            let events = self.event_list(&key).await;
+                            if let Some(failure) = scaler_failure(&current, &events) {
+                                return Err(Error::NotReady {
+                                    object: key.to_string(),
+                                    reason: format!("{failure}{}", describe_events(events)),
+                                });
+                            }
+                        }
                         if !backoff.has_time() {
                             let events = self.events(&key).await;
                             return Err(Error::NotReady {
@@ -388,13 +426,23 @@ impl Applier {
                                 reason: format!("{reason}{events}"),
                             });
                         }
+                        !given
                     }
+                };
+                if wait {
+                    backoff.wait().await;
                 }
-                backoff.wait().await;
+                given = false;
                 current = api.get(&key.name).await.map_err(|e| kube_error("get", &key, e))?;
             }
         }
         Ok(())
+    }
+
+    /// `object` as the cluster has it now, or None.
+    pub async fn current(&self, object: &DynamicObject, deadline: Instant) -> Result<Option<DynamicObject>, Error> {
+        let (api, key) = self.api(object, deadline).await?;
+        api.get_opt(&key.name).await.map_err(|e| kube_error("get", &key, e))
     }
 
     /// Whether `object` exists and carries `owner`'s label: only such objects are deleted.

@@ -2,6 +2,7 @@
 //! readiness waits and ordered deletion.
 
 pub mod apply;
+pub mod names;
 pub mod plan;
 pub mod proxy;
 pub mod readiness;

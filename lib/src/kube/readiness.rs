@@ -54,7 +54,7 @@ pub fn readiness(object: &DynamicObject) -> Readiness {
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => needs(&status, "Established"),
         ("apiregistration.k8s.io/v1", "APIService") => needs(&status, "Available"),
         ("apps/v1", "Deployment") => deployment(object, &status),
-        (api_version, "ScaledObject") if api_version.starts_with("keda.sh/") => scaled_object(&status),
+        (api_version, "ScaledObject") if api_version.starts_with("keda.sh/") => scaled_object(object, &status),
         _ => Readiness::Ready,
     }
 }
@@ -62,8 +62,12 @@ pub fn readiness(object: &DynamicObject) -> Readiness {
 /// KEDA's controller sets `Ready=True` once the HPA exists, before any trigger was read; its
 /// scale loop then sets `Active` (True or False) after reading the triggers, or `Ready=False`
 /// when they fail. So a ScaledObject is ready once both are known: KEDA read the queue.
-fn scaled_object(status: &Value) -> Readiness {
+fn scaled_object(object: &DynamicObject, status: &Value) -> Readiness {
     match condition(status, "Ready") {
+        Some(c) if c["status"] == "False" && judged_before(c, object) => Readiness::Pending(format!(
+            "KEDA has not judged the spec written last yet (before it: {})",
+            describe(c)
+        )),
         Some(c) if c["status"] == "False" => Readiness::Failed(describe(c)),
         Some(c) if c["status"] == "True" => match condition(status, "Active") {
             Some(active) if active["status"] == "True" || active["status"] == "False" => Readiness::Ready,
@@ -71,6 +75,48 @@ fn scaled_object(status: &Value) -> Readiness {
         },
         _ => Readiness::Pending("KEDA has not reported Ready yet".into()),
     }
+}
+
+/// When the object's spec was last written, by the API server's clock: the latest time in its
+/// managed fields outside the status subresource (whole seconds). What KEDA reported before it
+/// (a condition, an event) judged an older spec: an Update that corrects a trigger is not
+/// failed by the error it corrects. An event of that very second may be either, and is not
+/// counted: a trigger that still fails reports again at its next poll.
+fn spec_written_at(object: &DynamicObject) -> Option<k8s_openapi::jiff::Timestamp> {
+    object
+        .metadata
+        .managed_fields
+        .as_ref()?
+        .iter()
+        .filter(|m| m.subresource.as_deref().is_none_or(str::is_empty))
+        .filter_map(|m| m.time.as_ref().map(|t| t.0))
+        .max()
+}
+
+/// When the status was last written (KEDA's conditions carry no time of their own).
+fn status_written_at(object: &DynamicObject) -> Option<k8s_openapi::jiff::Timestamp> {
+    object
+        .metadata
+        .managed_fields
+        .as_ref()?
+        .iter()
+        .filter(|m| m.subresource.as_deref() == Some("status"))
+        .filter_map(|m| m.time.as_ref().map(|t| t.0))
+        .max()
+}
+
+/// Whether a condition may have been set before the spec was written, judged by its own
+/// `lastTransitionTime` or else the status's last write. The write's own second may be either
+/// and counts as before: the wait goes on, and a trigger that fails reports again.
+fn judged_before(condition: &Value, object: &DynamicObject) -> bool {
+    let Some(written) = spec_written_at(object) else {
+        return false;
+    };
+    let set = condition["lastTransitionTime"]
+        .as_str()
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        .or_else(|| status_written_at(object));
+    set.is_some_and(|set| set.as_second() <= written.as_second())
 }
 
 /// KEDA's `Ready` flaps on a failing trigger: its scale loop sets `Ready=False`, and its
@@ -86,9 +132,18 @@ pub fn scaler_failure(object: &DynamicObject, events: &[Event]) -> Option<String
     if !is_scaled_object {
         return None;
     }
+    let written = spec_written_at(object);
     events
         .iter()
         .filter(|e| e.involved_object.uid.as_deref() == Some(uid))
+        .filter(|e| {
+            let seen = e
+                .last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or_else(|| e.event_time.as_ref().map(|t| t.0));
+            written.is_none_or(|written| seen.is_none_or(|seen| seen.as_second() > written.as_second()))
+        })
         .find(|e| e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some(KEDA_SCALER_FAILED))
         .map(|e| format!("{KEDA_SCALER_FAILED}: {}", e.message.as_deref().unwrap_or_default()))
 }
@@ -262,6 +317,60 @@ mod tests {
         assert_eq!(
             scaler_failure(&namespace, &[event("u-1", "Warning", "KEDAScalerFailed")]),
             None
+        );
+    }
+
+    #[test]
+    fn what_keda_reported_before_the_spec_was_written_does_not_judge_it() {
+        // The spec written at 10:00:05 (by kedaform; KEDA's status writes do not count).
+        let so = |ready: Value| {
+            object(json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                "metadata": {"name": "s", "namespace": "n", "uid": "u-1", "managedFields": [
+                    {"manager": "kubectl", "operation": "Update", "time": "2026-12-06T09:00:00Z"},
+                    {"manager": "kedaform", "operation": "Apply", "time": "2026-12-06T10:00:05Z"},
+                    {"manager": "keda", "operation": "Update", "subresource": "status", "time": "2026-12-06T10:00:09Z"}]},
+                "status": {"conditions": [ready]}}))
+        };
+        let failed =
+            |at: &str| json!({"type": "Ready", "status": "False", "reason": "TriggerError", "lastTransitionTime": at});
+        let stale =
+            Readiness::Pending("KEDA has not judged the spec written last yet (before it: TriggerError)".into());
+        for at in ["2026-12-06T10:00:04Z", "2026-12-06T10:00:05Z"] {
+            assert_eq!(readiness(&so(failed(at))), stale, "{at}");
+        }
+        assert_eq!(
+            readiness(&so(failed("2026-12-06T10:00:06Z"))),
+            Readiness::Failed("TriggerError".into())
+        );
+        // KEDA's own conditions have no time: the status's last write (10:00:09) tells.
+        let untimed = json!({"type": "Ready", "status": "False", "reason": "TriggerError"});
+        assert_eq!(
+            readiness(&so(untimed.clone())),
+            Readiness::Failed("TriggerError".into())
+        );
+        let mut before = so(untimed);
+        before.metadata.managed_fields.as_mut().unwrap()[2].time =
+            Some(serde_json::from_value(json!("2026-12-06T10:00:03Z")).unwrap());
+        assert_eq!(readiness(&before), stale);
+        let event = |at: &str| -> Event {
+            serde_json::from_value(json!({"metadata": {"name": "e"}, "involvedObject": {"uid": "u-1"},
+                "type": "Warning", "reason": "KEDAScalerFailed", "message": "NonExistentQueue", "lastTimestamp": at}))
+            .unwrap()
+        };
+        let object = so(json!({"type": "Ready", "status": "True"}));
+        assert_eq!(
+            scaler_failure(&object, &[event("2026-12-06T10:00:01Z")]),
+            None,
+            "about the spec before"
+        );
+        assert_eq!(
+            scaler_failure(&object, &[event("2026-12-06T10:00:05.9Z")]),
+            None,
+            "the write's own second"
+        );
+        assert_eq!(
+            scaler_failure(&object, &[event("2026-12-06T10:00:01Z"), event("2026-12-06T10:00:07Z")]),
+            Some("KEDAScalerFailed: NonExistentQueue".into())
         );
     }
 }

@@ -2,6 +2,7 @@
 //! in process, or a kubeconfig's cluster for clusters outside EKS.
 
 use aws_credential_types::provider::SharedCredentialsProvider;
+use tokio::time::Instant;
 
 use crate::cfn::Invocation;
 use crate::eks;
@@ -76,15 +77,20 @@ impl ClusterAccess {
 
     /// An applier for the cluster, or None when the cluster does not exist.
     pub async fn applier(&self, invocation: &Invocation, cluster: &str) -> Result<Option<Applier>, Error> {
+        invocation.step(match &self.kubeconfig {
+            Some(kubeconfig) => format!("connecting to cluster {cluster} of kubeconfig {}", kubeconfig.path),
+            None => format!("describing EKS cluster {cluster}"),
+        });
+        self.connect(cluster, invocation.deadline()).await
+    }
+
+    /// A connection to the cluster (through the kubeconfig, or EKS with a token kept fresh
+    /// while the applier lives), or None when the EKS cluster does not exist.
+    pub async fn connect(&self, cluster: &str, deadline: Instant) -> Result<Option<Applier>, Error> {
         if let Some(kubeconfig) = &self.kubeconfig {
-            invocation.step(format!(
-                "connecting to cluster {cluster} of kubeconfig {}",
-                kubeconfig.path
-            ));
             return Ok(Some(Applier::new(kubeconfig.client(cluster)?)));
         }
-        invocation.step(format!("describing EKS cluster {cluster}"));
-        let Some(cluster) = eks::describe(&self.eks, cluster, invocation.deadline()).await? else {
+        let Some(cluster) = eks::describe(&self.eks, cluster, deadline).await? else {
             return Ok(None);
         };
         let token = eks::RefreshingToken::start(

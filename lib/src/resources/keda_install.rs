@@ -14,6 +14,7 @@ use crate::{Error, Input};
 /// Properties of `Custom::KedaInstall`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[allow(clippy::struct_excessive_bools)] // CloudFormation properties: each its own switch on the wire
 pub struct KedaInstallProperties {
     /// The cluster: an EKS cluster's name, or the kubeconfig's cluster for the CLI.
     pub cluster_name: String,
@@ -42,6 +43,10 @@ pub struct KedaInstallProperties {
     /// the request (default false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt_existing: bool,
+    /// Install a release older than the one running (default false). Going back to the release
+    /// this install upgraded from (what CloudFormation's rollback does) needs no flag.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_downgrade: bool,
     /// Operator replicas, 1 to 10 (KEDA's default 1); they elect one leader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_replicas: Option<i32>,
@@ -89,6 +94,7 @@ impl KedaInstallProperties {
             legacy_fs_group: false,
             token_expiration: DEFAULT_TOKEN_EXPIRATION,
             adopt_existing: false,
+            allow_downgrade: false,
             operator_replicas: None,
             metrics_server_replicas: None,
             webhook_replicas: None,

@@ -9,6 +9,7 @@ use super::kube_manifest::ManifestProperties;
 use super::scaled_object::ScaledObjectProperties;
 use super::{ClusterAccess, KEDA_INSTALL, MANIFEST, SCALED_OBJECT};
 use crate::cfn::{CustomResource, FAILED_CREATE_PREFIX, Invocation, Outcome, UnknownKeys, decode_properties};
+use crate::keda::install;
 use crate::kube::apply::Applier;
 use crate::kube::plan::{self, Adoption};
 use crate::{Error, Input};
@@ -144,13 +145,16 @@ impl Kubernetes {
         }
         let owner = plan::owner(&invocation.stack_id, &invocation.logical_resource_id);
         let applier = self.access.require(invocation, desired.cluster()).await?;
-        let objects = if let Some(objects) = local {
+        let mut objects = if let Some(objects) = local {
             objects
         } else {
             let objects = desired.objects(&self.access, invocation).await?;
             self.access.scope().check(&objects)?;
             objects
         };
+        if let Desired::Keda(keda) = desired {
+            release_change(&applier, keda, previous.as_ref(), &mut objects, invocation).await?;
+        }
         invocation.step(format!(
             "applying {} objects to cluster {}",
             objects.len(),
@@ -203,6 +207,49 @@ impl Kubernetes {
         ));
         applier.delete_all(objects, &owner, invocation.deadline()).await
     }
+}
+
+/// A change of KEDA's release: refused when it is a downgrade not allowed
+/// ([`install::check_downgrade`], judged against the operator running), and recorded on the
+/// operator's Deployment when the Version changes, so that the way back is known.
+async fn release_change(
+    applier: &Applier,
+    keda: &KedaInstallProperties,
+    previous: Option<&Desired>,
+    objects: &mut [DynamicObject],
+    invocation: &Invocation,
+) -> Result<(), Error> {
+    if let Some(operator) = install::operator_deployment(objects) {
+        invocation.step("reading the KEDA release running on the cluster");
+        if let Some(running) = applier.current(operator, invocation.deadline()).await? {
+            let label = |key: &str| {
+                running
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(key))
+                    .map(String::as_str)
+            };
+            let recorded = running
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(install::PREVIOUS_VERSION_ANNOTATION))
+                .map(String::as_str);
+            install::check_downgrade(
+                &keda.version,
+                label("app.kubernetes.io/version"),
+                recorded,
+                keda.allow_downgrade,
+            )?;
+        }
+    }
+    if let Some(Desired::Keda(old)) = previous
+        && old.version != keda.version
+    {
+        install::record_previous(objects, &old.version);
+    }
+    Ok(())
 }
 
 /// Refuses to remove the KEDA operator this resource owns while KEDA's objects remain:

@@ -192,13 +192,7 @@ fn external_id(id: &str) -> Result<(), Error> {
 }
 
 fn dns_label(property: &str, value: &str) -> Result<(), Error> {
-    let valid = (1..=63).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if valid {
+    if crate::kube::names::is_label(value) {
         Ok(())
     } else {
         Err(Error::invalid(
@@ -210,16 +204,7 @@ fn dns_label(property: &str, value: &str) -> Result<(), Error> {
 
 /// A Kubernetes object name (RFC 1123 subdomain): dot-separated labels, 253 characters at most.
 fn dns_subdomain(property: &str, value: &str) -> Result<(), Error> {
-    let valid = (1..=253).contains(&value.len())
-        && value.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
-    if valid {
+    if crate::kube::names::is_subdomain(value) {
         Ok(())
     } else {
         Err(Error::invalid(

@@ -111,6 +111,16 @@ impl Scaler {
     }
 }
 
+/// The replica count KEDA and the HPA settle at when the queue holds `counts` from now on,
+/// starting from `current`: the planner's model run until every cooldown and stabilization
+/// window has passed. What `kedaform doctor` compares with the replicas running.
+pub fn settle(settings: &Settings, version: KubernetesVersion, current: u32, counts: QueueCounts) -> u32 {
+    let mut scaler = Scaler::new(settings.clone(), version);
+    // Scale-down stabilization is 300 s by default; a behavior may set up to an hour.
+    let horizon = settings.cooldown_period + 2 * settings.polling_interval.max(1) + 2 * 3600;
+    (1..=horizon).fold(current, |replicas, now| scaler.tick(now, replicas, counts))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +231,22 @@ mod tests {
         assert_eq!(keda.tick(15, 1, counts(500)), 4, "legacy clamp: max(2 × 1, 4)");
         assert_eq!(keda.tick(16, 4, counts(500)), 4, "no sync between");
         assert_eq!(keda.tick(30, 4, counts(500)), 8);
+    }
+
+    #[test]
+    fn replicas_settle_at_the_queue_over_queue_length_within_the_bounds() {
+        let settings = Settings {
+            min_replicas: 1,
+            max_replicas: 10,
+            ..Settings::default()
+        };
+        let settle = |current, visible| super::settle(&settings, KubernetesVersion::DEFAULT, current, counts(visible));
+        assert_eq!(settle(1, 0), 1);
+        assert_eq!(settle(4, 0), 1, "down to the minimum once the windows pass");
+        assert_eq!(settle(1, 23), 5, "23 messages at 5 per replica");
+        assert_eq!(settle(1, 1000), 10, "the maximum");
+        let to_zero = Settings::default();
+        assert_eq!(super::settle(&to_zero, KubernetesVersion::DEFAULT, 3, counts(0)), 0);
+        assert_eq!(super::settle(&to_zero, KubernetesVersion::DEFAULT, 0, counts(7)), 2);
     }
 }
