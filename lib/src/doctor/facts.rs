@@ -72,21 +72,9 @@ pub(crate) struct Aws {
     pub eks: aws_sdk_eks::Client,
 }
 
-fn list_error(what: &str, error: ::kube::Error) -> Error {
-    match error {
-        ::kube::Error::Api(status) => Error::KubeRefused {
-            action: "list",
-            object: what.to_owned(),
-            code: status.code,
-            reason: status.reason.clone(),
-            message: crate::kube::apply::withhold_values(&status.message),
-        },
-        source => Error::Kube {
-            action: "list",
-            object: what.to_owned(),
-            source: Box::new(source),
-        },
-    }
+/// A failed read of `what`, as the apply engine reports one (unreachable clusters named).
+fn read_error(what: &str, error: ::kube::Error) -> Error {
+    crate::kube::apply::kube_failure("read", what.to_owned(), error)
 }
 
 fn value<T: serde::Serialize>(object: &T) -> Value {
@@ -99,7 +87,7 @@ pub(crate) async fn cluster(client: &::kube::Client, aws: &Aws, cluster: &str) -
     let deployments: Vec<Value> = deployments
         .list(&ListParams::default().labels(PART_OF_KEDA).limit(50))
         .await
-        .map_err(|e| list_error("Deployments labelled app.kubernetes.io/part-of=keda-operator", e))?
+        .map_err(|e| read_error("Deployments labelled app.kubernetes.io/part-of=keda-operator", e))?
         .items
         .iter()
         .map(value)
@@ -108,7 +96,7 @@ pub(crate) async fn cluster(client: &::kube::Client, aws: &Aws, cluster: &str) -
     let apiservice = apiservices
         .get_opt(METRICS_API_SERVICE)
         .await
-        .map_err(|e| list_error(&format!("APIService {METRICS_API_SERVICE}"), e))?
+        .map_err(|e| read_error(&format!("APIService {METRICS_API_SERVICE}"), e))?
         .map(|a| value(&a));
     let mut facts = ClusterFacts {
         deployments,
@@ -122,7 +110,7 @@ pub(crate) async fn cluster(client: &::kube::Client, aws: &Aws, cluster: &str) -
     facts.operator_account = accounts
         .get_opt(&account)
         .await
-        .map_err(|e| list_error(&format!("ServiceAccount {namespace}/{account}"), e))?
+        .map_err(|e| read_error(&format!("ServiceAccount {namespace}/{account}"), e))?
         .map(|a| value(&a));
     let role = if let Some(role) = diagnose::irsa_role(facts.operator_account.as_ref()) {
         Some(role)
@@ -196,7 +184,7 @@ pub(crate) async fn scaled_objects(client: &::kube::Client, target: &Target) -> 
         (namespace, Some(name)) => {
             let namespace = namespace.as_deref().unwrap_or("default");
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-            let found = api.get_opt(name).await.map_err(|e| list_error(&what(namespace), e))?;
+            let found = api.get_opt(name).await.map_err(|e| read_error(&what(namespace), e))?;
             found.map(|o| vec![value(&o)]).ok_or_else(|| {
                 Error::input(
                     Input::ScaledObject,
@@ -223,7 +211,7 @@ async fn list(api: &Api<DynamicObject>, what: &str) -> Result<Vec<Value>, Error>
         Ok(list) => Ok(list.items.iter().map(value).collect()),
         // No ScaledObject CRD: no KEDA, which the keda link reports.
         Err(::kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
-        Err(error) => Err(list_error(what, error)),
+        Err(error) => Err(read_error(what, error)),
     }
 }
 
@@ -300,7 +288,7 @@ where
     api.get_opt(name)
         .await
         .map(|found| found.map(|o| value(&o)))
-        .map_err(|e| list_error(&format!("{kind} {namespace}/{}", shown(name)), e))
+        .map_err(|e| read_error(&format!("{kind} {namespace}/{}", shown(name)), e))
 }
 
 async fn trigger_authentication(
@@ -325,7 +313,7 @@ async fn trigger_authentication(
     match api.get_opt(name).await {
         Ok(found) => Ok(found.map(|o| value(&o))),
         Err(::kube::Error::Api(status)) if status.code == 404 => Ok(None),
-        Err(error) => Err(list_error(
+        Err(error) => Err(read_error(
             &format!("{} {}", trigger.authentication_kind, shown(name)),
             error,
         )),
@@ -342,7 +330,7 @@ async fn events(client: &::kube::Client, namespace: &str, uid: Option<&str>) -> 
     let listed = api
         .list(&ListParams::default().fields(&selector).limit(100))
         .await
-        .map_err(|e| list_error(&format!("Events in {namespace}"), e))?;
+        .map_err(|e| read_error(&format!("Events in {namespace}"), e))?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));

@@ -61,22 +61,28 @@ impl std::fmt::Debug for Applier {
 }
 
 fn kube_error(action: &'static str, object: &ObjectKey, source: ::kube::Error) -> Error {
+    kube_failure(action, object.to_string(), source)
+}
+
+/// What a failed call on `object` (as shown in messages) is: refused by the API server (its
+/// message, values withheld), unreachable (the network path named), or another failure.
+pub(crate) fn kube_failure(action: &'static str, object: String, source: ::kube::Error) -> Error {
     match source {
         ::kube::Error::Api(status) => Error::KubeRefused {
             action,
-            object: object.to_string(),
+            object,
             code: status.code,
             reason: status.reason.clone(),
             message: withhold_values(&status.message),
         },
         source if unreachable(&source) => Error::Unreachable {
             action,
-            object: object.to_string(),
+            object,
             source: Box::new(source),
         },
         source => Error::Kube {
             action,
-            object: object.to_string(),
+            object,
             source: Box::new(source),
         },
     }
