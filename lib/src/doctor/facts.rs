@@ -115,7 +115,12 @@ pub(crate) async fn cluster(client: &::kube::Client, aws: &Aws, cluster: &str) -
     let role = if let Some(role) = diagnose::irsa_role(facts.operator_account.as_ref()) {
         Some(role)
     } else {
-        let association = association(&aws.eks, cluster, &namespace, &account).await;
+        let association = bounded(
+            AWS_READ_LIMIT,
+            "EKS's Pod Identity associations",
+            association(&aws.eks, cluster, &namespace, &account),
+        )
+        .await;
         let role = association.clone().ok().flatten();
         facts.association = Some(association);
         role
@@ -168,12 +173,24 @@ async fn association(eks: &aws_sdk_eks::Client, cluster: &str, namespace: &str, 
 /// the diagnosis reports itself.
 async fn read_role(iam: &TrustPolicies, arn: &str) -> Option<Read<Option<Role>>> {
     let parsed = RoleArn::parse(Input::Role, arn).ok()?;
-    Some(
+    let read = async {
         iam.read(&parsed.name)
             .await
             .map(|role| role.filter(|r| r.arn == arn))
-            .map_err(|e| kedaform_common::error_chain(&e)),
-    )
+            .map_err(|e| kedaform_common::error_chain(&e))
+    };
+    Some(bounded(AWS_READ_LIMIT, "IAM GetRole", read).await)
+}
+
+/// How long one AWS read may take: the SDK bounds connecting, not answering.
+const AWS_READ_LIMIT: Duration = Duration::from_secs(20);
+
+/// `read`, or the reason it is unknown when it has not answered within `limit`: a service that
+/// hangs makes its link unknown instead of holding the whole examination.
+async fn bounded<T>(limit: Duration, what: &str, read: impl Future<Output = Read<T>>) -> Read<T> {
+    tokio::time::timeout(limit, read)
+        .await
+        .unwrap_or_else(|_| Err(format!("{what} did not answer within {} s", limit.as_secs_f64())))
 }
 
 /// The `ScaledObject`s `target` names: one by name, or every one in a namespace or the cluster.
@@ -253,7 +270,14 @@ pub(crate) async fn scaled_object(
                 .region(aws_sdk_sqs::config::Region::new(region))
                 .build(),
         );
-        facts.queue = Some(queue(&sqs, &trigger.queue_url).await);
+        facts.queue = Some(
+            bounded(
+                AWS_READ_LIMIT,
+                "SQS GetQueueAttributes",
+                queue(&sqs, &trigger.queue_url),
+            )
+            .await,
+        );
     }
     Ok(facts)
 }
@@ -347,4 +371,21 @@ async fn events(client: &::kube::Client, namespace: &str, uid: Option<&str>) -> 
             seen.is_some_and(|at| now - at <= recent)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_that_never_answers_becomes_a_reason() {
+        let hung = bounded::<()>(
+            Duration::from_millis(20),
+            "SQS GetQueueAttributes",
+            std::future::pending(),
+        )
+        .await;
+        assert_eq!(hung, Err("SQS GetQueueAttributes did not answer within 0.02 s".into()));
+        assert_eq!(bounded(Duration::from_secs(1), "x", async { Ok(7) }).await, Ok(7));
+    }
 }

@@ -27,7 +27,8 @@
 //! - Reads only: no object, role or queue is changed.
 //! - Bounded: at most [`MAX_SCALED_OBJECTS`] `ScaledObject`s and 100 events each are read;
 //!   every text taken from the cluster or AWS is cut to [`MAX_SHOWN`] characters with control
-//!   characters replaced, so a hostile object cannot flood or rewrite a terminal.
+//!   characters replaced, so a hostile object cannot flood or rewrite a terminal. An AWS read
+//!   that has not answered within 20 s makes its link `unknown`.
 //!
 //! # Errors
 //!
